@@ -1,0 +1,1 @@
+"""corpsync's domain: events → directory changes, the store, platform clients and full sync."""
