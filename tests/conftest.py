@@ -1,0 +1,95 @@
+"""Real PostgreSQL for every test: one migrated template database per session, cloned per test.
+
+The server is CORPSYNC_TEST_DATABASE_URL when set (any database on it: we create our own beside it),
+otherwise the embedded one under a shared temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from receiver import db
+
+SHARED_DIR = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A URL of a database on the server the tests may create databases on."""
+    url = os.environ.get("CORPSYNC_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from receiver.embedded import start_embedded
+
+    # One embedded server for every test process of this user; it keeps running between sessions.
+    embedded = start_embedded(Path(tempfile.gettempdir()) / "corpsync-tests", keep_running=True)
+    yield embedded.url
+
+
+async def _admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> Iterator[str]:
+    """The name of a freshly migrated database that each test clones."""
+    name = f"corpsync_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def build() -> None:
+        await _admin(pg_server_url, f'CREATE DATABASE "{name}"')
+        conn = await db.connect(_with_database(pg_server_url, name))
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    yield name
+    asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """A private, migrated database for one test."""
+    name = f"corpsync_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    yield _with_database(pg_server_url, name)
+    asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A private database with no schema at all (for migration tests)."""
+    name = f"corpsync_e_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(pg_server_url, f'CREATE DATABASE "{name}"'))
+    yield _with_database(pg_server_url, name)
+    asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(db_url, min_size=1, max_size=10)
+    try:
+        yield p
+    finally:
+        await p.close()
