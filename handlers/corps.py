@@ -129,6 +129,7 @@ class WecomProxyCorp:
     corp_id: str
     auth: SuiteAuth
     sync: SyncSettings = SyncSettings()
+    rate_limits: RateLimits | None = None  # this tenant's own limits; None: use the auth's
     type: CorpType = CorpType.WECOM_PROXY
 
     @property
@@ -171,3 +172,5 @@ class AppConfig:
     root: str
     corps: dict[str, CorpConfig]
     auths: dict[str, SuiteAuth]
+    # auths/<name> elements of other JitAI login types, by name -> type: listed by check-config, not served
+    ignored_auths: dict[str, str] = field(default_factory=dict)

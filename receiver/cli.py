@@ -1,0 +1,130 @@
+"""The ``corpsync`` command line (also ``python -m receiver``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from handlers.corps import AppConfig
+from receiver import db
+from receiver.config import describe, load_app_dir
+from receiver.embedded import EmbeddedPostgres, start_embedded
+from receiver.errors import ConfigError
+from receiver.logs import configure_logging
+from receiver.settings import Settings, settings_from_env
+
+log = logging.getLogger("corpsync.cli")
+
+Command = Callable[[argparse.Namespace, Settings], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The database URL to use: CORPSYNC_DATABASE_URL, or the embedded server (stopped on exit)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    embedded: EmbeddedPostgres = start_embedded(settings.app_dir)
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+def load_config(settings: Settings) -> AppConfig:
+    import os
+
+    return load_app_dir(settings.app_dir, os.environ)
+
+
+@command("serve")
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.app import create_app
+
+    config = load_config(settings)
+    with database(settings) as url:
+        app = create_app(settings, config, url)
+        log.info(
+            "serving",
+            extra={"action": "serve_started", "host": settings.host, "port": settings.port, "corps": len(config.corps)},
+        )
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5)
+    log.info("stopped", extra={"action": "serve_stopped"})
+    return 0
+
+
+@command("migrate")
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(url: str) -> list[int]:
+        conn = await db.connect(url)
+        try:
+            return await db.migrate(conn)
+        finally:
+            await conn.close()
+
+    with database(settings) as url:
+        applied = asyncio.run(run(url))
+    print(f"schema at version {db.head_version()}" + (f" (applied {applied})" if applied else " (nothing to do)"))
+    return 0
+
+
+@command("check-config")
+def check_config(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    for line in describe(config, settings.base_url):
+        print(line)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corpsync", description="Keep WeCom / DingTalk directories in PostgreSQL.")
+    parser.add_argument("--app-dir", type=Path, help="the JitAI app dir (env CORPSYNC_APP_DIR, default .)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the receiver, the worker and the scheduled syncs")
+    p.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir")
+    p.add_argument("--host", help="listen address (env CORPSYNC_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (env CORPSYNC_PORT, default 8080)")
+
+    p = sub.add_parser("check-config", help="validate the app dir and print the callback URLs to register")
+    p.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir")
+    sub.add_parser("migrate", help="apply database migrations")
+    for extra in EXTRA_PARSERS:
+        extra(sub)
+    return parser
+
+
+EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_env().with_overrides(
+            app_dir=getattr(args, "sub_app_dir", None) or args.app_dir,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+        )
+        configure_logging(settings.log_format)
+        return COMMANDS[args.command](args, settings)
+    except ConfigError as exc:
+        print(f"corpsync: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,144 @@
+"""Durable intake: verified callbacks are committed to the inbox, in shared transactions, before they are answered.
+
+Callbacks that arrive while a commit is in flight wait and go together in the next one (group commit),
+so durability costs one round trip per group rather than per callback. A callback is answered only
+after the transaction that holds it has committed; if the database cannot commit, ``submit`` raises
+``StoreUnavailable`` and the route answers 503 so the platform retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from handlers.sql import q
+from receiver.errors import StoreUnavailable
+from receiver.metrics import Metrics
+
+log = logging.getLogger("corpsync.intake")
+
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    stream: str  # ordering key: the corp's name (or the suite auth's, for instruction events)
+    platform: str
+    route: str
+    corp: int | None
+    dedupe_key: str
+    event_type: str | None
+    query: dict[str, str]
+    body: str
+    plaintext: str
+
+
+class Intake:
+    """Group-committing writer of inbox rows. ``submit`` returns True for a new event, False for a duplicate."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        metrics: Metrics | None = None,
+        max_batch: int = 500,
+        max_in_flight: int = 4,
+        timeout: float = 3.0,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._timeout = timeout
+        self._on_commit = on_commit
+        self._pending: list[tuple[InboxRecord, asyncio.Future[bool]]] = []
+        self._wakeup = asyncio.Event()
+        self._known_streams: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="corpsync-intake")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        while self._pending or self._tasks:
+            self._wakeup.set()
+            await asyncio.sleep(0.005)
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+    async def submit(self, record: InboxRecord) -> bool:
+        if self._runner is None:
+            raise StoreUnavailable("intake is not running")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._slots.acquire()
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                task = asyncio.create_task(self._flush(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch: list[tuple[InboxRecord, asyncio.Future[bool]]]) -> None:
+        try:
+            outcome = await asyncio.wait_for(self._commit([r for r, _ in batch]), self._timeout)
+        except _DB_ERRORS as exc:
+            log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable("the inbox could not commit"))
+            return
+        finally:
+            self._slots.release()
+        if self._metrics is not None:
+            self._metrics.inbox_batch.observe(len(batch))
+        for (_, future), inserted in zip(batch, outcome, strict=True):
+            if not future.done():
+                future.set_result(inserted)
+        if self._on_commit is not None and any(outcome):
+            self._on_commit()
+
+    async def _commit(self, records: list[InboxRecord]) -> list[bool]:
+        """Insert one group; for each record, whether it was new (a repeat within the group is a duplicate)."""
+        first: dict[tuple[str, str], int] = {}
+        for i, r in enumerate(records):
+            first.setdefault((r.stream, r.dedupe_key), i)
+        unique = [records[i] for i in first.values()]
+        new_streams = sorted({r.stream for r in unique} - self._known_streams)
+        async with self._pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+            if new_streams:
+                await conn.execute(q("inbox_ensure_streams"), new_streams)
+            rows = await conn.fetch(
+                q("inbox_insert_batch"),
+                [r.stream for r in unique],
+                [r.platform for r in unique],
+                [r.route for r in unique],
+                [r.corp for r in unique],
+                [r.dedupe_key for r in unique],
+                [r.event_type for r in unique],
+                [orjson.dumps(r.query).decode() for r in unique],
+                [r.body for r in unique],
+                [r.plaintext for r in unique],
+            )
+        self._known_streams.update(new_streams)
+        inserted = {(row["stream"], row["dedupe_key"]) for row in rows}
+        return [
+            first[(r.stream, r.dedupe_key)] == i and (r.stream, r.dedupe_key) in inserted
+            for i, r in enumerate(records)
+        ]

@@ -1,0 +1,82 @@
+"""Process settings from ``CORPSYNC_*`` environment variables; CLI flags override them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from handlers.corps import Secret
+from receiver.errors import ConfigError
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_dir: Path = Path(".")
+    database_url: str | None = None  # None: the embedded PostgreSQL under <app_dir>/.corpsync/
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: Secret | None = None
+    public_url: str | None = None  # how the platforms reach us; used to print callback URLs
+    callback_max_age: int | None = None  # opt-in timestamp freshness window, seconds
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_format: str = "auto"  # 'json', 'text' or 'auto' (text on a terminal)
+    run_worker: bool = True
+    run_scheduler: bool = True
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply CLI flags; a None value keeps the setting as it is."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _int(environ: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0) -> int | None:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment: {name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"environment: {name}: must be at least {minimum}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"environment: {name}: expected true or false, got {raw!r}")
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    token = env.get("CORPSYNC_ADMIN_TOKEN") or None
+    log_format = env.get("CORPSYNC_LOG_FORMAT", "auto")
+    if log_format not in {"auto", "json", "text"}:
+        raise ConfigError(f"environment: CORPSYNC_LOG_FORMAT: expected auto, json or text, got {log_format!r}")
+    return Settings(
+        app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
+        database_url=env.get("CORPSYNC_DATABASE_URL") or None,
+        host=env.get("CORPSYNC_HOST") or "127.0.0.1",
+        port=_int(env, "CORPSYNC_PORT", 8080, minimum=0) or 0,
+        admin_token=Secret(token) if token else None,
+        public_url=(env.get("CORPSYNC_PUBLIC_URL") or "").rstrip("/") or None,
+        callback_max_age=_int(env, "CORPSYNC_CALLBACK_MAX_AGE", None, minimum=1),
+        max_body_bytes=_int(env, "CORPSYNC_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024) or DEFAULT_MAX_BODY,
+        log_format=log_format,
+        run_worker=_flag(env, "CORPSYNC_WORKER", True),
+        run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
+    )
