@@ -92,6 +92,13 @@ def check_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("simulate")
+def simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.testing import main as simulator_main
+
+    return simulator_main(list(args.passthrough))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpsync", description="Keep WeCom / DingTalk directories in PostgreSQL.")
     parser.add_argument("--app-dir", type=Path, help="the JitAI app dir (env CORPSYNC_APP_DIR, default .)")
@@ -105,16 +112,25 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate the app dir and print the callback URLs to register")
     p.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir")
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser(
+        "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
+    )
     for extra in EXTRA_PARSERS:
         extra(sub)
     return parser
 
 
+PASSTHROUGH = {"simulate"}  # commands whose own parser reads the rest of the line
 EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command in PASSTHROUGH:
+        args.passthrough = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = settings_from_env().with_overrides(
             app_dir=getattr(args, "sub_app_dir", None) or args.app_dir,
