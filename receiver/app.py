@@ -54,8 +54,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return response
     except CallbackRejected as exc:
         outcome = f"rejected_{type(exc).__name__.rstrip('_').lower()}"
-        log.info("callback rejected", extra={"action": "callback_rejected", "reason": type(exc).__name__,
-                                             "wecom_code": exc.wecom_code, "path": request.path})
+        log.info(
+            "callback rejected",
+            extra={
+                "action": "callback_rejected",
+                "reason": type(exc).__name__,
+                "wecom_code": exc.wecom_code,
+                "path": request.path,
+            },
+        )
         return _reject(exc.status, type(exc).__name__, api)
     except UnknownCorp:
         outcome = "unknown_corp"

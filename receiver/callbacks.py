@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 
 from handlers.model import Platform
-from receiver import dingtalk, wecom
+import receiver.dingtalk as dingtalk
+import receiver.wecom as wecom
 from receiver.crypto import CallbackCipher, Opened, new_nonce
 from receiver.endpoints import CorpEndpoint, SuiteEndpoint
 from receiver.errors import EnvelopeError, ReceiveIdError, StaleTimestampError, UnknownCorp
@@ -84,8 +85,15 @@ async def _open_wecom_post(request: web.Request, cipher: CallbackCipher, allowed
 
 
 async def _record(
-    request: web.Request, *, platform: Platform, route: str, stream: str, corp_name: str | None, plaintext: str,
-    dedupe_key: str, event_type: str | None,
+    request: web.Request,
+    *,
+    platform: Platform,
+    route: str,
+    stream: str,
+    corp_name: str | None,
+    plaintext: str,
+    dedupe_key: str,
+    event_type: str | None,
 ) -> bool:
     body = (await request.read()).decode("utf-8", errors="replace")
     record = InboxRecord(
@@ -123,8 +131,14 @@ async def wecom_event(request: web.Request) -> web.Response:
     opened = await _open_wecom_post(request, endpoint.cipher, endpoint.receive_ids)
     text = _text(opened.message)
     await _record(
-        request, platform=Platform.WECOM, route="wecom", stream=endpoint.name, corp_name=endpoint.name,
-        plaintext=text, dedupe_key=hashlib.sha256(opened.message).hexdigest(), event_type=_wecom_event(text),
+        request,
+        platform=Platform.WECOM,
+        route="wecom",
+        stream=endpoint.name,
+        corp_name=endpoint.name,
+        plaintext=text,
+        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -141,8 +155,14 @@ async def suite_instruction(request: web.Request) -> web.Response:
     opened = await _open_wecom_post(request, endpoint.cipher, endpoint.instruction_ids)
     text = _text(opened.message)
     await _record(
-        request, platform=Platform.WECOM, route="wecom-suite", stream=endpoint.stream, corp_name=None,
-        plaintext=text, dedupe_key=hashlib.sha256(opened.message).hexdigest(), event_type=_wecom_event(text),
+        request,
+        platform=Platform.WECOM,
+        route="wecom-suite",
+        stream=endpoint.stream,
+        corp_name=None,
+        plaintext=text,
+        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -169,9 +189,14 @@ async def suite_data(request: web.Request) -> web.Response:
     text = _text(opened.message)
     stream = endpoint.tenant_stream(opened.receive_id)
     await _record(
-        request, platform=Platform.WECOM, route="wecom-suite-data", stream=stream,
-        corp_name=endpoint.configured_tenants.get(opened.receive_id), plaintext=text,
-        dedupe_key=hashlib.sha256(opened.message).hexdigest(), event_type=_wecom_event(text),
+        request,
+        platform=Platform.WECOM,
+        route="wecom-suite-data",
+        stream=stream,
+        corp_name=endpoint.configured_tenants.get(opened.receive_id),
+        plaintext=text,
+        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -183,7 +208,9 @@ async def dingtalk_event(request: web.Request) -> web.Response:
         raise UnknownCorp("unknown corp")
     parsed = dingtalk.parse_request(request.query, await request.read())
     _check_fresh(request, parsed.timestamp)
-    opened = endpoint.cipher.open(parsed.signature, parsed.timestamp, parsed.nonce, parsed.encrypt, endpoint.receive_ids)
+    opened = endpoint.cipher.open(
+        parsed.signature, parsed.timestamp, parsed.nonce, parsed.encrypt, endpoint.receive_ids
+    )
     text = _text(opened.message)
     event = dingtalk.parse_event(opened.message)
     if event.event_type == "check_url":
@@ -191,8 +218,14 @@ async def dingtalk_event(request: web.Request) -> web.Response:
     else:
         key = f"event:{event.event_id}" if event.event_id else hashlib.sha256(opened.message).hexdigest()
         await _record(
-            request, platform=Platform.DINGTALK, route="dingtalk", stream=endpoint.name, corp_name=endpoint.name,
-            plaintext=text, dedupe_key=key, event_type=event.event_type,
+            request,
+            platform=Platform.DINGTALK,
+            route="dingtalk",
+            stream=endpoint.name,
+            corp_name=endpoint.name,
+            plaintext=text,
+            dedupe_key=key,
+            event_type=event.event_type,
         )
     reply = dingtalk.success_reply(
         endpoint.cipher, opened.receive_id, timestamp=str(int(time.time() * 1000)), nonce=new_nonce()

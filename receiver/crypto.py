@@ -1,0 +1,200 @@
+"""The callback cipher WeCom and DingTalk share: SHA-1 signature, AES-256-CBC, 32-byte PKCS#7 framing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from Crypto.Cipher import AES
+
+from receiver.errors import (
+    Base64Error,
+    BufferError_,
+    ConfigError,
+    DecryptError,
+    IllegalAesKey,
+    ReceiveIdError,
+    SignatureError,
+)
+
+__all__ = ["CallbackCipher", "Opened", "Sealed", "new_nonce"]
+
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9]{43}")
+_BLOCK = 32  # PKCS#7 block of both platforms; AES itself still works on 16-byte blocks
+_PADS = tuple(bytes([n]) * n for n in range(_BLOCK + 1))
+_LENGTH = struct.Struct(">I")
+# Plaintext layout after the sacrificial block that decrypt() prepends (see _ChainedCbc):
+# [16 garbage][16 random][4 msg_len][msg][receive_id][pad]
+_MSG_LEN_AT = 32
+_MSG_AT = 36
+# The last base64 digit before "=" / "==" may only carry zero bits in canonical output.
+_CANONICAL_BEFORE_ONE_PAD = frozenset("AEIMQUYcgkosw048")
+_CANONICAL_BEFORE_TWO_PADS = frozenset("AQgw")
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_UNBIASED_BELOW = 256 - 256 % len(_ALPHANUMERIC)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A verified, decrypted callback. ``message`` is personal data: it is kept out of the repr."""
+
+    message: bytes = field(repr=False)
+    receive_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """An encrypted, signed message, ready to be put in a reply envelope."""
+
+    encrypt: str
+    signature: str
+    timestamp: str
+    nonce: str
+
+
+class _ChainedCbc(threading.local):
+    """One CBC decryptor per thread, reused across messages.
+
+    Building an AES object re-runs the key schedule and costs more than decrypting a whole callback.
+    A CBC object is stateful only in its chaining value (the last ciphertext block), and plaintext
+    block i depends only on ciphertext blocks i and i-1. Decrypting ``iv + ciphertext`` therefore
+    yields one garbage block followed by exactly the plaintext a fresh object would give, whatever
+    the object decrypted before. Thread-local, because the chaining value is shared mutable state.
+    """
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self.cbc = AES.new(key, AES.MODE_CBC, iv=iv)
+
+
+class CallbackCipher:
+    """Signs, verifies, encrypts and decrypts callbacks for one token and EncodingAESKey. Pure: no I/O."""
+
+    __slots__ = ("_chained", "_iv", "_key", "_random_bytes", "_token")
+
+    def __init__(
+        self,
+        token: str,
+        encoding_aes_key: str,
+        *,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        if not _KEY_SHAPE.fullmatch(encoding_aes_key):
+            raise IllegalAesKey("EncodingAESKey must be exactly 43 characters of A-Z, a-z, 0-9")
+        if not token:
+            raise ConfigError("callback token must not be empty")
+        # 43 base64 digits carry 258 bits; the two spare bits are ignored, as every vendor sample does.
+        key = base64.b64decode(encoding_aes_key + "=")
+        if len(key) != 32:  # cannot happen for 43 digits; kept because the key is the whole security
+            raise IllegalAesKey("EncodingAESKey must decode to 32 bytes")
+        self._token = token
+        self._key = key
+        self._iv = key[:16]
+        self._random_bytes = random_bytes
+        self._chained = _ChainedCbc(key, self._iv)
+
+    def __repr__(self) -> str:
+        return "CallbackCipher(<secret>)"
+
+    def signature(self, timestamp: str, nonce: str, encrypted: str) -> str:
+        """Lower-case hex SHA-1 of the token, timestamp, nonce and ciphertext, sorted and concatenated."""
+        joined = "".join(sorted((self._token, timestamp, nonce, encrypted)))
+        digest = hashlib.sha1(joined.encode("utf-8", "surrogatepass"))  # noqa: S324 - the vendors' scheme
+        return digest.hexdigest()
+
+    def verify(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
+        """Raise SignatureError unless ``signature`` signs the other three values (constant time)."""
+        if not signature or not signature.isascii():
+            raise SignatureError("missing or malformed signature")
+        if not hmac.compare_digest(signature, self.signature(timestamp, nonce, encrypted)):
+            raise SignatureError("signature does not match")
+
+    def decrypt(self, encrypted: str) -> tuple[bytes, str]:
+        """Return (message, receive_id) from a base64 ciphertext, checking every length and pad byte."""
+        try:
+            raw = binascii.a2b_base64(encrypted, strict_mode=True)
+        except ValueError as exc:  # binascii.Error, and ValueError for non-ASCII text
+            raise Base64Error("ciphertext is not standard padded base64") from exc
+        if not _is_canonical(encrypted):
+            raise Base64Error("ciphertext base64 is not canonical")
+        size = len(raw)
+        if size < _BLOCK or size % 16:
+            raise DecryptError("ciphertext length must be a multiple of 16 and at least 32")
+        plain: bytes = self._chained.cbc.decrypt(self._iv + raw)
+        pad = plain[-1]
+        if pad == 0 or pad > _BLOCK or not plain.endswith(_PADS[pad]):
+            raise DecryptError("bad PKCS#7 padding")
+        end = len(plain) - pad
+        if end < _MSG_AT:
+            raise BufferError_("plaintext shorter than its 20-byte header")
+        msg_end = _MSG_AT + _LENGTH.unpack_from(plain, _MSG_LEN_AT)[0]
+        if msg_end > end:
+            raise BufferError_("message length field exceeds the plaintext")
+        try:
+            receive_id = plain[msg_end:end].decode()
+        except UnicodeDecodeError as exc:
+            raise BufferError_("receive-id is not UTF-8") from exc
+        return plain[_MSG_AT:msg_end], receive_id
+
+    def encrypt(self, message: bytes, receive_id: str, *, random16: bytes | None = None) -> str:
+        """Base64 AES-CBC of random16 + length + message + receive_id, padded to 32 bytes."""
+        if random16 is None:
+            random16 = self._random_bytes(16)
+        if len(random16) != 16:
+            raise ValueError("random16 must be exactly 16 bytes")
+        body = b"".join((random16, _LENGTH.pack(len(message)), message, receive_id.encode()))
+        padded = body + _PADS[_BLOCK - len(body) % _BLOCK]
+        ciphertext: bytes = AES.new(self._key, AES.MODE_CBC, iv=self._iv).encrypt(padded)
+        return base64.b64encode(ciphertext).decode("ascii")
+
+    def open(
+        self,
+        signature: str,
+        timestamp: str,
+        nonce: str,
+        encrypted: str,
+        allowed_receive_ids: Collection[str],
+    ) -> Opened:
+        """Verify, then decrypt, then check the receive-id against the set allowed for the endpoint."""
+        self.verify(signature, timestamp, nonce, encrypted)
+        message, receive_id = self.decrypt(encrypted)
+        if receive_id not in allowed_receive_ids:
+            raise ReceiveIdError("receive-id not allowed on this endpoint")
+        return Opened(message, receive_id)
+
+    def seal(
+        self,
+        message: bytes,
+        receive_id: str,
+        timestamp: str,
+        nonce: str,
+        *,
+        random16: bytes | None = None,
+    ) -> Sealed:
+        """Encrypt ``message`` for ``receive_id`` and sign it with the given timestamp and nonce."""
+        encrypted = self.encrypt(message, receive_id, random16=random16)
+        return Sealed(encrypted, self.signature(timestamp, nonce, encrypted), timestamp, nonce)
+
+
+def new_nonce(random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> str:
+    """16 random letters and digits, without modulo bias."""
+    chars: list[str] = []
+    while len(chars) < 16:
+        chars.extend(_ALPHANUMERIC[b % len(_ALPHANUMERIC)] for b in random_bytes(16) if b < _UNBIASED_BELOW)
+    return "".join(chars[:16])
+
+
+def _is_canonical(encrypted: str) -> bool:
+    """True unless the digit before the '=' padding carries non-zero spare bits."""
+    if encrypted.endswith("=="):
+        return encrypted[-3] in _CANONICAL_BEFORE_TWO_PADS
+    if encrypted.endswith("="):
+        return encrypted[-2] in _CANONICAL_BEFORE_ONE_PAD
+    return True
