@@ -15,7 +15,7 @@ from receiver import callbacks, db, health
 from receiver.endpoints import build_endpoints
 from receiver.errors import CallbackRejected, StoreUnavailable, UnknownCorp
 from receiver.intake import Intake
-from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, POOL, SETTINGS
+from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, OUTCOME, POOL, SETTINGS
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 
@@ -50,7 +50,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     outcome = "error"
     try:
         response = await handler(request)
-        outcome = str(request.get("outcome", "verified" if request.method == "GET" else "accepted"))
+        outcome = request.get(OUTCOME, "verified" if request.method == "GET" else "accepted")
         return response
     except CallbackRejected as exc:
         outcome = f"rejected_{type(exc).__name__.rstrip('_').lower()}"

@@ -13,14 +13,14 @@ import time
 import orjson
 from aiohttp import web
 
-from handlers.model import Platform
 import receiver.dingtalk as dingtalk
 import receiver.wecom as wecom
+from handlers.model import Platform
 from receiver.crypto import CallbackCipher, Opened, new_nonce
 from receiver.endpoints import CorpEndpoint, SuiteEndpoint
 from receiver.errors import EnvelopeError, ReceiveIdError, StaleTimestampError, UnknownCorp
 from receiver.intake import InboxRecord
-from receiver.keys import CORP_ROWS, ENDPOINTS, INTAKE, POOL, SETTINGS
+from receiver.keys import CORP_ROWS, ENDPOINTS, INTAKE, OUTCOME, POOL, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -108,7 +108,7 @@ async def _record(
         plaintext=plaintext,
     )
     new = await request.app[INTAKE].submit(record)
-    request["outcome"] = "accepted" if new else "duplicate"
+    request[OUTCOME] = "accepted" if new else "duplicate"
     return new
 
 
@@ -214,7 +214,7 @@ async def dingtalk_event(request: web.Request) -> web.Response:
     text = _text(opened.message)
     event = dingtalk.parse_event(opened.message)
     if event.event_type == "check_url":
-        request["outcome"] = "verified"
+        request[OUTCOME] = "verified"
     else:
         key = f"event:{event.event_id}" if event.event_id else hashlib.sha256(opened.message).hexdigest()
         await _record(

@@ -67,7 +67,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             applied.append(migration.version)
             log.info(
                 "migration applied",
-                extra={"action": "migration_applied", "version": migration.version, "name": migration.name},
+                extra={"action": "migration_applied", "version": migration.version, "migration": migration.name},
             )
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)

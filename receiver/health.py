@@ -27,7 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with request.app[POOL].acquire(timeout=2) as conn:
             version = await asyncio.wait_for(db.schema_version(conn), 2)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         reasons.append("database unreachable")
     if version is not None and version != db.head_version():
         reasons.append(f"schema at version {version}, expected {db.head_version()}")

@@ -13,6 +13,7 @@ from receiver.metrics import Metrics
 from receiver.settings import Settings
 
 if TYPE_CHECKING:
+    from handlers.triggers import SyncScheduler
     from receiver.endpoints import Endpoints
     from receiver.intake import Intake
 
@@ -24,3 +25,5 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 CORP_ROWS = web.AppKey("corp_rows", dict[str, int])
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints")
 INTAKE: web.AppKey[Intake] = web.AppKey("intake")
+SCHEDULER: web.AppKey[SyncScheduler] = web.AppKey("scheduler")  # set by whoever runs the scheduler; optional
+OUTCOME = web.RequestKey("outcome", str)  # how a callback ended, for metrics

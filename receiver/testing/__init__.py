@@ -10,6 +10,15 @@ from receiver.testing.callbacks import (
 )
 from receiver.testing.events import Callbacks
 from receiver.testing.gate import ApiError, RateLimits
+from receiver.testing.harness import (
+    Pushed,
+    push_event,
+    signed_request,
+    write_dingtalk_corp,
+    write_proxy_corp,
+    write_suite,
+    write_wecom_corp,
+)
 from receiver.testing.org import SimDept, SimMember, SimOrg, SimRole, SimRoleGroup, SimTag, generate_org
 from receiver.testing.serve import describe, main, run_simulator
 from receiver.testing.simulator import PushResult, Simulator
@@ -19,6 +28,7 @@ __all__ = [
     "Callbacks",
     "DingTalkApp",
     "PushResult",
+    "Pushed",
     "RateLimits",
     "SimDept",
     "SimMember",
@@ -35,8 +45,14 @@ __all__ = [
     "generate_org",
     "main",
     "mutations",
+    "push_event",
     "run_simulator",
     "sign_dingtalk_callback",
     "sign_wecom_callback",
     "sign_wecom_url_verification",
+    "signed_request",
+    "write_dingtalk_corp",
+    "write_proxy_corp",
+    "write_suite",
+    "write_wecom_corp",
 ]
