@@ -1,4 +1,4 @@
-"""One-call helpers for test authors: write an app dir, and push a plaintext event through an app as the platform would."""
+"""One-call test helpers: write an app dir; push a plaintext event through an app as the platform would."""
 
 from __future__ import annotations
 

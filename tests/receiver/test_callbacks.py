@@ -76,9 +76,9 @@ def settings(app_dir: Path) -> Settings:
 @pytest.fixture
 async def client(
     aiohttp_client: Callable[..., Any], settings: Settings, config: AppConfig, db_url: str
-) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(settings, config, db_url)
-    yield await aiohttp_client(app)
+) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, config, db_url))
+    return client
 
 
 @pytest.fixture
