@@ -11,7 +11,7 @@ from aiohttp import web
 
 from handlers.corps import AppConfig
 from handlers.registry import ensure_corps
-from receiver import callbacks, db, health
+from receiver import api, callbacks, db, health, services
 from receiver.endpoints import build_endpoints
 from receiver.errors import CallbackRejected, StoreUnavailable, UnknownCorp
 from receiver.intake import Intake
@@ -111,7 +111,8 @@ def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.
         yield
         await writer.close()
 
-    app.cleanup_ctx.extend([database, http_session, intake])
+    app.cleanup_ctx.extend([database, http_session, intake, services.clients, services.scheduler, api.lifecycle])
     app.add_routes(callbacks.routes)
     app.add_routes(health.routes)
+    app.add_routes(api.routes)
     return app

@@ -84,6 +84,54 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+SYNC_EXIT = {"succeeded": 0, "failed": 1, "quarantined": 3, "already_running": 4}
+
+
+@command("sync")
+def sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Full sync of one corp now: progress bar on a terminal, then the summary. Exit 3 when quarantined."""
+    import aiohttp
+
+    from handlers.clients import make_client
+    from handlers.fullsync import format_summary, run_full_sync
+    from handlers.registry import ensure_corp
+    from receiver.progress import ProgressBar
+
+    config = load_config(settings)
+    corp = config.corps.get(args.corp)
+    if corp is None:
+        known = ", ".join(sorted(config.corps)) or "none"
+        print(f"corpsync: no corp named {args.corp!r} in {settings.app_dir} (corps: {known})", file=sys.stderr)
+        return 2
+
+    async def run(url: str) -> str:
+        pool = await db.create_pool(url, min_size=1, max_size=8)
+        bar = ProgressBar()
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+                row = await ensure_corp(conn, corp)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10)) as session:
+                result = await run_full_sync(
+                    pool,
+                    row,
+                    corp,
+                    make_client(corp, session, pool),
+                    trigger="manual",
+                    allow_deletes=args.allow_deletes,
+                    progress=bar if bar.enabled else None,
+                )
+        finally:
+            bar.close()
+            await pool.close()
+        print(format_summary(result))
+        return str(result.status.value)
+
+    with database(settings) as url:
+        status = asyncio.run(run(url))
+    return SYNC_EXIT.get(status, 1)
+
+
 @command("check-config")
 def check_config(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
@@ -102,26 +150,29 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpsync", description="Keep WeCom / DingTalk directories in PostgreSQL.")
     parser.add_argument("--app-dir", type=Path, help="the JitAI app dir (env CORPSYNC_APP_DIR, default .)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir (env CORPSYNC_APP_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="run the receiver, the worker and the scheduled syncs")
-    p.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir")
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common])
+
+    p = add("serve", "run the receiver, the worker and the scheduled syncs")
     p.add_argument("--host", help="listen address (env CORPSYNC_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (env CORPSYNC_PORT, default 8080)")
-
-    p = sub.add_parser("check-config", help="validate the app dir and print the callback URLs to register")
-    p.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir")
-    sub.add_parser("migrate", help="apply database migrations")
+    add("check-config", "validate the app dir and print the callback URLs to register")
+    add("migrate", "apply database migrations")
+    p = add("sync", "full sync of one corp now (exit 3 when removals were held)")
+    p.add_argument("corp", help="the corp's name in the app dir")
+    p.add_argument("--allow-deletes", action="store_true", help="confirm removals the deletion guard would hold")
     sub.add_parser(
         "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
     )
-    for extra in EXTRA_PARSERS:
-        extra(sub)
     return parser
 
 
 PASSTHROUGH = {"simulate"}  # commands whose own parser reads the rest of the line
-EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

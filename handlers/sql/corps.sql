@@ -3,11 +3,12 @@ INSERT INTO corps (name, platform, type, corp_id, auth_name, title, root_dept_id
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (name) DO UPDATE
 SET platform = EXCLUDED.platform, type = EXCLUDED.type, corp_id = EXCLUDED.corp_id,
-    auth_name = EXCLUDED.auth_name, title = EXCLUDED.title, root_dept_id = EXCLUDED.root_dept_id,
+    auth_name = EXCLUDED.auth_name, title = EXCLUDED.title,
+    root_dept_id = coalesce(EXCLUDED.root_dept_id, corps.root_dept_id),  -- unset in config: keep what sync found
     updated_at = now()
 WHERE (corps.platform, corps.type, corps.corp_id, corps.auth_name, corps.title, corps.root_dept_id)
       IS DISTINCT FROM (EXCLUDED.platform, EXCLUDED.type, EXCLUDED.corp_id, EXCLUDED.auth_name,
-                        EXCLUDED.title, EXCLUDED.root_dept_id)
+                        EXCLUDED.title, coalesce(EXCLUDED.root_dept_id, corps.root_dept_id))
 RETURNING id;
 
 -- name: corp_id_by_name

@@ -1,0 +1,481 @@
+-- Full sync: the run record, the per-corp advisory lock, staging tables and the set-based merge.
+-- $1 is always the corps row id; $2, where used, the sync_runs id (for change_log.sync_run_id).
+-- Every merge writes only rows whose values differ (IS DISTINCT FROM), and logs exactly what it wrote.
+
+-- name: fs_try_lock
+SELECT pg_try_advisory_lock($1::int, $2::int);
+
+-- name: fs_unlock
+SELECT pg_advisory_unlock($1::int, $2::int);
+
+-- name: fs_fail_interrupted_runs
+-- Runs left 'running' by a process that died; only called while holding the corp's lock.
+UPDATE sync_runs SET status = 'failed', finished_at = now(), error = 'interrupted: the syncing process stopped'
+WHERE corp = $1 AND status = 'running';
+
+-- name: fs_start_run
+INSERT INTO sync_runs (corp, trigger) VALUES ($1, $2) RETURNING id, started_at;
+
+-- name: fs_running_run
+SELECT id FROM sync_runs WHERE corp = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1;
+
+-- name: fs_finish_run
+-- counts and held arrive as JSON text (independent of the connection's jsonb codec).
+UPDATE sync_runs
+SET status = $2, finished_at = now(), counts = $3::text::jsonb, api_calls = $4, error = $5, held = $6::text::jsonb
+WHERE id = $1
+RETURNING finished_at;
+
+-- name: fs_confirm_quarantined
+-- A run with the guard off supersedes the removals earlier runs held.
+UPDATE sync_runs SET confirmed_at = now()
+WHERE corp = $1 AND status = 'quarantined' AND confirmed_at IS NULL AND id < $2;
+
+-- name: fs_clear_sync_request
+UPDATE corps SET sync_requested_at = NULL, sync_request_reason = NULL
+WHERE id = $1 AND sync_requested_at IS NOT NULL;
+
+-- name: fs_set_root
+UPDATE corps SET root_dept_id = $2, updated_at = now()
+WHERE id = $1 AND root_dept_id IS DISTINCT FROM $2;
+
+-- name: fs_sync_state
+-- What the scheduler needs per corp, on the database clock: is a run holding the corp's lock ($2 = the
+-- lock namespace), the newest run, the newest good run, failed runs since, and the open request.
+SELECT c.id, c.name, now() AS now, c.sync_requested_at, c.sync_request_reason,
+       EXISTS (
+           SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $2::int::oid AND l.objid = c.id::oid
+       ) AS running,
+       last.started_at AS last_started_at, last.status AS last_status,
+       good.finished_at AS last_good_at,
+       (SELECT count(*) FROM sync_runs f
+        WHERE f.corp = c.id AND f.status = 'failed' AND f.started_at > coalesce(good.started_at, '-infinity')
+       ) AS failures
+FROM corps c
+LEFT JOIN LATERAL (
+    SELECT started_at, status FROM sync_runs WHERE corp = c.id ORDER BY started_at DESC LIMIT 1
+) last ON true
+LEFT JOIN LATERAL (
+    SELECT started_at, finished_at FROM sync_runs
+    WHERE corp = c.id AND status IN ('succeeded', 'quarantined') ORDER BY started_at DESC LIMIT 1
+) good ON true
+WHERE c.name = ANY($1::text[]) AND c.status = 'active';
+
+-- name: fs_create_staging
+CREATE TEMP TABLE fs_departments (
+    dept_id text PRIMARY KEY, parent_id text, name text, name_en text, "order" bigint, leaders text[]
+) ON COMMIT DROP;
+CREATE TEMP TABLE fs_members (
+    user_id text PRIMARY KEY, union_id text, open_user_id text, name text, alias text, position text,
+    mobile text, email text, biz_mail text, telephone text, gender smallint, avatar text, job_number text,
+    work_place text, hired_date bigint, direct_leaders text[], platform_status smallint, extattr text,
+    main_dept_id text, departments_known boolean NOT NULL
+) ON COMMIT DROP;
+CREATE TEMP TABLE fs_member_departments (
+    user_id text, dept_id text, is_leader boolean, "order" bigint, PRIMARY KEY (user_id, dept_id)
+) ON COMMIT DROP;
+CREATE TEMP TABLE fs_member_diff (user_id text PRIMARY KEY, member bigint, op text, fields text[]) ON COMMIT DROP;
+CREATE TEMP TABLE fs_tags (
+    tag_id text PRIMARY KEY, name text, members_known boolean NOT NULL, departments_known boolean NOT NULL
+) ON COMMIT DROP;
+CREATE TEMP TABLE fs_tag_members (tag_id text, user_id text, PRIMARY KEY (tag_id, user_id)) ON COMMIT DROP;
+CREATE TEMP TABLE fs_tag_departments (tag_id text, dept_id text, PRIMARY KEY (tag_id, dept_id)) ON COMMIT DROP;
+CREATE TEMP TABLE fs_roles (role_id text PRIMARY KEY, name text, group_name text) ON COMMIT DROP;
+CREATE TEMP TABLE fs_role_members (role_id text, user_id text, PRIMARY KEY (role_id, user_id)) ON COMMIT DROP;
+CREATE TEMP TABLE fs_admins (user_id text PRIMARY KEY, level smallint) ON COMMIT DROP;
+CREATE TEMP TABLE fs_failed (dept_id text PRIMARY KEY) ON COMMIT DROP;
+
+-- name: fs_analyze_staging
+ANALYZE fs_departments, fs_members, fs_member_departments;
+
+-- name: fs_local_size
+SELECT (SELECT count(*) FROM departments WHERE corp = $1) AS departments,
+       (SELECT count(*) FROM members WHERE corp = $1) AS members,
+       (SELECT count(*) FROM members WHERE corp = $1 AND status = 'active') AS active;
+
+-- name: fs_keep_unfetched_members
+-- $2: columns no staged member has a value for. The API withheld them (e.g. WeCom's privacy fields for
+-- newer apps), so the stored values stay; only the staging table is written.
+UPDATE fs_members s SET
+    union_id = CASE WHEN 'union_id' = ANY($2::text[]) THEN m.union_id ELSE s.union_id END,
+    open_user_id = CASE WHEN 'open_user_id' = ANY($2::text[]) THEN m.open_user_id ELSE s.open_user_id END,
+    name = CASE WHEN 'name' = ANY($2::text[]) THEN m.name ELSE s.name END,
+    alias = CASE WHEN 'alias' = ANY($2::text[]) THEN m.alias ELSE s.alias END,
+    position = CASE WHEN 'position' = ANY($2::text[]) THEN m.position ELSE s.position END,
+    mobile = CASE WHEN 'mobile' = ANY($2::text[]) THEN m.mobile ELSE s.mobile END,
+    email = CASE WHEN 'email' = ANY($2::text[]) THEN m.email ELSE s.email END,
+    biz_mail = CASE WHEN 'biz_mail' = ANY($2::text[]) THEN m.biz_mail ELSE s.biz_mail END,
+    telephone = CASE WHEN 'telephone' = ANY($2::text[]) THEN m.telephone ELSE s.telephone END,
+    gender = CASE WHEN 'gender' = ANY($2::text[]) THEN m.gender ELSE s.gender END,
+    avatar = CASE WHEN 'avatar' = ANY($2::text[]) THEN m.avatar ELSE s.avatar END,
+    job_number = CASE WHEN 'job_number' = ANY($2::text[]) THEN m.job_number ELSE s.job_number END,
+    work_place = CASE WHEN 'work_place' = ANY($2::text[]) THEN m.work_place ELSE s.work_place END,
+    hired_date = CASE WHEN 'hired_date' = ANY($2::text[]) THEN m.hired_date ELSE s.hired_date END,
+    direct_leaders = CASE WHEN 'direct_leaders' = ANY($2::text[]) THEN m.direct_leaders ELSE s.direct_leaders END,
+    platform_status = CASE WHEN 'platform_status' = ANY($2::text[]) THEN m.platform_status ELSE s.platform_status END,
+    extattr = CASE WHEN 'extattr' = ANY($2::text[]) THEN m.extattr::text ELSE s.extattr END,
+    main_dept_id = CASE WHEN 'main_dept_id' = ANY($2::text[]) THEN m.main_dept_id ELSE s.main_dept_id END
+FROM members m
+WHERE m.corp = $1 AND m.user_id = s.user_id;
+
+-- name: fs_keep_unfetched_departments
+UPDATE fs_departments s SET
+    name = CASE WHEN 'name' = ANY($2::text[]) THEN d.name ELSE s.name END,
+    name_en = CASE WHEN 'name_en' = ANY($2::text[]) THEN d.name_en ELSE s.name_en END,
+    "order" = CASE WHEN 'order' = ANY($2::text[]) THEN d."order" ELSE s."order" END,
+    leaders = CASE WHEN 'leaders' = ANY($2::text[]) THEN d.leaders ELSE s.leaders END
+FROM departments d
+WHERE d.corp = $1 AND d.dept_id = s.dept_id;
+
+-- name: fs_merge_departments
+WITH diff AS (
+    SELECT s.*, d.dept_id IS NULL AS is_new,
+           array_remove(ARRAY[
+               CASE WHEN d.parent_id IS DISTINCT FROM s.parent_id THEN 'parent_id' END,
+               CASE WHEN d.name IS DISTINCT FROM s.name THEN 'name' END,
+               CASE WHEN d.name_en IS DISTINCT FROM s.name_en THEN 'name_en' END,
+               CASE WHEN d."order" IS DISTINCT FROM s."order" THEN 'order' END,
+               CASE WHEN d.leaders IS DISTINCT FROM s.leaders THEN 'leaders' END
+           ], NULL) AS fields
+    FROM fs_departments s LEFT JOIN departments d ON d.corp = $1 AND d.dept_id = s.dept_id
+), changed AS (
+    SELECT * FROM diff WHERE is_new OR cardinality(fields) > 0
+), written AS (
+    INSERT INTO departments (corp, dept_id, parent_id, name, name_en, "order", leaders)
+    SELECT $1, dept_id, parent_id, name, name_en, "order", leaders FROM changed
+    ON CONFLICT (corp, dept_id) DO UPDATE
+    SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name, name_en = EXCLUDED.name_en,
+        "order" = EXCLUDED."order", leaders = EXCLUDED.leaders, updated_at = now()
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'department', dept_id, CASE WHEN is_new THEN 'create' ELSE 'update' END,
+           CASE WHEN is_new THEN NULL ELSE fields END, 'full_sync', $2
+    FROM changed
+)
+SELECT count(*) FILTER (WHERE is_new) AS created, count(*) FILTER (WHERE NOT is_new) AS updated FROM changed;
+
+-- name: fs_removal_plan
+-- Departments and active members the snapshot no longer has. "uncertain": in or under a department whose
+-- fetch failed (known from the stored tree or the snapshot's), so its absence proves nothing.
+WITH RECURSIVE tree AS (
+    SELECT dept_id, parent_id FROM departments WHERE corp = $1
+    UNION SELECT dept_id, parent_id FROM fs_departments
+), failed AS (
+    SELECT dept_id FROM fs_failed
+    UNION SELECT t.dept_id FROM tree t JOIN failed f ON t.parent_id = f.dept_id
+)
+SELECT 'department' AS kind, d.dept_id AS id, d.dept_id IN (SELECT dept_id FROM failed) AS uncertain
+FROM departments d
+WHERE d.corp = $1 AND NOT EXISTS (SELECT 1 FROM fs_departments s WHERE s.dept_id = d.dept_id)
+UNION ALL
+SELECT 'member', m.user_id,
+       EXISTS (SELECT 1 FROM member_departments md JOIN failed f ON f.dept_id = md.dept_id WHERE md.member = m.id)
+FROM members m
+WHERE m.corp = $1 AND m.status = 'active' AND NOT EXISTS (SELECT 1 FROM fs_members s WHERE s.user_id = m.user_id)
+ORDER BY 1, 2;
+
+-- name: fs_delete_departments
+WITH gone AS (
+    DELETE FROM departments WHERE corp = $1 AND dept_id = ANY($3::text[]) RETURNING dept_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, source, sync_run_id)
+    SELECT $1, 'department', dept_id, 'delete', 'full_sync', $2 FROM gone
+)
+SELECT count(*) FROM gone;
+
+-- name: fs_rename_members
+-- A user listed under a new userid with the union_id or open_userid of a stored member the snapshot no
+-- longer lists is that member renamed (a WeCom userid may change once): keep its members.id. Only
+-- one-to-one matches are taken; anything ambiguous stays a create plus a removal.
+WITH new_users AS (
+    SELECT s.user_id, s.union_id, s.open_user_id FROM fs_members s
+    WHERE NOT EXISTS (SELECT 1 FROM members x WHERE x.corp = $1 AND x.user_id = s.user_id)
+), gone_users AS (
+    SELECT m.id, m.union_id, m.open_user_id FROM members m
+    WHERE m.corp = $1 AND NOT EXISTS (SELECT 1 FROM fs_members s WHERE s.user_id = m.user_id)
+), candidates AS (
+    SELECT g.id, n.user_id AS new_id FROM new_users n JOIN gone_users g ON g.union_id = n.union_id
+    UNION
+    SELECT g.id, n.user_id FROM new_users n JOIN gone_users g ON g.open_user_id = n.open_user_id
+), pairs AS (
+    SELECT id, new_id FROM (
+        SELECT id, new_id, count(*) OVER (PARTITION BY id) AS per_old, count(*) OVER (PARTITION BY new_id) AS per_new
+        FROM candidates
+    ) c
+    WHERE per_old = 1 AND per_new = 1
+), renamed AS (
+    UPDATE members m SET user_id = p.new_id, updated_at = now() FROM pairs p WHERE m.id = p.id
+    RETURNING m.user_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'member', user_id, 'rename', ARRAY['user_id'], 'full_sync', $2 FROM renamed
+)
+SELECT count(*) FROM renamed;
+
+-- name: fs_diff_members
+-- One row per staged member that needs a write: create, reactivate (offline for a platform reason), or
+-- update (changed columns; 'departments' when the membership rows differ). Operator-offlined members are
+-- updated but stay offline.
+INSERT INTO fs_member_diff (user_id, member, op, fields)
+SELECT user_id, member, op, fields FROM (
+    SELECT s.user_id, m.id AS member,
+           CASE WHEN m.id IS NULL THEN 'create'
+                WHEN m.status = 'offline' AND m.offline_reason IS DISTINCT FROM 'operator' THEN 'reactivate'
+                ELSE 'update' END AS op,
+           array_remove(ARRAY[
+               CASE WHEN m.union_id IS DISTINCT FROM s.union_id THEN 'union_id' END,
+               CASE WHEN m.open_user_id IS DISTINCT FROM s.open_user_id THEN 'open_user_id' END,
+               CASE WHEN m.name IS DISTINCT FROM s.name THEN 'name' END,
+               CASE WHEN m.alias IS DISTINCT FROM s.alias THEN 'alias' END,
+               CASE WHEN m.position IS DISTINCT FROM s.position THEN 'position' END,
+               CASE WHEN m.mobile IS DISTINCT FROM s.mobile THEN 'mobile' END,
+               CASE WHEN m.email IS DISTINCT FROM s.email THEN 'email' END,
+               CASE WHEN m.biz_mail IS DISTINCT FROM s.biz_mail THEN 'biz_mail' END,
+               CASE WHEN m.telephone IS DISTINCT FROM s.telephone THEN 'telephone' END,
+               CASE WHEN m.gender IS DISTINCT FROM s.gender THEN 'gender' END,
+               CASE WHEN m.avatar IS DISTINCT FROM s.avatar THEN 'avatar' END,
+               CASE WHEN m.job_number IS DISTINCT FROM s.job_number THEN 'job_number' END,
+               CASE WHEN m.work_place IS DISTINCT FROM s.work_place THEN 'work_place' END,
+               CASE WHEN m.hired_date IS DISTINCT FROM s.hired_date THEN 'hired_date' END,
+               CASE WHEN m.direct_leaders IS DISTINCT FROM s.direct_leaders THEN 'direct_leaders' END,
+               CASE WHEN m.platform_status IS DISTINCT FROM s.platform_status THEN 'platform_status' END,
+               CASE WHEN m.extattr IS DISTINCT FROM s.extattr::jsonb THEN 'extattr' END,
+               CASE WHEN m.main_dept_id IS DISTINCT FROM s.main_dept_id THEN 'main_dept_id' END,
+               CASE WHEN s.departments_known AND l.deps IS DISTINCT FROM r.deps THEN 'departments' END
+           ], NULL) AS fields
+    FROM fs_members s
+    LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
+    LEFT JOIN (
+        SELECT member, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps
+        FROM member_departments WHERE corp = $1 GROUP BY member
+    ) l ON l.member = m.id
+    LEFT JOIN (
+        SELECT user_id, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps
+        FROM fs_member_departments GROUP BY user_id
+    ) r ON r.user_id = s.user_id
+) x
+WHERE op <> 'update' OR cardinality(fields) > 0;
+
+-- name: fs_insert_members
+INSERT INTO members (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
+                     telephone, gender, avatar, job_number, work_place, hired_date, direct_leaders,
+                     platform_status, extattr, main_dept_id)
+SELECT $1, s.user_id, s.union_id, s.open_user_id, s.name, s.alias, s.position, s.mobile, s.email, s.biz_mail,
+       s.telephone, s.gender, s.avatar, s.job_number, s.work_place, s.hired_date, s.direct_leaders,
+       s.platform_status, s.extattr::jsonb, s.main_dept_id
+FROM fs_members s JOIN fs_member_diff d ON d.user_id = s.user_id AND d.op = 'create';
+
+-- name: fs_update_members
+UPDATE members m
+SET union_id = s.union_id, open_user_id = s.open_user_id, name = s.name, alias = s.alias,
+    position = s.position, mobile = s.mobile, email = s.email, biz_mail = s.biz_mail, telephone = s.telephone,
+    gender = s.gender, avatar = s.avatar, job_number = s.job_number, work_place = s.work_place,
+    hired_date = s.hired_date, direct_leaders = s.direct_leaders, platform_status = s.platform_status,
+    extattr = s.extattr::jsonb, main_dept_id = s.main_dept_id,
+    status = CASE WHEN d.op = 'reactivate' THEN 'active' ELSE m.status END,
+    offline_reason = CASE WHEN d.op = 'reactivate' THEN NULL ELSE m.offline_reason END,
+    offline_at = CASE WHEN d.op = 'reactivate' THEN NULL ELSE m.offline_at END,
+    updated_at = now()
+FROM fs_member_diff d JOIN fs_members s ON s.user_id = d.user_id
+WHERE m.id = d.member AND d.op <> 'create';
+
+-- name: fs_replace_member_departments
+-- Only members created now or whose membership rows differ; the rest are not touched.
+WITH target AS (
+    SELECT m.id AS member, m.user_id
+    FROM fs_member_diff d
+    JOIN fs_members s ON s.user_id = d.user_id
+    JOIN members m ON m.corp = $1 AND m.user_id = d.user_id
+    WHERE s.departments_known AND (d.op = 'create' OR 'departments' = ANY(d.fields))
+), gone AS (
+    DELETE FROM member_departments md USING target t
+    WHERE md.member = t.member
+      AND NOT EXISTS (SELECT 1 FROM fs_member_departments r WHERE r.user_id = t.user_id AND r.dept_id = md.dept_id)
+)
+INSERT INTO member_departments (corp, member, dept_id, is_leader, "order")
+SELECT $1, t.member, r.dept_id, r.is_leader, r."order" FROM target t JOIN fs_member_departments r USING (user_id)
+ON CONFLICT (member, dept_id) DO UPDATE SET is_leader = EXCLUDED.is_leader, "order" = EXCLUDED."order"
+WHERE (member_departments.is_leader, member_departments."order")
+      IS DISTINCT FROM (EXCLUDED.is_leader, EXCLUDED."order");
+
+-- name: fs_log_members
+WITH logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'member', user_id, op, CASE WHEN op = 'create' THEN NULL ELSE fields END, 'full_sync', $2
+    FROM fs_member_diff
+    RETURNING op
+)
+SELECT op, count(*) AS n FROM logged GROUP BY op;
+
+-- name: fs_offline_members
+WITH gone AS (
+    UPDATE members SET status = 'offline', offline_reason = 'platform', offline_at = now(), updated_at = now()
+    WHERE corp = $1 AND status = 'active' AND user_id = ANY($3::text[])
+    RETURNING user_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'member', user_id, 'offline', ARRAY['status'], 'full_sync', $2 FROM gone
+)
+SELECT count(*) FROM gone;
+
+-- name: fs_merge_tags
+WITH diff AS (
+    SELECT s.tag_id, s.name, t.tag_id IS NULL AS is_new
+    FROM fs_tags s LEFT JOIN tags t ON t.corp = $1 AND t.tag_id = s.tag_id
+    WHERE t.tag_id IS NULL OR t.name IS DISTINCT FROM s.name
+), written AS (
+    INSERT INTO tags (corp, tag_id, name) SELECT $1, tag_id, name FROM diff
+    ON CONFLICT (corp, tag_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+), gone AS (
+    DELETE FROM tags t WHERE t.corp = $1 AND NOT EXISTS (SELECT 1 FROM fs_tags s WHERE s.tag_id = t.tag_id)
+    RETURNING t.tag_id
+), gone_members AS (
+    DELETE FROM tag_members x USING gone g WHERE x.corp = $1 AND x.tag_id = g.tag_id
+), gone_departments AS (
+    DELETE FROM tag_departments x USING gone g WHERE x.corp = $1 AND x.tag_id = g.tag_id
+), changes AS (
+    SELECT tag_id, CASE WHEN is_new THEN 'create' ELSE 'update' END AS op,
+           CASE WHEN is_new THEN NULL ELSE ARRAY['name'] END AS fields
+    FROM diff
+    UNION ALL SELECT tag_id, 'delete', NULL FROM gone
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'tag', tag_id, op, fields, 'full_sync', $2 FROM changes
+)
+SELECT op, count(*) AS n FROM changes GROUP BY op;
+
+-- name: fs_sync_tag_members
+-- Tags whose member list the snapshot has: add and remove rows to match (users known locally only).
+WITH want AS (
+    SELECT w.tag_id, m.id AS member
+    FROM fs_tag_members w
+    JOIN fs_tags s ON s.tag_id = w.tag_id AND s.members_known
+    JOIN members m ON m.corp = $1 AND m.user_id = w.user_id
+), added AS (
+    INSERT INTO tag_members (corp, tag_id, member)
+    SELECT $1, w.tag_id, w.member FROM want w
+    WHERE NOT EXISTS (SELECT 1 FROM tag_members x WHERE x.corp = $1 AND x.tag_id = w.tag_id AND x.member = w.member)
+    RETURNING tag_id
+), removed AS (
+    DELETE FROM tag_members x USING fs_tags s
+    WHERE x.corp = $1 AND s.tag_id = x.tag_id AND s.members_known
+      AND NOT EXISTS (SELECT 1 FROM want w WHERE w.tag_id = x.tag_id AND w.member = x.member)
+    RETURNING x.tag_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'tag', tag_id, 'update', ARRAY['members'], 'full_sync', $2
+    FROM (SELECT tag_id FROM added UNION SELECT tag_id FROM removed) touched
+)
+SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
+
+-- name: fs_sync_tag_departments
+WITH want AS (
+    SELECT w.tag_id, w.dept_id FROM fs_tag_departments w JOIN fs_tags s ON s.tag_id = w.tag_id AND s.departments_known
+), added AS (
+    INSERT INTO tag_departments (corp, tag_id, dept_id)
+    SELECT $1, w.tag_id, w.dept_id FROM want w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM tag_departments x WHERE x.corp = $1 AND x.tag_id = w.tag_id AND x.dept_id = w.dept_id
+    )
+    RETURNING tag_id
+), removed AS (
+    DELETE FROM tag_departments x USING fs_tags s
+    WHERE x.corp = $1 AND s.tag_id = x.tag_id AND s.departments_known
+      AND NOT EXISTS (SELECT 1 FROM want w WHERE w.tag_id = x.tag_id AND w.dept_id = x.dept_id)
+    RETURNING x.tag_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'tag', tag_id, 'update', ARRAY['departments'], 'full_sync', $2
+    FROM (SELECT tag_id FROM added UNION SELECT tag_id FROM removed) touched
+)
+SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
+
+-- name: fs_merge_roles
+-- Platform roles only: a local role (source 'local', set through the API) is never changed or removed.
+WITH diff AS (
+    SELECT s.role_id, s.name, s.group_name, r.role_id IS NULL AS is_new,
+           array_remove(ARRAY[
+               CASE WHEN r.name IS DISTINCT FROM s.name THEN 'name' END,
+               CASE WHEN r.group_name IS DISTINCT FROM s.group_name THEN 'group_name' END
+           ], NULL) AS fields
+    FROM fs_roles s LEFT JOIN roles r ON r.corp = $1 AND r.role_id = s.role_id
+    WHERE r.role_id IS NULL
+       OR (r.source = 'platform' AND (r.name, r.group_name) IS DISTINCT FROM (s.name, s.group_name))
+), written AS (
+    INSERT INTO roles (corp, role_id, name, group_name, source)
+    SELECT $1, role_id, name, group_name, 'platform' FROM diff
+    ON CONFLICT (corp, role_id) DO UPDATE
+    SET name = EXCLUDED.name, group_name = EXCLUDED.group_name, updated_at = now()
+    WHERE roles.source = 'platform'
+), gone AS (
+    DELETE FROM roles r
+    WHERE r.corp = $1 AND r.source = 'platform' AND NOT EXISTS (SELECT 1 FROM fs_roles s WHERE s.role_id = r.role_id)
+    RETURNING r.role_id
+), gone_members AS (
+    DELETE FROM role_members x USING gone g WHERE x.corp = $1 AND x.role_id = g.role_id
+), changes AS (
+    SELECT role_id, CASE WHEN is_new THEN 'create' ELSE 'update' END AS op,
+           CASE WHEN is_new THEN NULL ELSE fields END AS fields
+    FROM diff
+    UNION ALL SELECT role_id, 'delete', NULL FROM gone
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'role', role_id, op, fields, 'full_sync', $2 FROM changes
+)
+SELECT op, count(*) AS n FROM changes GROUP BY op;
+
+-- name: fs_sync_role_members
+-- Members of platform roles follow the snapshot; members of local roles are left alone.
+WITH platform_roles AS (
+    SELECT role_id FROM roles WHERE corp = $1 AND source = 'platform'
+), want AS (
+    SELECT w.role_id, m.id AS member
+    FROM fs_role_members w
+    JOIN platform_roles p ON p.role_id = w.role_id
+    JOIN members m ON m.corp = $1 AND m.user_id = w.user_id
+), added AS (
+    INSERT INTO role_members (corp, role_id, member)
+    SELECT $1, w.role_id, w.member FROM want w
+    WHERE NOT EXISTS (SELECT 1 FROM role_members x WHERE x.corp = $1 AND x.role_id = w.role_id AND x.member = w.member)
+    RETURNING role_id
+), removed AS (
+    DELETE FROM role_members x USING platform_roles p
+    WHERE x.corp = $1 AND x.role_id = p.role_id
+      AND NOT EXISTS (SELECT 1 FROM want w WHERE w.role_id = x.role_id AND w.member = x.member)
+    RETURNING x.role_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'role', role_id, 'update', ARRAY['members'], 'full_sync', $2
+    FROM (SELECT role_id FROM added UNION SELECT role_id FROM removed) touched
+)
+SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
+
+-- name: fs_sync_admins
+-- Platform admins follow the snapshot; admins set through the API (source 'local') are left alone.
+WITH want AS (
+    SELECT m.id AS member, a.level FROM fs_admins a JOIN members m ON m.corp = $1 AND m.user_id = a.user_id
+), created AS (
+    INSERT INTO admins (corp, member, level, source)
+    SELECT $1, w.member, w.level, 'platform' FROM want w
+    WHERE NOT EXISTS (SELECT 1 FROM admins x WHERE x.corp = $1 AND x.member = w.member)
+    RETURNING member
+), updated AS (
+    UPDATE admins x SET level = w.level FROM want w
+    WHERE x.corp = $1 AND x.member = w.member AND x.source = 'platform' AND x.level IS DISTINCT FROM w.level
+    RETURNING x.member
+), removed AS (
+    DELETE FROM admins x
+    WHERE x.corp = $1 AND x.source = 'platform' AND NOT EXISTS (SELECT 1 FROM want w WHERE w.member = x.member)
+    RETURNING x.member
+), changes AS (
+    SELECT member, 'create' AS op, NULL::text[] AS fields FROM created
+    UNION ALL SELECT member, 'update', ARRAY['level'] FROM updated
+    UNION ALL SELECT member, 'delete', NULL FROM removed
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    SELECT $1, 'admin', m.user_id, c.op, c.fields, 'full_sync', $2 FROM changes c JOIN members m ON m.id = c.member
+)
+SELECT op, count(*) AS n FROM changes GROUP BY op;

@@ -1,0 +1,44 @@
+"""Background services of ``serve``: platform clients and the full-sync scheduler (and, later, the worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from handlers.clients import DirectoryClient, LimiterRegistry, make_client
+from handlers.corps import CorpConfig
+from handlers.triggers import SyncScheduler
+from receiver.keys import CONFIG, HTTP, METRICS, POOL, SETTINGS
+from receiver.metrics import ClientMetrics
+
+log = logging.getLogger("corpsync.services")
+
+LIMITERS = web.AppKey("limiters", LimiterRegistry)
+SCHEDULER = web.AppKey("scheduler", SyncScheduler)
+
+
+def client_for(app: web.Application, corp: CorpConfig) -> DirectoryClient:
+    """The platform client of a corp, sharing the app's HTTP session, rate limiters and metrics."""
+    return make_client(corp, app[HTTP], app[POOL], observer=ClientMetrics(app[METRICS]), limiters=app[LIMITERS])
+
+
+async def clients(app: web.Application) -> AsyncIterator[None]:
+    app[LIMITERS] = LimiterRegistry()
+    yield
+
+
+async def scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Full syncs on start-up (never synced, or too old), on schedule, on demand and on drift."""
+    sched = SyncScheduler(app[POOL], app[CONFIG].corps, lambda corp: client_for(app, corp))
+    app[SCHEDULER] = sched
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    if app[SETTINGS].run_scheduler:
+        task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler")
+    yield
+    stop.set()
+    if task is not None:
+        await task
