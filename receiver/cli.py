@@ -172,7 +172,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 PASSTHROUGH = {"simulate"}  # commands whose own parser reads the rest of the line
-EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

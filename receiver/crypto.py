@@ -12,6 +12,7 @@ import struct
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from Crypto.Cipher import AES
 
@@ -29,17 +30,36 @@ __all__ = ["CallbackCipher", "Opened", "Sealed", "new_nonce"]
 
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9]{43}")
 _BLOCK = 32  # PKCS#7 block of both platforms; AES itself still works on 16-byte blocks
+_AES_BLOCK = 16
 _PADS = tuple(bytes([n]) * n for n in range(_BLOCK + 1))
 _LENGTH = struct.Struct(">I")
-# Plaintext layout after the sacrificial block that decrypt() prepends (see _ChainedCbc):
-# [16 garbage][16 random][4 msg_len][msg][receive_id][pad]
-_MSG_LEN_AT = 32
-_MSG_AT = 36
+# Plaintext layout: [16 random][4 msg_len][msg][receive_id][pad]
+_MSG_LEN_AT = 16
+_MSG_AT = 20
 # The last base64 digit before "=" / "==" may only carry zero bits in canonical output.
 _CANONICAL_BEFORE_ONE_PAD = frozenset("AEIMQUYcgkosw048")
 _CANONICAL_BEFORE_TWO_PADS = frozenset("AQgw")
 _ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _UNBIASED_BELOW = 256 - 256 % len(_ALPHANUMERIC)
+
+
+@dataclass(frozen=True, slots=True)
+class _RawApi:
+    """pycryptodome's C functions that its public ECB mode and strxor wrap (private names; see _raw_cbc_works)."""
+
+    ecb_decrypt: Callable[[Any, bytes, Any, int], int]
+    strxor: Callable[[Any, bytes, Any, int], None]
+    c_uint8_ptr: Callable[[bytearray], Any]
+
+
+def _load_raw_api() -> _RawApi | None:
+    try:
+        from Crypto.Cipher._mode_ecb import raw_ecb_lib
+        from Crypto.Util._raw_api import c_uint8_ptr
+        from Crypto.Util.strxor import _raw_strxor
+    except ImportError:
+        return None
+    return _RawApi(raw_ecb_lib.ECB_decrypt, _raw_strxor.strxor, c_uint8_ptr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +80,83 @@ class Sealed:
     nonce: str
 
 
-class _ChainedCbc(threading.local):
-    """One CBC decryptor per thread, reused across messages.
+class _Output(threading.local):
+    """This thread's plaintext buffer, which the C code of _RawCbc writes into (with the GIL released)."""
 
-    Building an AES object re-runs the key schedule and costs more than decrypting a whole callback.
-    A CBC object is stateful only in its chaining value (the last ciphertext block), and plaintext
-    block i depends only on ciphertext blocks i and i-1. Decrypting ``iv + ciphertext`` therefore
-    yields one garbage block followed by exactly the plaintext a fresh object would give, whatever
-    the object decrypted before. Thread-local, because the chaining value is shared mutable state.
+    def __init__(self, pointer: Callable[[bytearray], Any]) -> None:
+        self._pointer = pointer
+        self.slot: tuple[int, bytearray, Any] = (0, bytearray(), None)  # capacity, buffer, C pointer to it
+
+    def grow(self, size: int) -> tuple[int, bytearray, Any]:
+        capacity = max(4096, 1 << (size - 1).bit_length())
+        buf = bytearray(capacity)
+        self.slot = (capacity, buf, self._pointer(buf))
+        return self.slot
+
+
+class _RawCbc:
+    """AES-256-CBC decryption through pycryptodome's C functions, without its per-call Python wrapper.
+
+    The wrapper costs more than the AES work on a callback-sized message. Here the key schedule is made
+    once, and a decryption is two C calls into this thread's buffer: every block through AES (ECB, which
+    the AES-NI code pipelines), then the CBC chaining, P[i] = D(C[i]) xor C[i-1] with C[-1] = IV. No
+    state changes between calls, so one object serves every thread.
     """
 
-    def __init__(self, key: bytes, iv: bytes) -> None:
-        self.cbc = AES.new(key, AES.MODE_CBC, iv=iv)
+    def __init__(self, key: bytes, api: _RawApi) -> None:
+        self._api = api
+        self._iv = key[:_AES_BLOCK]
+        self._ecb = AES.new(key, AES.MODE_ECB)  # owns the key schedule for as long as this object lives
+        self._state = self._ecb._state.get()
+        self._out = _Output(api.c_uint8_ptr)
+
+    def decrypt(self, ciphertext: bytes) -> bytearray:
+        """Plaintext of ``ciphertext`` (a positive multiple of 16 bytes) in the first len() bytes of the result.
+
+        The result is this thread's buffer: read what is needed before the next decryption on this thread.
+        """
+        size = len(ciphertext)
+        capacity, buf, ptr = self._out.slot
+        if size > capacity:
+            capacity, buf, ptr = self._out.grow(size)
+        if self._api.ecb_decrypt(self._state, ciphertext, ptr, size):
+            raise DecryptError("AES decryption failed")
+        self._api.strxor(ptr, self._iv + ciphertext[:-_AES_BLOCK], ptr, size)
+        return buf
+
+
+class _PlainCbc:
+    """The same through pycryptodome's public API: used only if its C functions are not where _RawCbc looks."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def decrypt(self, ciphertext: bytes) -> bytearray:
+        return bytearray(AES.new(self._key, AES.MODE_CBC, iv=self._key[:_AES_BLOCK]).decrypt(ciphertext))
+
+
+def _working_raw_api() -> _RawApi | None:
+    """pycryptodome's C functions, if they are where _RawCbc looks and agree with its public CBC on a known message."""
+    api = _load_raw_api()
+    if api is None:
+        return None
+    key = bytes(range(32))
+    message = bytes(range(64)) * 2
+    ciphertext = AES.new(key, AES.MODE_CBC, iv=key[:_AES_BLOCK]).encrypt(message)
+    try:
+        agrees = bytes(_RawCbc(key, api).decrypt(ciphertext)[: len(message)]) == message
+    except Exception:  # whatever went wrong, the public API is the safe choice
+        return None
+    return api if agrees else None
+
+
+_RAW_API = _working_raw_api()
 
 
 class CallbackCipher:
     """Signs, verifies, encrypts and decrypts callbacks for one token and EncodingAESKey. Pure: no I/O."""
 
-    __slots__ = ("_chained", "_iv", "_key", "_random_bytes", "_token")
+    __slots__ = ("_cbc", "_iv", "_key", "_random_bytes", "_token")
 
     def __init__(
         self,
@@ -98,7 +177,7 @@ class CallbackCipher:
         self._key = key
         self._iv = key[:16]
         self._random_bytes = random_bytes
-        self._chained = _ChainedCbc(key, self._iv)
+        self._cbc: _RawCbc | _PlainCbc = _RawCbc(key, _RAW_API) if _RAW_API else _PlainCbc(key)
 
     def __repr__(self) -> str:
         return "CallbackCipher(<secret>)"
@@ -122,16 +201,16 @@ class CallbackCipher:
             raw = binascii.a2b_base64(encrypted, strict_mode=True)
         except ValueError as exc:  # binascii.Error, and ValueError for non-ASCII text
             raise Base64Error("ciphertext is not standard padded base64") from exc
-        if not _is_canonical(encrypted):
+        if encrypted[-1:] == "=" and not _is_canonical(encrypted):
             raise Base64Error("ciphertext base64 is not canonical")
         size = len(raw)
         if size < _BLOCK or size % 16:
             raise DecryptError("ciphertext length must be a multiple of 16 and at least 32")
-        plain: bytes = self._chained.cbc.decrypt(self._iv + raw)
-        pad = plain[-1]
-        if pad == 0 or pad > _BLOCK or not plain.endswith(_PADS[pad]):
+        plain = self._cbc.decrypt(raw)  # only the first `size` bytes are this message's
+        pad = plain[size - 1]
+        if pad == 0 or pad > _BLOCK or not plain.endswith(_PADS[pad], 0, size):
             raise DecryptError("bad PKCS#7 padding")
-        end = len(plain) - pad
+        end = size - pad
         if end < _MSG_AT:
             raise BufferError_("plaintext shorter than its 20-byte header")
         msg_end = _MSG_AT + _LENGTH.unpack_from(plain, _MSG_LEN_AT)[0]
@@ -141,7 +220,7 @@ class CallbackCipher:
             receive_id = plain[msg_end:end].decode()
         except UnicodeDecodeError as exc:
             raise BufferError_("receive-id is not UTF-8") from exc
-        return plain[_MSG_AT:msg_end], receive_id
+        return bytes(plain[_MSG_AT:msg_end]), receive_id
 
     def encrypt(self, message: bytes, receive_id: str, *, random16: bytes | None = None) -> str:
         """Base64 AES-CBC of random16 + length + message + receive_id, padded to 32 bytes."""

@@ -52,9 +52,7 @@ def build_endpoints(config: AppConfig) -> Endpoints:
     suites: dict[str, SuiteEndpoint] = {}
     for name, auth in config.auths.items():
         tenants = {
-            c.corp_id: c.name
-            for c in config.corps.values()
-            if isinstance(c, WecomProxyCorp) and c.auth.name == name
+            c.corp_id: c.name for c in config.corps.values() if isinstance(c, WecomProxyCorp) and c.auth.name == name
         }
         provider = frozenset({auth.provider_corp_id} if auth.provider_corp_id else set())
         suites[name] = SuiteEndpoint(

@@ -13,6 +13,8 @@
     │   └── BodyTooLarge                               413
     ├── IllegalAesKey                -40004 / 900004   a ConfigError too: keys are configuration
     ├── UnknownCorp                                    404
+    ├── UnknownRecord                                  404   a member / department / sync run the corp lacks
+    ├── InvalidInput                                   400   a bad argument of the directory API (names the field)
     ├── StoreUnavailable                               503   (the database cannot commit: platform retries)
     └── UpstreamError                errcode, errmsg   a platform API answered an error or failed
         └── TokenExpired             40014 / 42001 / 40001-style: refresh once and retry
@@ -87,6 +89,28 @@ class IllegalAesKey(ConfigError):
 
 class UnknownCorp(CorpsyncError):
     status = 404
+
+
+class UnknownRecord(CorpsyncError):  # noqa: N818 - named like its sibling UnknownCorp
+    """A directory record the corp does not have: ``kind`` ('member', 'department', ...) and the ids asked for."""
+
+    status = 404
+
+    def __init__(self, kind: str, *ids: str) -> None:
+        super().__init__(f"unknown {kind}: {', '.join(ids)}")
+        self.kind = kind
+        self.ids = ids
+
+
+class InvalidInput(CorpsyncError):  # noqa: N818 - named like its siblings (UnknownCorp, ...)
+    """A directory API argument that cannot be used; ``field`` names it (camelCase, as in the HTTP API)."""
+
+    status = 400
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class StoreUnavailable(CorpsyncError):

@@ -52,9 +52,7 @@ class Metrics:
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
             registry=r,
         )
-        self.upstream_calls = Counter(
-            "corpsync_upstream_calls", "Platform API calls", ["api", "outcome"], registry=r
-        )
+        self.upstream_calls = Counter("corpsync_upstream_calls", "Platform API calls", ["api", "outcome"], registry=r)
         self.upstream_seconds = Histogram(
             "corpsync_upstream_call_seconds", "Platform API call time", ["api"], buckets=_LATENCY_BUCKETS, registry=r
         )
