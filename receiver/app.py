@@ -73,6 +73,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _reject(503, "store unavailable, retry later", api)
     except web.HTTPException as exc:
         outcome = f"http_{exc.status}"
+        if api and exc.status >= 400:
+            headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "www-authenticate"}}
+            return web.json_response({"error": exc.reason.lower()}, status=exc.status, headers=headers)
         raise
     finally:
         if labels is not None:

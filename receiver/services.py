@@ -11,13 +11,12 @@ from aiohttp import web
 from handlers.clients import DirectoryClient, LimiterRegistry, make_client
 from handlers.corps import CorpConfig
 from handlers.triggers import SyncScheduler
-from receiver.keys import CONFIG, HTTP, METRICS, POOL, SETTINGS
+from receiver.keys import CONFIG, HTTP, METRICS, POOL, SCHEDULER, SETTINGS
 from receiver.metrics import ClientMetrics
 
 log = logging.getLogger("corpsync.services")
 
 LIMITERS = web.AppKey("limiters", LimiterRegistry)
-SCHEDULER = web.AppKey("scheduler", SyncScheduler)
 
 
 def client_for(app: web.Application, corp: CorpConfig) -> DirectoryClient:

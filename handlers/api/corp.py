@@ -1,0 +1,324 @@
+"""``Corp``: the JitAI corp operations (initCorp … getAgentId) for one corp, in Python style.
+
+Reads answer from the local copy in PostgreSQL; ``init_corp``, ``sync_corp``, ``get_third_corp_data`` and
+``get_client`` reach the platform. Writes are local: ``offline_member`` never calls the platform.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+
+import aiohttp
+import asyncpg
+
+from handlers.api import reads, writes
+from handlers.api.data import CorpData, LocalCorpData
+from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
+from handlers.api.paging import DEFAULT_LIMIT, Page
+from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
+from handlers.clients import DirectoryClient, make_client
+from handlers.corps import AppConfig, CorpConfig, WecomProxyCorp
+from handlers.directory import Directory, Reactivate
+from handlers.fullsync import Progress, RunStatus, SyncResult, run_full_sync
+from handlers.model import Snapshot
+from handlers.reconcile import empty_counts
+from handlers.sql import q
+from receiver.errors import InvalidInput, UnknownRecord
+
+log = logging.getLogger("corpsync.api")
+
+
+class _Given:
+    """A snapshot source that answers with a snapshot already in hand (bulk_register)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot:
+        return self._snapshot
+
+
+class Corp:
+    """One corp. Build it with ``await Corp.open(pool, config, name)`` (or ``receiver.api.get_corp(app, name)``).
+
+    The pool must come from ``receiver.db.create_pool``. Without a ``session`` the Corp opens its own for
+    platform calls when one is needed; ``aclose()`` (or ``async with``) closes it.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        app: AppConfig,
+        config: CorpConfig,
+        row_id: int,
+        *,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._pool = pool
+        self._app = app
+        self.config = config
+        self.row_id = row_id
+        self._session = session
+        self._own_session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    async def open(
+        cls, pool: asyncpg.Pool, config: AppConfig, name: str, session: aiohttp.ClientSession | None = None
+    ) -> Corp:
+        corp, row_id = await resolve(pool, config, name)
+        return cls(pool, config, corp, row_id, session=session)
+
+    async def aclose(self) -> None:
+        if self._own_session is not None:
+            await self._own_session.close()
+            self._own_session = None
+
+    async def __aenter__(self) -> Corp:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- properties (JitAI: title, fullName, corpFullName, authConfig) --------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def title(self) -> str:
+        return self.config.title
+
+    @property
+    def full_name(self) -> str:
+        return f"corps.{self.config.name}"
+
+    @property
+    def corp_full_name(self) -> str:
+        return self.full_name
+
+    @property
+    def corp_id(self) -> str:
+        return self.config.corp_id
+
+    @property
+    def auth_full_name(self) -> str | None:
+        return f"auths.{self.config.auth.name}" if isinstance(self.config, WecomProxyCorp) else None
+
+    @property
+    def auth_config(self) -> Mapping[str, str | None]:
+        """The credentials the corp uses, every secret shown as ``***``."""
+        return masked_auth_config(self.config)
+
+    # -- the platform ---------------------------------------------------------------------------------
+
+    def get_client(self) -> DirectoryClient:
+        """The platform client of this corp (tokens shared through the database)."""
+        session = self._session
+        if session is None:
+            if self._own_session is None:
+                self._own_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+            session = self._own_session
+        return make_client(self.config, session, self._pool)
+
+    async def sync_corp(
+        self, *, allow_deletes: bool = False, trigger: str = "manual", progress: Progress | None = None
+    ) -> SyncResult:
+        """A full sync now (or ALREADY_RUNNING with the run in progress); see handlers.fullsync."""
+        return await run_full_sync(
+            self._pool, self.row_id, self.config, self.get_client(), trigger=trigger, allow_deletes=allow_deletes,
+            progress=progress,
+        )  # fmt: skip
+
+    async def init_corp(self, *, progress: Progress | None = None) -> SyncResult:
+        """The first full sync of the corp (a later call syncs again: JitAI runs initCorp once per corp)."""
+        synced = await self._pool.fetchval(q("api_has_good_sync"), self.row_id)
+        return await self.sync_corp(trigger="manual" if synced else "first", progress=progress)
+
+    async def get_third_corp_data(self, progress: Progress | None = None) -> CorpData:
+        """Read the platform's whole directory; nothing is written."""
+        snapshot = await self.get_client().fetch_snapshot(progress)
+        return CorpData(self.full_name, self.corp_id, snapshot)
+
+    async def bulk_register(
+        self, corp_data: CorpData | Snapshot, member_ids: Iterable[str] | None = None, *, allow_deletes: bool = False
+    ) -> SyncResult:
+        """Write a directory read before (``get_third_corp_data``).
+
+        Without ``member_ids`` it is a full sync from that data: one recorded run, the deletion guard on.
+        With them, only those members are created or updated (no removals, no run record); an operator
+        offline stays offline.
+        """
+        if isinstance(corp_data, CorpData) and corp_data.corp_id != self.corp_id:
+            raise InvalidInput("corpData", "holds the directory of another corp")
+        snapshot = corp_data.snapshot if isinstance(corp_data, CorpData) else corp_data
+        if member_ids is None:
+            return await run_full_sync(
+                self._pool, self.row_id, self.config, _Given(snapshot), trigger="bulk_register",
+                allow_deletes=allow_deletes,
+            )  # fmt: skip
+        wanted = writes.check_ids("memberIds", member_ids)
+        by_id = {m.user_id: m for m in snapshot.members}
+        missing = [m for m in wanted if m not in by_id]
+        if missing:
+            raise UnknownRecord("member", *missing)
+        counts = empty_counts()
+        counter = {"create": "created", "update": "updated", "reactivate": "reactivated"}
+        async with self._pool.acquire() as conn, conn.transaction():
+            directory = Directory(conn, self.row_id, writes.API)
+            for user_id in wanted:
+                change = await directory.upsert_member(by_id[user_id], reactivate=Reactivate.CONFIRMED)
+                if change is not None:
+                    counts["members"][counter[change.op]] += 1
+        return SyncResult(self.name, "bulk_register", RunStatus.SUCCEEDED, None, counts)
+
+    async def get_agent_id(self, corp_id: str | None = None, suite_id: str | None = None) -> str | None:
+        """The agent id of a 代开发 / suite tenant; by default this corp under its own suite."""
+        own = self.config.auth.suite_id if isinstance(self.config, WecomProxyCorp) else None
+        if suite_id is None and own is None:
+            raise InvalidInput("suiteId", "required: this corp is not a suite tenant")
+        return await get_agent_id(self._pool, self._app, corp_id or self.corp_id, suite_id or own or "")
+
+    # -- the local copy -------------------------------------------------------------------------------
+
+    async def get_corp_info(self) -> CorpInfo:
+        row = await self._pool.fetchrow(q("api_corp_row"), self.name)
+        stats = await self._pool.fetchrow(q("api_corp_stats"), self.row_id)
+        return CorpInfo(
+            name=self.name,
+            title=self.title,
+            full_name=self.full_name,
+            corp_full_name=self.corp_full_name,
+            type=self.config.type.value,
+            platform=self.config.platform.value,
+            corp_id=self.corp_id,
+            auth_full_name=self.auth_full_name,
+            status=row["status"] if row is not None else "active",
+            root_dept_id=row["root_dept_id"] if row is not None else None,
+            auth_config=self.auth_config,
+            department_count=stats["departments"],
+            active_member_count=stats["active_members"],
+            offline_member_count=stats["offline_members"],
+            last_good_sync_at=stats["last_good_sync_at"],
+        )
+
+    async def get_local_corp_data(self) -> LocalCorpData:
+        """The whole local directory of the corp, read in one consistent snapshot."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            depts = await reads.all_depts(conn, self.row_id, self.full_name)
+            try:
+                root: str | None = (await reads.root_dept(conn, self.row_id, self.full_name)).dept_id
+            except UnknownRecord:
+                root = None
+            return LocalCorpData(
+                self.full_name, self.corp_id, root, depts,
+                await reads.all_members(conn, self.row_id, self.full_name, reads.MemberFilter()),
+                await reads.all_roles(conn, self.row_id),
+                await reads.all_tags(conn, self.row_id),
+                await reads.all_admins(conn, self.row_id),
+            )  # fmt: skip
+
+    async def get_root_dept(self) -> DeptView:
+        """corps.root_dept_id (set by full sync), else the top of the stored tree; never assumes "1"."""
+        return await reads.root_dept(self._pool, self.row_id, self.full_name)
+
+    async def get_depts(self) -> tuple[DeptView, ...]:
+        return await reads.all_depts(self._pool, self.row_id, self.full_name)
+
+    async def get_dept(self, dept_id: str) -> DeptView:
+        return await reads.dept(self._pool, self.row_id, self.full_name, dept_id)
+
+    async def get_members(
+        self, status: str | None = None, *, dept_id: str | None = None, updated_since: datetime | None = None
+    ) -> tuple[MemberView, ...]:
+        where = reads.MemberFilter(status, dept_id, updated_since)
+        return await reads.all_members(self._pool, self.row_id, self.full_name, where)
+
+    async def get_member(self, member_id: str) -> MemberView:
+        return await reads.member(self._pool, self.row_id, self.full_name, member_id)
+
+    async def page_depts(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[DeptView]:
+        return await reads.dept_page(self._pool, self.row_id, self.full_name, limit, cursor)
+
+    async def page_members(
+        self, where: reads.MemberFilter | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page[MemberView]:
+        where = where or reads.MemberFilter()
+        return await reads.member_page(self._pool, self.row_id, self.full_name, where, limit, cursor)
+
+    async def get_admin(self) -> tuple[str, ...]:
+        """The member ids of the corp's admins (platform and local)."""
+        return tuple(a.member_id for a in await reads.all_admins(self._pool, self.row_id))
+
+    async def page_admins(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[AdminView]:
+        return await reads.admin_page(self._pool, self.row_id, limit, cursor)
+
+    async def get_user_roles(self, member_id: str) -> tuple[RoleMemberView, ...]:
+        local = await reads.local_ids(self._pool, self.row_id, [member_id])
+        return await reads.member_roles(self._pool, self.row_id, member_id, local[member_id])
+
+    async def get_user_signature(self, member_id: str) -> SignatureView:
+        local = await reads.local_ids(self._pool, self.row_id, [member_id])
+        row = await self._pool.fetchrow(q("api_signature"), self.row_id, local[member_id])
+        if row is None:
+            return SignatureView(member_id, None, None)
+        return SignatureView(member_id, row["signature"], row["updated_at"])
+
+    async def page_sync_runs(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[SyncRunView]:
+        return await reads.sync_run_page(self._pool, self.row_id, limit, cursor)
+
+    async def get_sync_run(self, run_id: int) -> SyncRunView:
+        return await reads.sync_run(self._pool, self.row_id, run_id)
+
+    async def last_sync_run_id(self) -> int:
+        """The newest run id of the corp (0 before the first run)."""
+        found: int = await self._pool.fetchval(q("api_last_sync_run_id"), self.row_id)
+        return found
+
+    async def running_sync_run(self, after: int = 0) -> int | None:
+        """The newest run still running with an id above ``after``."""
+        found: int | None = await self._pool.fetchval(q("api_running_sync_run"), self.row_id, after)
+        return found
+
+    # -- local writes (change_log source 'api') -------------------------------------------------------
+
+    async def offline_member(self, member_ids: Iterable[str]) -> tuple[MemberView, ...]:
+        """Take members offline in corpsync only (reason 'operator'); the platform is not called."""
+        ids = writes.check_ids("memberIds", member_ids)
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await writes.offline_members(conn, self.row_id, ids)
+            found = await reads.members(conn, self.row_id, self.full_name, ids)
+        log.info("members offlined", extra={"action": "api_offline_members", "corp": self.name, "count": len(changed)})
+        return found
+
+    async def set_user_role(self, member_id: str, role_ids: Iterable[str]) -> tuple[RoleMemberView, ...]:
+        """Replace the member's local roles; returns every role of the member afterwards."""
+        (member,) = writes.check_ids("memberId", [member_id])
+        roles = writes.check_ids("roleIds", role_ids)
+        async with self._pool.acquire() as conn, conn.transaction():
+            local_id = await writes.set_member_roles(conn, self.row_id, member, roles)
+            found = await reads.member_roles(conn, self.row_id, member, local_id)
+        log.info("member roles set", extra={"action": "api_set_user_role", "corp": self.name, "roles": len(roles)})
+        return found
+
+    async def set_admin(self, member_ids: Iterable[str]) -> tuple[AdminView, ...]:
+        """Replace the local admins; returns every admin afterwards (platform admins are kept)."""
+        ids = writes.check_ids("memberIds", member_ids)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await writes.set_local_admins(conn, self.row_id, ids)
+            found = await reads.all_admins(conn, self.row_id)
+        log.info("admins set", extra={"action": "api_set_admin", "corp": self.name, "admins": len(ids)})
+        return found
+
+    async def save_user_signature(self, member_id: str, signature: str) -> SignatureView:
+        (member,) = writes.check_ids("memberId", [member_id])
+        text = writes.check_signature(signature)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await writes.save_signature(conn, self.row_id, member, text)
+        log.info("signature saved", extra={"action": "api_save_signature", "corp": self.name})
+        return await self.get_user_signature(member)

@@ -1,0 +1,104 @@
+"""The operator's writes: offline members, local roles, local admins, signatures (change_log source 'api').
+
+Each function runs in the transaction the caller opened; a write that changes nothing logs nothing.
+Unknown member ids are refused before anything is written (``UnknownRecord`` naming all of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from handlers.api import reads
+from handlers.directory import Directory, Source
+from handlers.sql import q
+from receiver.errors import InvalidInput, UnknownRecord
+
+MAX_ID_LENGTH = 255
+MAX_SIGNATURE_LENGTH = 64 * 1024  # a link to an image, or a data: URL of a small one
+
+API = Source("api")
+ADMINS_LOCK = 0x61646D73  # "adms": advisory-lock namespace of setAdmin, per corp
+
+
+def check_ids(field: str, ids: Iterable[str]) -> list[str]:
+    """Ids as given, duplicates dropped; each a non-empty string of at most 255 characters."""
+    if isinstance(ids, str):
+        raise InvalidInput(field, "must be a list of ids, not one string")
+    found: list[str] = []
+    for value in ids:
+        if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+            raise InvalidInput(field, f"every id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+        if value not in found:
+            found.append(value)
+    return found
+
+
+async def lock_member(conn: asyncpg.Connection, corp: int, member_id: str) -> int:
+    """The member's local id, its row locked until the transaction ends (concurrent writes queue up)."""
+    local_id: int | None = await conn.fetchval(q("api_lock_member"), corp, member_id)
+    if local_id is None:
+        raise UnknownRecord("member", member_id)
+    return local_id
+
+
+async def offline_members(conn: asyncpg.Connection, corp: int, member_ids: Sequence[str]) -> tuple[str, ...]:
+    """Take members offline by the operator; returns the user ids that changed.
+
+    An active member, or one offline for a platform reason, becomes ``offline_reason='operator'``:
+    from then on neither an update event nor a full sync re-activates it; only a new join does.
+    """
+    await reads.local_ids(conn, corp, member_ids)
+    rows = await conn.fetch(q("api_offline_members"), corp, list(member_ids))
+    directory = Directory(conn, corp, API)
+    for row in rows:
+        was_active = row["was"] == "active"
+        fields = ("status", "offline_reason", "offline_at") if was_active else ("offline_reason",)
+        await directory.log("member", row["user_id"], "offline", fields)
+    return tuple(r["user_id"] for r in rows)
+
+
+async def set_member_roles(conn: asyncpg.Connection, corp: int, member_id: str, role_ids: Sequence[str]) -> int:
+    """Make the member's local roles exactly ``role_ids`` (created as local roles when new); returns its local id.
+
+    A platform role (DingTalk 角色) is refused: its members follow the platform, a full sync would undo it.
+    """
+    local_id = await lock_member(conn, corp, member_id)
+    platform = [r["role_id"] for r in await conn.fetch(q("api_platform_roles_among"), corp, list(role_ids))]
+    if platform:
+        raise InvalidInput(
+            "roleIds", f"platform roles follow the platform and cannot be set here: {', '.join(platform)}"
+        )
+    directory = Directory(conn, corp, API)
+    for role_id in sorted(r["role_id"] for r in await conn.fetch(q("api_create_local_roles"), corp, list(role_ids))):
+        await directory.log("role", role_id, "create")
+    for row in await conn.fetch(q("api_set_member_local_roles"), corp, local_id, list(role_ids)):
+        await directory.log("role", row["role_id"], "update", ("members",))
+    return local_id
+
+
+async def set_local_admins(conn: asyncpg.Connection, corp: int, member_ids: Sequence[str]) -> None:
+    """Make the local admins exactly ``member_ids``; platform admins stay as the platform has them."""
+    await conn.execute(q("api_lock_admins"), ADMINS_LOCK, corp)
+    local = await reads.local_ids(conn, corp, member_ids)
+    directory = Directory(conn, corp, API)
+    for row in await conn.fetch(q("api_set_local_admins"), corp, [local[m] for m in member_ids]):
+        await directory.log("admin", row["user_id"], row["op"])
+
+
+def check_signature(signature: object) -> str:
+    if not isinstance(signature, str) or not signature.strip():
+        raise InvalidInput("signature", "must be a non-empty string")
+    if len(signature) > MAX_SIGNATURE_LENGTH:
+        raise InvalidInput("signature", f"must be at most {MAX_SIGNATURE_LENGTH} characters")
+    return signature
+
+
+async def save_signature(conn: asyncpg.Connection, corp: int, member_id: str, signature: str) -> int:
+    """Store the member's signature (an image link); returns its local id."""
+    local_id = await lock_member(conn, corp, member_id)
+    created = await conn.fetchval(q("api_save_signature"), corp, local_id, signature)
+    if created is not None:
+        await Directory(conn, corp, API).log("signature", member_id, "create" if created else "update", ("signature",))
+    return local_id

@@ -1,0 +1,108 @@
+"""Who may call ``/api``, and how its errors look: every route is registered through ``endpoint``.
+
+With ``CORPSYNC_ADMIN_TOKEN`` set, a request needs ``Authorization: Bearer <token>`` (compared in constant
+time) or gets 401. Without a token the API answers only loopback peers (403 otherwise); a request that
+came through a proxy (``Forwarded`` / ``X-Forwarded-For`` / ``X-Real-IP``) is not taken as loopback, since
+the proxy's own address says nothing about the caller. Errors are JSON: ``{"error": ..., "field"?: ...}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from receiver.errors import InvalidInput, UnknownCorp, UnknownRecord
+from receiver.keys import SETTINGS
+
+log = logging.getLogger("corpsync.api")
+
+routes = web.RouteTableDef()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+LOOPBACK_ONLY = "the API answers loopback requests only until CORPSYNC_ADMIN_TOKEN is set"
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+def problem(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> web.Response:
+    return reply({"error": message, **extra}, status, headers)
+
+
+def is_loopback(request: web.Request) -> bool:
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
+    remote = request.remote
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def authorize(request: web.Request) -> web.Response | None:
+    """None when the caller may go on; else the 401 / 403 answer."""
+    token = request.app[SETTINGS].admin_token
+    if token is None:
+        return None if is_loopback(request) else problem(403, LOOPBACK_ONLY)
+    challenge = {"WWW-Authenticate": 'Bearer realm="corpsync"'}
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return problem(401, "missing bearer token", challenge)
+    if not hmac.compare_digest(given.strip().encode(), token.reveal().encode()):
+        return problem(401, "wrong bearer token", challenge)
+    return None
+
+
+def endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register an /api handler behind ``authorize``, with the API's errors mapped to JSON answers."""
+
+    def register(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            denied = authorize(request)
+            if denied is not None:
+                return denied
+            try:
+                return await handler(request)
+            except InvalidInput as exc:
+                return problem(400, exc.message, field=exc.field)
+            except UnknownCorp:
+                return problem(404, "unknown corp", corp=request.match_info.get("corp"))
+            except UnknownRecord as exc:
+                return problem(404, f"unknown {exc.kind}", ids=list(exc.ids))
+            except (TimeoutError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                log.warning("api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__})
+                return problem(503, "database unavailable, retry later")
+            except web.HTTPException:
+                raise
+            except Exception as exc:  # a bug: answer JSON; log type and place (messages may hold personal data)
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+                log.error("api handler failed", extra={"action": "api_error", "error": type(exc).__name__, "at": where})
+                return problem(500, "internal error")
+
+        routes.route(method, path)(guarded)
+        return handler
+
+    return register

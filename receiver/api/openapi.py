@@ -1,0 +1,219 @@
+"""The OpenAPI 3.1 description of ``/api``, served at ``/api/openapi.json`` (a test keeps it equal to the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from receiver.api.guard import endpoint, reply
+
+Schema = dict[str, Any]
+
+STR: Schema = {"type": "string"}
+NSTR: Schema = {"type": ["string", "null"]}
+INT: Schema = {"type": "integer"}
+NINT: Schema = {"type": ["integer", "null"]}
+TIME: Schema = {"type": "string", "format": "date-time"}
+NTIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+IDS: Schema = {"type": "array", "items": STR}
+NIDS: Schema = {"type": ["array", "null"], "items": STR}
+NOBJ: Schema = {"type": ["object", "null"]}
+SOURCE: Schema = {"type": "string", "enum": ["platform", "local"]}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(props: dict[str, Schema], optional: tuple[str, ...] = ()) -> Schema:
+    required = [k for k in props if k not in optional]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+def page(item: str) -> Schema:
+    return obj({"items": {"type": "array", "items": ref(item)}, "total": INT, "nextCursor": NSTR})
+
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj(
+        {"error": STR, "field": STR, "ids": IDS, "corp": NSTR}, optional=("field", "ids", "corp")
+    ),
+    "CorpInfo": obj({
+        "name": STR, "title": NSTR, "fullName": STR, "corpFullName": STR, "type": STR,
+        "platform": {"type": "string", "enum": ["wecom", "dingtalk"]}, "corpId": STR, "authFullName": NSTR,
+        "status": {"type": "string", "enum": ["active", "disabled"]}, "rootDeptId": NSTR,
+        "authConfig": {"type": "object", "additionalProperties": NSTR, "description": "secrets shown as ***"},
+        "departmentCount": INT, "activeMemberCount": INT, "offlineMemberCount": INT, "lastGoodSyncAt": NTIME,
+    }),
+    "Dept": obj({
+        "deptId": STR, "parentId": NSTR, "name": NSTR, "nameEn": NSTR, "order": NINT, "leaderIds": NIDS,
+        "corpFullName": STR, "createdAt": TIME, "updatedAt": TIME,
+    }),
+    "Member": obj({
+        "memberId": {**STR, "description": "the platform user id"},
+        "localId": {**STR, "description": "corpsync's id: survives a userid rename and a return"},
+        "name": NSTR, "status": {"type": "string", "enum": ["active", "offline"]},
+        "offlineReason": {"type": ["string", "null"], "enum": ["platform", "operator", None]},
+        "offlineAt": NTIME, "deptIds": IDS, "mainDeptId": NSTR, "leaderDeptIds": IDS, "unionId": NSTR,
+        "openUserId": NSTR, "alias": NSTR, "position": NSTR, "mobile": NSTR, "email": NSTR, "bizMail": NSTR,
+        "telephone": NSTR, "gender": NINT, "avatar": NSTR, "jobNumber": NSTR, "workPlace": NSTR,
+        "hiredDate": NINT, "directLeaderIds": NIDS, "platformStatus": NINT, "extattr": NOBJ,
+        "corpFullName": STR, "createdAt": TIME, "updatedAt": TIME,
+    }),
+    "RoleMember": obj({
+        "memberId": STR, "roleId": STR, "roleName": NSTR, "groupName": NSTR, "source": SOURCE, "createdAt": TIME,
+    }),
+    "Role": obj({"roleId": STR, "name": NSTR, "groupName": NSTR, "source": SOURCE, "memberIds": IDS}),
+    "Tag": obj({"tagId": STR, "name": NSTR, "memberIds": IDS, "deptIds": IDS}),
+    "Admin": obj({
+        "memberId": STR, "name": NSTR, "status": STR, "level": NINT, "source": SOURCE, "createdAt": TIME,
+    }),
+    "Signature": obj({"memberId": STR, "signature": NSTR, "updatedAt": NTIME}),
+    "SyncRun": obj({
+        "runId": STR, "trigger": STR,
+        "status": {"type": "string", "enum": ["running", "succeeded", "quarantined", "failed"]},
+        "startedAt": TIME, "finishedAt": NTIME, "counts": {"type": "object"}, "apiCalls": INT, "error": NSTR,
+        "held": NOBJ, "confirmedAt": NTIME,
+    }),
+    "SyncStarted": obj({
+        "runId": {**NSTR, "description": "null when the run had no record yet after 10 s; see sync-runs"},
+        "alreadyRunning": {"type": "boolean", "description": "a run was under way: this is that run"},
+        "run": {"oneOf": [ref("SyncRun"), {"type": "null"}]},
+    }),
+    "LocalCorpData": obj({
+        "corpFullName": STR, "corpId": STR, "rootDeptId": NSTR,
+        "deptList": {"type": "array", "items": ref("Dept")}, "userList": {"type": "array", "items": ref("Member")},
+        "roleList": {"type": "array", "items": ref("Role")}, "tagList": {"type": "array", "items": ref("Tag")},
+        "adminList": {"type": "array", "items": ref("Admin")},
+    }),
+    "CorpPage": page("CorpInfo"),
+    "DeptPage": page("Dept"),
+    "MemberPage": page("Member"),
+    "RoleMemberList": page("RoleMember"),
+    "AdminPage": page("Admin"),
+    "SyncRunPage": page("SyncRun"),
+    "RolesBody": obj({"roleIds": IDS}),
+    "AdminsBody": obj({"memberIds": IDS}),
+    "SignatureBody": obj({"signature": {**STR, "minLength": 1, "maxLength": 65536}}),
+    "SyncBody": obj({"allowDeletes": {"type": "boolean", "default": False}}, optional=("allowDeletes",)),
+}  # fmt: skip
+
+
+def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+
+
+PARAMETERS: dict[str, Schema] = {
+    "corp": _param("corp", "path", STR, "corps/<name>, or a suite tenant <auth>/<corpid> written <auth>%2F<corpid>"),
+    "deptId": _param("deptId", "path", STR, "the platform's department id"),
+    "memberId": _param("memberId", "path", STR, "the platform's user id"),
+    "runId": _param("runId", "path", STR, "a sync run id"),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+    "cursor": _param("cursor", "query", STR, "nextCursor of the previous page"),
+    "status": _param("status", "query", {"type": "string", "enum": ["active", "offline"]}, "member status"),
+    "deptIdFilter": _param("deptId", "query", STR, "members directly in this department"),
+    "updatedSince": _param("updatedSince", "query", TIME, "members changed at or after this time (ISO-8601)"),
+}
+
+
+def _response(description: str, schema: str | None = None) -> Schema:
+    found: Schema = {"description": description}
+    if schema is not None:
+        found["content"] = {"application/json": {"schema": ref(schema)}}
+    return found
+
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": _response("bad input; field names it", "Error"),
+    "Unauthorized": _response("missing or wrong bearer token", "Error"),
+    "Forbidden": _response("no token configured and the caller is not on loopback", "Error"),
+    "NotFound": _response("unknown corp, department, member or run", "Error"),
+    "Unavailable": _response("the database is unavailable", "Error"),
+}
+
+
+def op(op_id: str, summary: str, schema: str, *, params: tuple[str, ...] = (), body: str | None = None,
+       status: str = "200", optional_body: bool = False) -> Schema:  # fmt: skip
+    found: Schema = {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
+        "responses": {
+            status: _response("OK" if status == "200" else "Accepted", schema),
+            **{code: {"$ref": f"#/components/responses/{name}"} for code, name in (
+                ("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"), ("404", "NotFound"),
+                ("503", "Unavailable"))},
+        },
+    }  # fmt: skip
+    if body is not None:
+        content = {"application/json": {"schema": ref(body)}}
+        found["requestBody"] = {"required": not optional_body, "content": content}
+    return found
+
+
+C, M, PAGE = ("corp",), ("corp", "memberId"), ("limit", "cursor")
+BASE = "/api/corps/{corp}"
+
+PATHS: dict[str, Schema] = {
+    "/api/openapi.json": {"get": op("getOpenApi", "This document", "Error")},
+    "/api/corps": {"get": op("listCorps", "The corps served: configured and suite tenants", "CorpPage", params=PAGE)},
+    BASE: {"get": op("getCorpInfo", "The corp's configuration (secrets masked) and local state", "CorpInfo", params=C)},
+    BASE + "/root-dept": {"get": op("getRootDept", "The root department (never assumed to be 1)", "Dept", params=C)},
+    BASE + "/depts": {"get": op("getDepts", "Departments in natural id order", "DeptPage", params=C + PAGE)},
+    BASE + "/depts/{deptId}": {"get": op("getDept", "One department", "Dept", params=(*C, "deptId"))},
+    BASE + "/members": {"get": op("getMembers", "Members by local id", "MemberPage",
+                                  params=(*C, *PAGE, "status", "deptIdFilter", "updatedSince"))},
+    BASE + "/members/{memberId}": {"get": op("getMember", "One member", "Member", params=M)},
+    BASE + "/members/{memberId}/offline": {"post": op(
+        "offlineMember", "Take the member offline in corpsync only (reason operator)", "Member", params=M)},
+    BASE + "/members/{memberId}/roles": {
+        "get": op("getUserRoles", "The member's roles", "RoleMemberList", params=M),
+        "put": op("setUserRole", "Replace the member's local roles", "RoleMemberList", params=M, body="RolesBody"),
+    },
+    BASE + "/members/{memberId}/signature": {
+        "get": op("getUserSignature", "The member's signature", "Signature", params=M),
+        "put": op("saveUserSignature", "Save the member's signature", "Signature", params=M, body="SignatureBody"),
+    },
+    BASE + "/admins": {
+        "get": op("getAdmin", "Admins (platform and local)", "AdminPage", params=C + PAGE),
+        "put": op("setAdmin", "Replace the local admins; platform admins stay", "AdminPage", params=C,
+                  body="AdminsBody"),
+    },
+    BASE + "/local-data": {"get": op("getLocalCorpData", "The whole local directory", "LocalCorpData", params=C)},
+    BASE + "/sync": {"post": op("syncCorp", "Start a full sync (or join the one under way)", "SyncStarted",
+                                params=C, body="SyncBody", status="202", optional_body=True)},
+    BASE + "/sync-runs": {"get": op("getSyncRuns", "Full sync runs, newest first", "SyncRunPage", params=C + PAGE)},
+    BASE + "/sync-runs/{runId}": {"get": op("getSyncRun", "One full sync run", "SyncRun", params=(*C, "runId"))},
+}  # fmt: skip
+PATHS["/api/openapi.json"]["get"]["responses"]["200"] = {
+    "description": "This OpenAPI document",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+
+SPEC: Schema = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "corpsync directory API",
+        "version": "1",
+        "description": (
+            "The JitAI corp operations over corpsync's copy of a WeCom / DingTalk directory. JSON is camelCase; "
+            "ids are strings; lists answer {items, total, nextCursor} and take limit (1-1000, default 100) and "
+            "cursor. Every route needs Authorization: Bearer $CORPSYNC_ADMIN_TOKEN; with no token configured "
+            "the API answers loopback callers only. Writes are local: they never call the platform."
+        ),
+    },
+    "security": [{"bearer": []}],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "parameters": PARAMETERS,
+        "responses": RESPONSES,
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+}
+
+
+@endpoint("GET", "/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return reply(SPEC)

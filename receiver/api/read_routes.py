@@ -1,0 +1,92 @@
+"""GET routes of the directory API: corps, departments, members, admins, roles, signatures, local data."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.api import corp_page
+from receiver.api import params
+from receiver.api.corps import get_corp
+from receiver.api.guard import endpoint, reply
+from receiver.keys import CONFIG, HTTP, POOL
+
+CORP = "/api/corps/{corp}"
+
+
+@endpoint("GET", "/api/corps")
+async def list_corps(request: web.Request) -> web.Response:
+    limit, cursor = params.page(request)
+    app = request.app
+    return reply((await corp_page(app[POOL], app[CONFIG], limit, cursor, app[HTTP])).to_json())
+
+
+@endpoint("GET", CORP)
+async def corp_info(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_corp_info()).to_json())
+
+
+@endpoint("GET", CORP + "/root-dept")
+async def root_dept(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_root_dept()).to_json())
+
+
+@endpoint("GET", CORP + "/depts")
+async def depts(request: web.Request) -> web.Response:
+    limit, cursor = params.page(request)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.page_depts(limit, cursor)).to_json())
+
+
+@endpoint("GET", CORP + "/depts/{deptId}")
+async def dept(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_dept(request.match_info["deptId"])).to_json())
+
+
+@endpoint("GET", CORP + "/members")
+async def members(request: web.Request) -> web.Response:
+    given = params.query(request, params.MEMBER_PARAMS)
+    where, limit, cursor = params.member_filter(given), params.limit(given), params.cursor(given)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.page_members(where, limit, cursor)).to_json())
+
+
+@endpoint("GET", CORP + "/members/{memberId}")
+async def member(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_member(request.match_info["memberId"])).to_json())
+
+
+@endpoint("GET", CORP + "/members/{memberId}/roles")
+async def member_roles(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    roles = await corp.get_user_roles(request.match_info["memberId"])
+    return reply({"items": [r.to_json() for r in roles], "total": len(roles), "nextCursor": None})
+
+
+@endpoint("GET", CORP + "/members/{memberId}/signature")
+async def signature(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_user_signature(request.match_info["memberId"])).to_json())
+
+
+@endpoint("GET", CORP + "/admins")
+async def admins(request: web.Request) -> web.Response:
+    limit, cursor = params.page(request)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.page_admins(limit, cursor)).to_json())
+
+
+@endpoint("GET", CORP + "/local-data")
+async def local_data(request: web.Request) -> web.Response:
+    params.query(request, ())
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.get_local_corp_data()).to_json())

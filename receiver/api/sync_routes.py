@@ -1,0 +1,125 @@
+"""Full syncs over HTTP: ``POST …/sync`` starts one (202 with its run), ``GET …/sync-runs[/{runId}]`` reads them.
+
+A sync started here runs in the background of this process: through the app's scheduler (``SCHEDULER``)
+when one is set and knows the corp, else through ``SyncTasks`` (one task per corp). One run per corp at a
+time across processes (the advisory lock of handlers.fullsync): a sync already under way anywhere is
+answered with that run and ``alreadyRunning: true`` — with the options it was started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from handlers.api import Corp
+from handlers.fullsync import RunStatus, SyncResult
+from handlers.reconcile import empty_counts
+from receiver.api import params
+from receiver.api.corps import get_corp
+from receiver.api.guard import endpoint, problem, reply
+from receiver.api.read_routes import CORP
+from receiver.errors import UnknownCorp, UnknownRecord
+from receiver.keys import CONFIG, SCHEDULER
+
+log = logging.getLogger("corpsync.api")
+
+START_WAIT = 10.0  # seconds to wait for the run record before answering without it
+POLL = 0.05
+
+
+class SyncTasks:
+    """The syncs this process started for the API: at most one task per corp."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[SyncResult]] = {}
+
+    def start(self, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
+        """(task, started now); a task of the corp still running is returned as it is."""
+        task = self._tasks.get(corp.name)
+        if task is not None and not task.done():
+            return task, False
+        task = asyncio.create_task(_run(corp, allow_deletes), name=f"api-sync:{corp.name}")
+        self._tasks[corp.name] = task
+        return task, True
+
+    async def close(self) -> None:
+        """Cancel the syncs still running (full sync records them as failed: 'cancelled')."""
+        running = [t for t in self._tasks.values() if not t.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+SYNC_TASKS = web.AppKey("api_sync_tasks", SyncTasks)
+
+
+async def _run(corp: Corp, allow_deletes: bool) -> SyncResult:
+    try:
+        return await corp.sync_corp(allow_deletes=allow_deletes, trigger="api")
+    except Exception as exc:  # never lost in a task nobody awaits: a failed result and a log line
+        log.warning("api sync crashed", extra={"action": "api_sync_crashed", "corp": corp.name,
+                                               "error": type(exc).__name__})  # fmt: skip
+        return SyncResult(corp.name, "api", RunStatus.FAILED, None, empty_counts(), error=type(exc).__name__)
+
+
+def _start(app: web.Application, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
+    scheduler = app.get(SCHEDULER)
+    if scheduler is not None and corp.name in app[CONFIG].corps:
+        fresh = corp.name not in scheduler.running()
+        with contextlib.suppress(UnknownCorp):
+            return scheduler.request(corp.name, "api", allow_deletes=allow_deletes), fresh
+    return app[SYNC_TASKS].start(corp, allow_deletes)
+
+
+async def _run_id(corp: Corp, task: asyncio.Task[SyncResult], after: int) -> tuple[int | None, bool]:
+    """(run id, already running) once the run has its record, or (None, False) after START_WAIT."""
+    deadline = asyncio.get_running_loop().time() + START_WAIT
+    while True:
+        if task.done():
+            result = task.result()
+            return result.run_id, result.status is RunStatus.ALREADY_RUNNING
+        found = await corp.running_sync_run(after)
+        if found is not None:
+            return found, False
+        if asyncio.get_running_loop().time() > deadline:
+            return None, False
+        await asyncio.wait({task}, timeout=POLL)
+
+
+@endpoint("POST", CORP + "/sync")
+async def start_sync(request: web.Request) -> web.Response:
+    params.query(request, ())
+    allow_deletes = params.flag(await params.body(request, ("allowDeletes",), optional=True), "allowDeletes", False)
+    name = request.match_info["corp"]
+    corp = await get_corp(request.app, name)
+    before = await corp.last_sync_run_id()
+    task, fresh = _start(request.app, corp, allow_deletes)
+    run_id, already = await _run_id(corp, task, before if fresh else 0)
+    if run_id is None and task.done():
+        return problem(500, "the sync could not start")
+    log.info("api sync requested", extra={"action": "api_sync_requested", "corp": name, "run_id": run_id,
+                                          "already_running": already or not fresh})  # fmt: skip
+    run = None if run_id is None else (await corp.get_sync_run(run_id)).to_json()
+    body = {"runId": None if run_id is None else str(run_id), "alreadyRunning": already or not fresh, "run": run}
+    headers = {} if run_id is None else {"Location": f"{request.rel_url.raw_path}-runs/{run_id}"}
+    return reply(body, 202, headers)
+
+
+@endpoint("GET", CORP + "/sync-runs")
+async def sync_runs(request: web.Request) -> web.Response:
+    limit, cursor = params.page(request)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return reply((await corp.page_sync_runs(limit, cursor)).to_json())
+
+
+@endpoint("GET", CORP + "/sync-runs/{runId}")
+async def sync_run(request: web.Request) -> web.Response:
+    params.query(request, ())
+    raw = request.match_info["runId"]
+    corp = await get_corp(request.app, request.match_info["corp"])
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise UnknownRecord("sync run", raw)
+    return reply((await corp.get_sync_run(int(raw))).to_json())
