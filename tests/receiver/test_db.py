@@ -34,23 +34,30 @@ async def test_two_concurrent_migrations_both_succeed_and_apply_once(empty_db_ur
             await c.close()
 
 
+def _is_script(sql: str) -> bool:
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return bool(code.rstrip().rstrip(";").count(";"))
+
+
 async def test_every_named_query_prepares(pool: asyncpg.Pool) -> None:
-    """Single statements are prepared; scripts (several statements) run in a transaction that is rolled back."""
+    """Scripts (several statements, e.g. the staging tables full sync creates) run first, then every
+    single statement is prepared against them, all in one transaction that is rolled back."""
+    named = queries()
+    ordered = sorted(named.items(), key=lambda item: not _is_script(item[1]))
     async with pool.acquire() as conn:
-        for name, sql in queries().items():
-            try:
-                code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-                if code.rstrip().rstrip(";").count(";"):
-                    tx = conn.transaction()
-                    await tx.start()
-                    try:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            for name, sql in ordered:
+                try:
+                    if _is_script(sql):
                         await conn.execute(sql)
-                    finally:
-                        await tx.rollback()
-                else:
-                    await conn.prepare(sql)
-            except asyncpg.PostgresError as exc:
-                raise AssertionError(f"query {name} does not prepare: {exc}") from exc
+                    else:
+                        await conn.prepare(sql)
+                except asyncpg.PostgresError as exc:
+                    raise AssertionError(f"query {name} does not prepare: {exc}") from exc
+        finally:
+            await tx.rollback()
 
 
 async def test_tests_get_isolated_databases(pool: asyncpg.Pool) -> None:
