@@ -15,7 +15,7 @@ from receiver import api, callbacks, db, health, services
 from receiver.endpoints import build_endpoints
 from receiver.errors import CallbackRejected, StoreUnavailable, UnknownCorp
 from receiver.intake import Intake
-from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, OUTCOME, POOL, SETTINGS
+from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, OUTCOME, POOL, SETTINGS, WORKER
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 
@@ -108,13 +108,15 @@ def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.
         await session.close()
 
     async def intake(app: web.Application) -> AsyncIterator[None]:
-        writer = Intake(app[POOL], metrics=app[METRICS])
+        writer = Intake(app[POOL], metrics=app[METRICS], on_commit=app[WORKER].wake)
         writer.start()
         app[INTAKE] = writer
         yield
         await writer.close()
 
-    app.cleanup_ctx.extend([database, http_session, intake, services.clients, services.scheduler, api.lifecycle])
+    app.cleanup_ctx.extend(
+        [database, http_session, services.clients, services.worker, intake, services.scheduler, api.lifecycle]
+    )
     app.add_routes(callbacks.routes)
     app.add_routes(health.routes)
     app.add_routes(api.routes)

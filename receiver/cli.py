@@ -132,6 +132,13 @@ def sync(args: argparse.Namespace, settings: Settings) -> int:
     return SYNC_EXIT.get(status, 1)
 
 
+@command("demo")
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.demo import main as demo_main
+
+    return demo_main(settings.host, args.port if args.port is not None else 8080, args.seconds, args.members, args.rate)
+
+
 @command("check-config")
 def check_config(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
@@ -165,6 +172,11 @@ def _parser() -> argparse.ArgumentParser:
     p = add("sync", "full sync of one corp now (exit 3 when removals were held)")
     p.add_argument("corp", help="the corp's name in the app dir")
     p.add_argument("--allow-deletes", action="store_true", help="confirm removals the deletion guard would hold")
+    p = add("demo", "the whole product against the simulator, no credentials needed (Ctrl-C stops)")
+    p.add_argument("--port", type=int, help="receiver port (default 8080; 0 picks a free one)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds of changes (default: run until Ctrl-C)")
+    p.add_argument("--members", type=int, default=200, help="members per simulated org (default 200)")
+    p.add_argument("--rate", type=float, default=2.0, help="org changes per second (default 2)")
     sub.add_parser(
         "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
     )

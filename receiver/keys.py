@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from handlers.triggers import SyncScheduler
     from receiver.endpoints import Endpoints
     from receiver.intake import Intake
+    from receiver.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", AppConfig)
@@ -27,3 +28,4 @@ ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints")
 INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 SCHEDULER: web.AppKey[SyncScheduler] = web.AppKey("scheduler")  # set by whoever runs the scheduler; optional
 OUTCOME = web.RequestKey("outcome", str)  # how a callback ended, for metrics
+WORKER: web.AppKey[Worker] = web.AppKey("worker")

@@ -11,7 +11,7 @@ from aiohttp import web
 from handlers.clients import DirectoryClient, LimiterRegistry, make_client
 from handlers.corps import CorpConfig
 from handlers.triggers import SyncScheduler
-from receiver.keys import CONFIG, HTTP, METRICS, POOL, SCHEDULER, SETTINGS
+from receiver.keys import CONFIG, HTTP, METRICS, POOL, SCHEDULER, SETTINGS, WORKER
 from receiver.metrics import ClientMetrics
 
 log = logging.getLogger("corpsync.services")
@@ -27,6 +27,21 @@ def client_for(app: web.Application, corp: CorpConfig) -> DirectoryClient:
 async def clients(app: web.Application) -> AsyncIterator[None]:
     app[LIMITERS] = LimiterRegistry()
     yield
+
+
+async def worker(app: web.Application) -> AsyncIterator[None]:
+    """Applies the inbox, per corp in arrival order; intake wakes it after each commit."""
+    from receiver.worker import build_worker, running
+
+    built = build_worker(
+        app[POOL], app[CONFIG], app[HTTP], limiters=app[LIMITERS], observer=ClientMetrics(app[METRICS])
+    )
+    app[WORKER] = built
+    if not app[SETTINGS].run_worker:
+        yield
+        return
+    async with running(built):
+        yield
 
 
 async def scheduler(app: web.Application) -> AsyncIterator[None]:
