@@ -1,0 +1,263 @@
+"""Pure parsers for decrypted callback plaintexts: WeCom XML → fields, DingTalk JSON (any shape) → one event."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from receiver.errors import EnvelopeError
+
+_FORBIDDEN_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class XmlFields:
+    """One XML element: the stripped text of each child (empty → None) and the children themselves."""
+
+    tag: str
+    text: str | None
+    children: tuple[XmlFields, ...]
+
+    def get(self, name: str) -> str | None:
+        found = self.child(name)
+        return None if found is None else found.text
+
+    def child(self, name: str) -> XmlFields | None:
+        for node in self.children:
+            if node.tag == name:
+                return node
+        return None
+
+    def has(self, name: str) -> bool:
+        return self.child(name) is not None
+
+    def items_of(self, name: str, item: str = "Item") -> tuple[XmlFields, ...]:
+        parent = self.child(name)
+        return () if parent is None else tuple(c for c in parent.children if c.tag == item)
+
+    def names(self) -> frozenset[str]:
+        return frozenset(c.tag for c in self.children)
+
+
+def _freeze(element: ET.Element) -> XmlFields:
+    text = (element.text or "").strip() or None
+    return XmlFields(element.tag, text, tuple(_freeze(c) for c in element))
+
+
+def parse_xml(plaintext: bytes | str) -> XmlFields:
+    """Parse a WeCom message. DTDs and entities are refused outright: no callback needs them."""
+    raw = plaintext.encode() if isinstance(plaintext, str) else plaintext
+    if _FORBIDDEN_XML.search(raw):
+        raise EnvelopeError("XML with a DTD or entity declaration")
+    try:
+        root = ET.fromstring(raw)  # noqa: S314 - declarations refused above; expat does not fetch anything
+    except ET.ParseError as exc:
+        raise EnvelopeError(f"malformed XML: {exc.msg if hasattr(exc, 'msg') else 'parse error'}") from None
+    return _freeze(root)
+
+
+def wecom_event_type(fields: XmlFields) -> str | None:
+    """ChangeType for contact events (both envelopes), InfoType for suite instructions, else Event."""
+    info = fields.get("InfoType")
+    if info == "change_contact" or fields.get("Event") == "change_contact":
+        return fields.get("ChangeType")
+    if info is not None:
+        return info
+    return fields.get("Event")
+
+
+def split_ids(value: str | None) -> tuple[str, ...] | None:
+    """A WeCom comma list (``1,2,3``) as a tuple; absent → None; blanks dropped."""
+    if value is None:
+        return None
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+# --- DingTalk -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LabelInfo:
+    """One entry of DingTalk ``postLabelList``: a role (label) as it is after the change."""
+
+    label_id: str
+    name: str | None
+    group_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DingTalkEvent:
+    event_type: str
+    event_id: str | None
+    corp_id: str | None
+    user_ids: tuple[str, ...]
+    dept_ids: tuple[str, ...]
+    label_ids: tuple[str, ...]
+    action: str | None
+    time_ms: int | None
+    post_labels: tuple[LabelInfo, ...] = ()
+
+
+def _lower_keys(obj: Mapping[str, object]) -> dict[str, object]:
+    return {str(k).lower(): v for k, v in obj.items()}
+
+
+def _flatten(obj: Mapping[str, object]) -> dict[str, object]:
+    """Merge the Stream ``data`` object (or JSON string) and failed-list nesting into one lower-cased map."""
+    top = _lower_keys(obj)
+    data = top.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    merged = dict(top)
+    if isinstance(data, Mapping):
+        for key, value in _lower_keys(data).items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def _first(values: Mapping[str, object], *keys: str) -> object:
+    for key in keys:
+        if key in values and values[key] is not None:
+            return values[key]
+    return None
+
+
+def _ids(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        items: Iterable[object] = [value]
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return ()
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            continue
+        text = str(item).strip()
+        if text and text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _labels(value: object) -> tuple[LabelInfo, ...]:
+    if not isinstance(value, list):
+        return ()
+    out: list[LabelInfo] = []
+    for item in value:
+        entry = item
+        if isinstance(item, str):
+            try:
+                entry = json.loads(item)
+            except ValueError:
+                continue
+        if not isinstance(entry, Mapping):
+            continue
+        fields = _lower_keys(entry)
+        label_id = _ids(fields.get("id"))
+        if not label_id:
+            continue
+        name = fields.get("name")
+        group = _ids(fields.get("parentid"))
+        out.append(
+            LabelInfo(label_id[0], name if isinstance(name, str) and name else None, group[0] if group else None)
+        )
+    return tuple(out)
+
+
+def parse_dingtalk(plaintext: bytes | str) -> DingTalkEvent:
+    """Any DingTalk shape (legacy PascalCase, HTTP push v2, Stream, normalized failed-list) → one event."""
+    try:
+        obj = json.loads(plaintext)
+    except ValueError:
+        raise EnvelopeError("malformed JSON") from None
+    if not isinstance(obj, Mapping):
+        raise EnvelopeError("DingTalk event is not a JSON object")
+    flat = _flatten(obj)
+    event_type = _first(flat, "eventtype", "event_type", "call_back_tag")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise EnvelopeError("DingTalk event without EventType")
+    event_id = _first(flat, "eventid")
+    corp_id = _first(flat, "corpid", "eventcorpid")
+    action = _first(flat, "action")
+    return DingTalkEvent(
+        event_type=event_type.strip(),
+        event_id=str(event_id) if isinstance(event_id, str | int) and str(event_id) else None,
+        corp_id=corp_id if isinstance(corp_id, str) and corp_id else None,
+        user_ids=_ids(_first(flat, "userid", "useridlist")),
+        dept_ids=_ids(_first(flat, "deptid", "deptidlist")),
+        label_ids=_ids(_first(flat, "labelidlist")),
+        action=action.strip().lower() if isinstance(action, str) and action.strip() else None,
+        time_ms=_int(_first(flat, "timestamp", "eventtime", "eventborntime", "event_time")),
+        post_labels=_labels(_first(flat, "postlabellist")),
+    )
+
+
+# Failed-list entries nest their payload under the tag name or one of these keys
+# (open.dingtalk.com/document/development/obtain-the-event-list-of-failed-push-messages).
+_FAILED_NESTS = ("bpmscallbackdata", "rolelabelchange", "callbackdata")
+_FAILED_KEYS = {
+    "userid": "UserId",
+    "useridlist": "UserIdList",
+    "deptid": "DeptId",
+    "labelidlist": "LabelIdList",
+    "action": "action",
+    "corpid": "CorpId",
+    "postlabellist": "PostLabelList",
+    "scope": "scope",
+}
+
+
+def normalize_failed_entry(entry: Mapping[str, object]) -> bytes | None:
+    """One ``get_call_back_failed_result`` entry → a legacy-shape plaintext the handlers understand.
+
+    ``{"call_back_tag": "user_add_org", "event_time": 1606126433000, "user_add_org": {"userid": [...], "corpid": ...}}``
+    becomes ``{"EventType": "user_add_org", "TimeStamp": "1606126433000", "UserId": [...], "CorpId": ...}``.
+    Returns None for an entry without a tag.
+    """
+    top = _lower_keys(entry)
+    tag = top.get("call_back_tag")
+    if not isinstance(tag, str) or not tag:
+        return None
+    candidates = [top.get(tag.lower()), *(top.get(k) for k in _FAILED_NESTS)]
+    inner = next((c for c in candidates if isinstance(c, Mapping)), {})
+    out: dict[str, object] = {"EventType": tag}
+    for key, value in _lower_keys(inner).items():
+        name = _FAILED_KEYS.get(key)
+        if name is not None:
+            out[name] = value
+    stamp = _int(top.get("event_time"))
+    if stamp is not None:
+        out["TimeStamp"] = str(stamp)
+    return json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def dedupe_key(platform: str, plaintext: bytes) -> str:
+    """The inbox dedupe key, as the intake computes it: ``event:<eventId>`` for a DingTalk event that has one,
+    else the sha256 hex of the plaintext."""
+    if platform == "dingtalk":
+        try:
+            event = parse_dingtalk(plaintext)
+        except EnvelopeError:
+            event = None
+        if event is not None and event.event_id:
+            return f"event:{event.event_id}"
+    return hashlib.sha256(plaintext).hexdigest()

@@ -1,0 +1,284 @@
+-- Idempotent directory writes for the incremental path (and anyone else who wants them).
+-- A NULL argument means "unknown / not in the event": the stored value is kept. Upserts return a row
+-- only when something really changed (IS DISTINCT FROM), with the names of the changed columns.
+
+-- name: dir_upsert_department
+WITH old AS (
+    SELECT parent_id, name, name_en, "order", leaders FROM departments WHERE corp = $1 AND dept_id = $2
+), up AS (
+    INSERT INTO departments AS d (corp, dept_id, parent_id, name, name_en, "order", leaders)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (corp, dept_id) DO UPDATE
+    SET parent_id = coalesce(EXCLUDED.parent_id, d.parent_id),
+        name = coalesce(EXCLUDED.name, d.name),
+        name_en = coalesce(EXCLUDED.name_en, d.name_en),
+        "order" = coalesce(EXCLUDED."order", d."order"),
+        leaders = coalesce(EXCLUDED.leaders, d.leaders),
+        updated_at = now()
+    WHERE (d.parent_id, d.name, d.name_en, d."order", d.leaders) IS DISTINCT FROM
+          (coalesce(EXCLUDED.parent_id, d.parent_id), coalesce(EXCLUDED.name, d.name),
+           coalesce(EXCLUDED.name_en, d.name_en), coalesce(EXCLUDED."order", d."order"),
+           coalesce(EXCLUDED.leaders, d.leaders))
+    RETURNING parent_id, name, name_en, "order", leaders
+)
+SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
+       array_remove(ARRAY[
+           CASE WHEN o.parent_id IS DISTINCT FROM u.parent_id THEN 'parent_id' END,
+           CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+           CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
+           CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
+           CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
+       ], NULL) AS fields
+FROM up u LEFT JOIN old o ON true;
+
+-- name: dir_delete_department
+-- Removes the department and every link to it; reports the members who lost the membership and
+-- how many local sub-departments still point at it.
+WITH gone AS (
+    DELETE FROM departments WHERE corp = $1 AND dept_id = $2 RETURNING dept_id
+), md AS (
+    DELETE FROM member_departments WHERE corp = $1 AND dept_id = $2 RETURNING member
+), td AS (
+    DELETE FROM tag_departments WHERE corp = $1 AND dept_id = $2 RETURNING tag_id
+)
+SELECT EXISTS (SELECT 1 FROM gone) AS deleted,
+       (SELECT count(*) FROM departments WHERE corp = $1 AND parent_id = $2) AS children,
+       ARRAY(SELECT m.user_id FROM md JOIN members m ON m.id = md.member ORDER BY m.user_id) AS members,
+       ARRAY(SELECT DISTINCT tag_id FROM td ORDER BY tag_id) AS tags;
+
+-- name: dir_unknown_departments
+-- The ids among $2 that are not (yet) departments of the corp.
+SELECT array_agg(x.dept_id ORDER BY x.dept_id) AS unknown
+FROM (SELECT DISTINCT unnest($2::text[]) AS dept_id) x
+WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = x.dept_id);
+
+-- name: dir_upsert_member
+-- $21 reactivate: 'join' (a new join: active again whatever the reason), 'confirmed' (the platform
+-- confirmed the member: reactivate unless an operator took them offline), 'no'.
+-- $22 department ids (NULL: unknown, memberships kept), $23 is_leader / $24 order aligned with them.
+-- $25 change-log source, $26 inbox id, $27 sync run id.
+-- One statement: the member, its memberships, its change-log row when something changed, and which of
+-- its departments are not known locally. Returns op NULL when nothing changed.
+WITH old AS (
+    SELECT * FROM members WHERE corp = $1 AND user_id = $2
+), up AS (
+    INSERT INTO members AS m (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email,
+                              biz_mail, telephone, gender, avatar, job_number, work_place, hired_date,
+                              direct_leaders, platform_status, extattr, main_dept_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+    ON CONFLICT (corp, user_id) DO UPDATE
+    SET union_id = coalesce(EXCLUDED.union_id, m.union_id),
+        open_user_id = coalesce(EXCLUDED.open_user_id, m.open_user_id),
+        name = coalesce(EXCLUDED.name, m.name),
+        alias = coalesce(EXCLUDED.alias, m.alias),
+        position = coalesce(EXCLUDED.position, m.position),
+        mobile = coalesce(EXCLUDED.mobile, m.mobile),
+        email = coalesce(EXCLUDED.email, m.email),
+        biz_mail = coalesce(EXCLUDED.biz_mail, m.biz_mail),
+        telephone = coalesce(EXCLUDED.telephone, m.telephone),
+        gender = coalesce(EXCLUDED.gender, m.gender),
+        avatar = coalesce(EXCLUDED.avatar, m.avatar),
+        job_number = coalesce(EXCLUDED.job_number, m.job_number),
+        work_place = coalesce(EXCLUDED.work_place, m.work_place),
+        hired_date = coalesce(EXCLUDED.hired_date, m.hired_date),
+        direct_leaders = coalesce(EXCLUDED.direct_leaders, m.direct_leaders),
+        platform_status = coalesce(EXCLUDED.platform_status, m.platform_status),
+        extattr = coalesce(EXCLUDED.extattr, m.extattr),
+        main_dept_id = coalesce(EXCLUDED.main_dept_id, m.main_dept_id),
+        status = CASE WHEN $21::text = 'join' OR ($21::text = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                      THEN 'active' ELSE m.status END,
+        offline_reason = CASE WHEN $21::text = 'join' OR ($21::text = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                              THEN NULL ELSE m.offline_reason END,
+        offline_at = CASE WHEN $21::text = 'join' OR ($21::text = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                          THEN NULL ELSE m.offline_at END,
+        updated_at = now()
+    WHERE (m.union_id, m.open_user_id, m.name, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone,
+           m.gender, m.avatar, m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status,
+           m.extattr, m.main_dept_id, m.status) IS DISTINCT FROM
+          (coalesce(EXCLUDED.union_id, m.union_id),
+           coalesce(EXCLUDED.open_user_id, m.open_user_id),
+           coalesce(EXCLUDED.name, m.name),
+           coalesce(EXCLUDED.alias, m.alias),
+           coalesce(EXCLUDED.position, m.position),
+           coalesce(EXCLUDED.mobile, m.mobile),
+           coalesce(EXCLUDED.email, m.email),
+           coalesce(EXCLUDED.biz_mail, m.biz_mail),
+           coalesce(EXCLUDED.telephone, m.telephone),
+           coalesce(EXCLUDED.gender, m.gender),
+           coalesce(EXCLUDED.avatar, m.avatar),
+           coalesce(EXCLUDED.job_number, m.job_number),
+           coalesce(EXCLUDED.work_place, m.work_place),
+           coalesce(EXCLUDED.hired_date, m.hired_date),
+           coalesce(EXCLUDED.direct_leaders, m.direct_leaders),
+           coalesce(EXCLUDED.platform_status, m.platform_status),
+           coalesce(EXCLUDED.extattr, m.extattr),
+           coalesce(EXCLUDED.main_dept_id, m.main_dept_id),
+           CASE WHEN $21::text = 'join' OR ($21::text = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                THEN 'active' ELSE m.status END)
+    RETURNING *
+), m AS (
+    SELECT coalesce((SELECT id FROM up), (SELECT id FROM old)) AS id
+), want AS (
+    SELECT * FROM unnest($22::text[], $23::boolean[], $24::bigint[]) AS w (dept_id, is_leader, "order")
+), del AS (
+    DELETE FROM member_departments md USING m
+    WHERE $22::text[] IS NOT NULL AND md.member = m.id
+      AND NOT EXISTS (SELECT 1 FROM want w WHERE w.dept_id = md.dept_id)
+    RETURNING 1
+), ins AS (
+    INSERT INTO member_departments AS md (corp, member, dept_id, is_leader, "order")
+    SELECT $1, m.id, w.dept_id, w.is_leader, w."order" FROM want w CROSS JOIN m
+    ON CONFLICT (member, dept_id) DO UPDATE
+    SET is_leader = coalesce(EXCLUDED.is_leader, md.is_leader), "order" = coalesce(EXCLUDED."order", md."order")
+    WHERE (md.is_leader, md."order") IS DISTINCT FROM
+          (coalesce(EXCLUDED.is_leader, md.is_leader), coalesce(EXCLUDED."order", md."order"))
+    RETURNING 1
+), result AS (
+    SELECT m.id,
+           (SELECT count(*) FROM del) + (SELECT count(*) FROM ins) > 0 AS departments_changed,
+           ARRAY(SELECT w.dept_id FROM want w
+                 WHERE w.dept_id NOT IN ('', '0')
+                   AND NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = w.dept_id)
+                 ORDER BY w.dept_id) AS unknown_departments,
+           o.id IS NULL AS created,
+           coalesce(o.status = 'offline' AND u.status = 'active', false) AS reactivated,
+           CASE WHEN u.id IS NULL THEN '{}'::text[] ELSE array_remove(ARRAY[
+               CASE WHEN o.union_id IS DISTINCT FROM u.union_id THEN 'union_id' END,
+               CASE WHEN o.open_user_id IS DISTINCT FROM u.open_user_id THEN 'open_user_id' END,
+               CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+               CASE WHEN o.alias IS DISTINCT FROM u.alias THEN 'alias' END,
+               CASE WHEN o.position IS DISTINCT FROM u.position THEN 'position' END,
+               CASE WHEN o.mobile IS DISTINCT FROM u.mobile THEN 'mobile' END,
+               CASE WHEN o.email IS DISTINCT FROM u.email THEN 'email' END,
+               CASE WHEN o.biz_mail IS DISTINCT FROM u.biz_mail THEN 'biz_mail' END,
+               CASE WHEN o.telephone IS DISTINCT FROM u.telephone THEN 'telephone' END,
+               CASE WHEN o.gender IS DISTINCT FROM u.gender THEN 'gender' END,
+               CASE WHEN o.avatar IS DISTINCT FROM u.avatar THEN 'avatar' END,
+               CASE WHEN o.job_number IS DISTINCT FROM u.job_number THEN 'job_number' END,
+               CASE WHEN o.work_place IS DISTINCT FROM u.work_place THEN 'work_place' END,
+               CASE WHEN o.hired_date IS DISTINCT FROM u.hired_date THEN 'hired_date' END,
+               CASE WHEN o.direct_leaders IS DISTINCT FROM u.direct_leaders THEN 'direct_leaders' END,
+               CASE WHEN o.platform_status IS DISTINCT FROM u.platform_status THEN 'platform_status' END,
+               CASE WHEN o.extattr IS DISTINCT FROM u.extattr THEN 'extattr' END,
+               CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
+               CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
+           ], NULL) END AS fields
+    FROM m LEFT JOIN old o ON true LEFT JOIN up u ON true
+), final AS (
+    SELECT r.id, r.unknown_departments,
+           r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
+           CASE WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
+                WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
+    FROM result r
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'member', $2, f.op, nullif(f.fields, '{}'), $25, $26, $27 FROM final f WHERE f.op IS NOT NULL
+    RETURNING 1
+)
+SELECT id, op, fields, unknown_departments FROM final;
+
+-- name: dir_offline_member
+UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
+WHERE corp = $1 AND user_id = $2 AND status = 'active'
+RETURNING id;
+
+-- name: dir_rename_member
+-- Keeps members.id (and so every link); refuses when the new user id is already taken.
+UPDATE members SET user_id = $3, updated_at = now()
+WHERE corp = $1 AND user_id = $2
+  AND NOT EXISTS (SELECT 1 FROM members WHERE corp = $1 AND user_id = $3)
+RETURNING id;
+
+-- name: dir_member_states
+SELECT user_id, id, status, offline_reason FROM members WHERE corp = $1 AND user_id = ANY($2::text[]);
+
+-- name: dir_active_member_count
+SELECT count(*) FROM members WHERE corp = $1 AND status = 'active';
+
+-- name: dir_upsert_tag
+WITH old AS (
+    SELECT name FROM tags WHERE corp = $1 AND tag_id = $2
+), up AS (
+    INSERT INTO tags AS t (corp, tag_id, name) VALUES ($1, $2, $3)
+    ON CONFLICT (corp, tag_id) DO UPDATE SET name = coalesce(EXCLUDED.name, t.name), updated_at = now()
+    WHERE t.name IS DISTINCT FROM coalesce(EXCLUDED.name, t.name)
+    RETURNING name
+)
+SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
+       array_remove(ARRAY[CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END], NULL) AS fields
+FROM up u LEFT JOIN old o ON true;
+
+-- name: dir_tag_add_members
+INSERT INTO tag_members (corp, tag_id, member)
+SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
+ON CONFLICT DO NOTHING
+RETURNING member;
+
+-- name: dir_tag_remove_members
+DELETE FROM tag_members tm USING members m
+WHERE tm.corp = $1 AND tm.tag_id = $2 AND tm.member = m.id AND m.user_id = ANY($3::text[])
+RETURNING tm.member;
+
+-- name: dir_tag_add_departments
+INSERT INTO tag_departments (corp, tag_id, dept_id)
+SELECT $1, $2, d FROM unnest($3::text[]) AS d
+ON CONFLICT DO NOTHING
+RETURNING dept_id;
+
+-- name: dir_tag_remove_departments
+DELETE FROM tag_departments WHERE corp = $1 AND tag_id = $2 AND dept_id = ANY($3::text[])
+RETURNING dept_id;
+
+-- name: dir_upsert_role
+WITH old AS (
+    SELECT name, group_name FROM roles WHERE corp = $1 AND role_id = $2
+), up AS (
+    INSERT INTO roles AS r (corp, role_id, name, group_name, source) VALUES ($1, $2, $3, $4, 'platform')
+    ON CONFLICT (corp, role_id) DO UPDATE
+    SET name = coalesce(EXCLUDED.name, r.name), group_name = coalesce(EXCLUDED.group_name, r.group_name),
+        updated_at = now()
+    WHERE (r.name, r.group_name) IS DISTINCT FROM
+          (coalesce(EXCLUDED.name, r.name), coalesce(EXCLUDED.group_name, r.group_name))
+    RETURNING name, group_name
+)
+SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
+       array_remove(ARRAY[
+           CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+           CASE WHEN o.group_name IS DISTINCT FROM u.group_name THEN 'group_name' END
+       ], NULL) AS fields
+FROM up u LEFT JOIN old o ON true;
+
+-- name: dir_delete_role
+-- Only platform roles: a role set up locally (setUserRole) is not the platform's to remove.
+WITH gone AS (
+    DELETE FROM roles WHERE corp = $1 AND role_id = $2 AND source = 'platform' RETURNING role_id
+), links AS (
+    DELETE FROM role_members WHERE corp = $1 AND role_id IN (SELECT role_id FROM gone) RETURNING member
+)
+SELECT EXISTS (SELECT 1 FROM gone) AS deleted, (SELECT count(*) FROM links) AS members;
+
+-- name: dir_role_add_members
+INSERT INTO role_members (corp, role_id, member)
+SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
+ON CONFLICT DO NOTHING
+RETURNING member;
+
+-- name: dir_role_remove_members
+DELETE FROM role_members rm USING members m
+WHERE rm.corp = $1 AND rm.role_id = $2 AND rm.member = m.id AND m.user_id = ANY($3::text[])
+RETURNING rm.member;
+
+-- name: dir_add_admin
+INSERT INTO admins (corp, member, level, source)
+SELECT $1, m.id, $3, 'platform' FROM members m WHERE m.corp = $1 AND m.user_id = $2
+ON CONFLICT (corp, member) DO NOTHING
+RETURNING member;
+
+-- name: dir_remove_admin
+DELETE FROM admins a USING members m
+WHERE a.corp = $1 AND a.member = m.id AND m.user_id = $2 AND a.source = 'platform'
+RETURNING a.member;
+
+-- name: dir_log_change
+INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
