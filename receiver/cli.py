@@ -8,7 +8,9 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from aiohttp import web
 
@@ -139,6 +141,78 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo_main(settings.host, args.port if args.port is not None else 8080, args.seconds, args.members, args.rate)
 
 
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since: expected an ISO-8601 time such as 2026-11-21T08:00:00+08:00, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@command("export-events")
+def export_events(args: argparse.Namespace, settings: Settings) -> int:
+    """Inbox rows as JSON lines (raw request and plaintext) on stdout or into --out."""
+    from receiver.replay import export_events as export
+
+    since = _since(args.since)
+
+    async def run(url: str, out: TextIO) -> int:
+        pool = await db.create_pool(url, min_size=1, max_size=2)
+        try:
+            return await export(pool, out, args.corp, since)
+        finally:
+            await pool.close()
+
+    with database(settings) as url, contextlib.ExitStack() as files:
+        out = files.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
+        count = asyncio.run(run(url, out))
+    print(f"exported {count} events", file=sys.stderr)
+    return 0
+
+
+@command("replay")
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-apply exported events through the handlers, or re-send their raw requests to a running receiver."""
+    import aiohttp
+
+    from handlers.registry import ensure_corps
+    from receiver.replay import replay_file
+    from receiver.worker import build_worker
+
+    if not Path(args.file).is_file():
+        print(f"corpsync: no such file: {args.file}", file=sys.stderr)
+        return 2
+
+    async def resend() -> str:
+        async with aiohttp.ClientSession() as session:
+            report = await replay_file(args.file, url=args.url.rstrip("/"), session=session)
+        return f"read {report.read}, sent {report.sent}, failed {report.failed}, skipped {report.skipped}"
+
+    async def reapply(url: str) -> str:
+        config = load_config(settings)
+        pool = await db.create_pool(url, min_size=1, max_size=8)
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+                await ensure_corps(conn, config)
+            async with aiohttp.ClientSession() as session:
+                report = await replay_file(args.file, pool=pool, worker=build_worker(pool, config, session))
+        finally:
+            await pool.close()
+        return f"read {report.read}, new {report.inserted}, duplicates {report.duplicates}, applied {report.applied}"
+
+    if args.url:
+        print(asyncio.run(resend()))
+        return 0
+    with database(settings) as url:
+        print(asyncio.run(reapply(url)))
+    return 0
+
+
 @command("check-config")
 def check_config(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
@@ -177,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="stop after this many seconds of changes (default: run until Ctrl-C)")
     p.add_argument("--members", type=int, default=200, help="members per simulated org (default 200)")
     p.add_argument("--rate", type=float, default=2.0, help="org changes per second (default 2)")
+    p = add("export-events", "write inbox rows (raw request + plaintext) as JSON lines")
+    p.add_argument("--corp", help="only this corp (or stream)")
+    p.add_argument("--since", help="only events received at or after this ISO-8601 time")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p = add("replay", "re-apply exported events, or re-send them to a running receiver with --url")
+    p.add_argument("file", help="a file written by export-events")
+    p.add_argument("--url", help="base URL of a running receiver, e.g. http://127.0.0.1:8080")
     sub.add_parser(
         "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
     )

@@ -125,8 +125,12 @@ class WecomClient:
         return rec.admins(await self._post("agent/get_admin_list", body))
 
     async def member_count(self) -> int | None:
-        """Members of the corp by ``user/list_id`` (needs the contact-sync secret), else None."""
-        if self._contact is None:
+        """Members of the corp by ``user/list_id`` (needs the contact-sync secret), else None.
+
+        ``list_id`` always covers the whole corp, so with a configured sub-tree root the count cannot be
+        compared with the local one: None then too (the drift check skips it).
+        """
+        if self._contact is None or self._sync.root_dept_id:
             return None
         return len(await self.list_id())
 

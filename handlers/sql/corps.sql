@@ -29,10 +29,9 @@ UPDATE corps SET status = $2,
 WHERE id = $1;
 
 -- name: request_sync
--- Debounced: an open request keeps its first time and reason.
-UPDATE corps SET sync_requested_at = coalesce(sync_requested_at, now()),
-       sync_request_reason = coalesce(sync_request_reason, $2)
-WHERE id = $1
+-- Debounced: an open request keeps its first time and reason, and its row is not rewritten.
+UPDATE corps SET sync_requested_at = now(), sync_request_reason = $2
+WHERE id = $1 AND sync_requested_at IS NULL
 RETURNING sync_requested_at;
 
 -- name: clear_sync_request

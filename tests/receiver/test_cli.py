@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -126,3 +127,50 @@ def test_sync_of_an_unknown_corp_names_the_known_ones(tmp_path: Path) -> None:
     done = run("sync", "Nope", "--app-dir", str(tmp_path), env=corpsync_env(CORPSYNC_DATABASE_URL="postgresql://x/y"))
     assert done.returncode == 2
     assert "HQ" in done.stderr
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "receiver", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_export_events_then_replay_to_another_receiver_moves_every_event(
+    tmp_path: Path, db_url: str, empty_db_url: str, aiohttp_server: Any
+) -> None:
+    from receiver.app import create_app
+    from receiver.config import load_app_dir
+    from receiver.settings import Settings
+    from receiver.testing import push_event
+
+    write_wecom_corp(tmp_path, "HQ", corp_id="wwhq")
+    config = load_app_dir(tmp_path, {})
+    quiet = Settings(app_dir=tmp_path, run_worker=False, run_scheduler=False)
+    source = await aiohttp_server(create_app(quiet, config, db_url))
+    target = await aiohttp_server(create_app(quiet, config, empty_db_url))
+
+    import aiohttp
+
+    async with aiohttp.ClientSession(base_url=str(source.make_url("/"))) as client:
+        for i in range(3):
+            xml = f"<xml><ToUserName>wwhq</ToUserName><Event>change_contact</Event><UserID>u{i}</UserID></xml>"
+            assert (await push_event(client, config, "HQ", xml)).status == 200
+
+    dump = tmp_path / "events.jsonl"
+    code, _, err = await _cli("export-events", "--out", str(dump), env=corpsync_env(CORPSYNC_DATABASE_URL=db_url))
+    assert code == 0, err
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert len(lines) == 3
+    assert all(line["plaintext"].startswith("<xml>") for line in lines)
+
+    code, out, err = await _cli("replay", str(dump), "--url", str(target.make_url("/")), env=corpsync_env())
+    assert code == 0, err
+    assert "sent 3" in out
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 3
+    finally:
+        await conn.close()
