@@ -127,8 +127,12 @@ async def _locked(
                 threshold=corp.sync.delete_threshold,
                 allow_deletes=allow_deletes,
             )
-            status = RunStatus.QUARANTINED if applied.held else RunStatus.SUCCEEDED
-            error = _held_reason(applied.held, corp.sync.delete_threshold) if applied.held else None
+            # Never "succeeded" when something was held or could not be fetched.
+            incomplete = bool(applied.held) or bool(snapshot.skipped)
+            status = RunStatus.QUARANTINED if incomplete else RunStatus.SUCCEEDED
+            reasons = [_held_reason(applied.held, corp.sync.delete_threshold)] if applied.held else []
+            reasons += [f"not fetched, left as it was: {part}" for part in snapshot.skipped]
+            error = "; ".join(reasons) or None
             held = orjson.dumps(applied.held.as_json()).decode() if applied.held else None
             counts = orjson.dumps(applied.counts).decode()
             await conn.execute(q("fs_finish_run"), run_id, status.value, counts, snapshot.api_calls, error, held)

@@ -100,4 +100,5 @@ class Snapshot:
     role_members: tuple[tuple[str, str], ...] | None = None  # (role_id, user_id)
     admins: tuple[Admin, ...] | None = None
     failed_departments: tuple[str, ...] = ()  # departments whose member fetch failed: removals are held
+    skipped: tuple[str, ...] = ()  # parts that could not be fetched (e.g. "tags: errcode 60011"): left as they were
     api_calls: int = 0

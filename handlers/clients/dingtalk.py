@@ -179,6 +179,7 @@ class DingTalkClient:
         roots = await self._roots()
         walk = DepartmentWalk(self._post, self.transport.limiter.concurrency, progress)
         aux: dict[str, object] = {}
+        skipped: list[str] = []
 
         async def optional(name: str, fetch: Callable[[], Awaitable[object]]) -> None:
             try:
@@ -189,6 +190,7 @@ class DingTalkClient:
                     extra={"action": "dingtalk_snapshot_partial", "part": name, "errcode": exc.errcode, "api": exc.api},
                 )
                 aux[name] = None
+                skipped.append(f"{name}: {exc.api} errcode {exc.errcode}")
 
         async def roles() -> tuple[Role, ...]:
             found = await self.roles()
@@ -206,6 +208,7 @@ class DingTalkClient:
             admins=aux.get("admins"),  # type: ignore[arg-type] # tuple[Admin, ...] | None
             failed_departments=tuple(sorted(walk.failed, key=lambda d: (len(d), d))),
             api_calls=self.api_calls - start_calls,
+            skipped=tuple(skipped),
         )
 
 

@@ -212,6 +212,7 @@ class WecomClient:
     async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot:
         start_calls = self.api_calls
         aux: dict[str, object] = {}
+        skipped: list[str] = []
 
         async def optional(name: str, fetch: Callable[[], Awaitable[object]]) -> None:
             try:
@@ -222,6 +223,7 @@ class WecomClient:
                     extra={"action": "wecom_snapshot_partial", "part": name, "errcode": exc.errcode, "api": exc.api},
                 )
                 aux[name] = None
+                skipped.append(f"{name}: {exc.api} errcode {exc.errcode}")
 
         members, failed = MemberBook(), set[str]()
         state: dict[str, object] = {}
@@ -269,6 +271,7 @@ class WecomClient:
             admins=aux.get("admins"),  # type: ignore[arg-type] # tuple[Admin, ...] | None
             failed_departments=tuple(sorted(failed)),
             api_calls=self.api_calls - start_calls,
+            skipped=tuple(skipped),
         )
 
     async def _fill_from_list_id(

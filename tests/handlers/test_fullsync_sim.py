@@ -172,3 +172,19 @@ async def test_unreachable_upstream_records_a_failed_run(rig: Rig) -> None:
     assert await rig.pool.fetchval("SELECT count(*) FROM members") == 0
     row = await rig.pool.fetchrow("SELECT status, api_calls FROM sync_runs WHERE id = $1", result.run_id)
     assert tuple(row) == ("failed", result.api_calls)
+
+
+async def test_a_part_that_could_not_be_fetched_makes_the_run_quarantined_not_succeeded(rig: Rig) -> None:
+    first = await rig.sync()
+    assert first.status is RunStatus.SUCCEEDED
+    tags_before = await rig.pool.fetchval("SELECT count(*) FROM tag_members")
+    rig.sim.fail("wecom:tag/list", times=100, kind="errcode", errcode=60011)
+    mutations.add_member(rig.org, "newcomer", departments=[rig.org.visible_root])
+    second = await rig.sync()
+    assert second.status is RunStatus.QUARANTINED
+    assert second.error is not None and "tags" in second.error and "60011" in second.error
+    row = await rig.pool.fetchrow("SELECT status, error FROM sync_runs WHERE id = $1", second.run_id)
+    assert row["status"] == "quarantined" and "not fetched" in row["error"]
+    # What was fetched is applied; what was not is left as it was.
+    assert await rig.pool.fetchval("SELECT count(*) FROM members WHERE user_id = 'newcomer'") == 1
+    assert await rig.pool.fetchval("SELECT count(*) FROM tag_members") == tags_before
