@@ -112,9 +112,9 @@ async def _record(
     return new
 
 
-def _wecom_event(plaintext: str) -> str | None:
+def _wecom_event(plaintext: bytes) -> str | None:
     try:
-        return wecom.event_type(wecom.parse_xml_fields(plaintext.encode()))
+        return wecom.message_event_type(plaintext)
     except EnvelopeError:
         return None  # kept as it came; the worker decides what it is
 
@@ -138,7 +138,7 @@ async def wecom_event(request: web.Request) -> web.Response:
         corp_name=endpoint.name,
         plaintext=text,
         dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(text),
+        event_type=_wecom_event(opened.message),
     )
     return web.Response(text="success")
 
@@ -162,7 +162,7 @@ async def suite_instruction(request: web.Request) -> web.Response:
         corp_name=None,
         plaintext=text,
         dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(text),
+        event_type=_wecom_event(opened.message),
     )
     return web.Response(text="success")
 
@@ -196,7 +196,7 @@ async def suite_data(request: web.Request) -> web.Response:
         corp_name=endpoint.configured_tenants.get(opened.receive_id),
         plaintext=text,
         dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(text),
+        event_type=_wecom_event(opened.message),
     )
     return web.Response(text="success")
 

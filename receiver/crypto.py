@@ -44,25 +44,6 @@ _UNBIASED_BELOW = 256 - 256 % len(_ALPHANUMERIC)
 
 
 @dataclass(frozen=True, slots=True)
-class _RawApi:
-    """pycryptodome's C functions that its public ECB mode and strxor wrap (private names; see _raw_cbc_works)."""
-
-    ecb_decrypt: Callable[[Any, bytes, Any, int], int]
-    strxor: Callable[[Any, bytes, Any, int], None]
-    c_uint8_ptr: Callable[[bytearray], Any]
-
-
-def _load_raw_api() -> _RawApi | None:
-    try:
-        from Crypto.Cipher._mode_ecb import raw_ecb_lib
-        from Crypto.Util._raw_api import c_uint8_ptr
-        from Crypto.Util.strxor import _raw_strxor
-    except ImportError:
-        return None
-    return _RawApi(raw_ecb_lib.ECB_decrypt, _raw_strxor.strxor, c_uint8_ptr)
-
-
-@dataclass(frozen=True, slots=True)
 class Opened:
     """A verified, decrypted callback. ``message`` is personal data: it is kept out of the repr."""
 
@@ -78,6 +59,25 @@ class Sealed:
     signature: str
     timestamp: str
     nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class _RawApi:
+    """pycryptodome's C functions that its public ECB mode and strxor wrap (private names: see _working_raw_api)."""
+
+    ecb_decrypt: Callable[[Any, bytes, Any, int], int]
+    strxor: Callable[[Any, bytes, Any, int], None]
+    c_uint8_ptr: Callable[[bytearray], Any]
+
+
+def _load_raw_api() -> _RawApi | None:
+    try:
+        from Crypto.Cipher._mode_ecb import raw_ecb_lib
+        from Crypto.Util._raw_api import c_uint8_ptr
+        from Crypto.Util.strxor import _raw_strxor
+    except ImportError:
+        return None
+    return _RawApi(raw_ecb_lib.ECB_decrypt, _raw_strxor.strxor, c_uint8_ptr)
 
 
 class _Output(threading.local):
@@ -103,8 +103,11 @@ class _RawCbc:
     state changes between calls, so one object serves every thread.
     """
 
+    __slots__ = ("_ecb", "_ecb_decrypt", "_iv", "_out", "_state", "_strxor")
+
     def __init__(self, key: bytes, api: _RawApi) -> None:
-        self._api = api
+        self._ecb_decrypt = api.ecb_decrypt
+        self._strxor = api.strxor
         self._iv = key[:_AES_BLOCK]
         self._ecb = AES.new(key, AES.MODE_ECB)  # owns the key schedule for as long as this object lives
         self._state = self._ecb._state.get()
@@ -119,14 +122,16 @@ class _RawCbc:
         capacity, buf, ptr = self._out.slot
         if size > capacity:
             capacity, buf, ptr = self._out.grow(size)
-        if self._api.ecb_decrypt(self._state, ciphertext, ptr, size):
+        if self._ecb_decrypt(self._state, ciphertext, ptr, size):
             raise DecryptError("AES decryption failed")
-        self._api.strxor(ptr, self._iv + ciphertext[:-_AES_BLOCK], ptr, size)
+        self._strxor(ptr, self._iv + ciphertext[:-_AES_BLOCK], ptr, size)
         return buf
 
 
 class _PlainCbc:
     """The same through pycryptodome's public API: used only if its C functions are not where _RawCbc looks."""
+
+    __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
         self._key = key

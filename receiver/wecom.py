@@ -18,6 +18,7 @@ __all__ = [
     "WecomEnvelope",
     "XmlFields",
     "event_type",
+    "message_event_type",
     "parse_envelope",
     "parse_xml_fields",
     "signed_query",
@@ -30,6 +31,7 @@ _DTD = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _MAX_DEPTH = 16
 _LEADING = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
 _CHANGE_CONTACT = "change_contact"
+_KIND_TAGS = frozenset({"InfoType", "Event", "ChangeType"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,23 @@ def event_type(fields: Mapping[str, str]) -> str | None:
     if kind == _CHANGE_CONTACT:
         return fields.get("ChangeType") or None
     return kind or None
+
+
+def message_event_type(plaintext: bytes) -> str | None:
+    """``event_type(parse_xml_fields(plaintext))``, without building the fields when the message is flat.
+
+    The callback route needs only the event type, and contact events are flat; a message with nested
+    elements takes the full path, which also enforces the depth limit. Raises EnvelopeError alike.
+    """
+    root = _parse_xml(plaintext)
+    kinds: dict[str, str] = {}
+    for node in root:
+        if len(node):
+            return event_type(_fields(root, 0))
+        tag = node.tag
+        if tag in _KIND_TAGS and tag not in kinds:
+            kinds[tag] = (node.text or "").strip()
+    return event_type(kinds)
 
 
 def url_verification_reply(opened: Opened) -> bytes:
