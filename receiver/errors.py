@@ -91,7 +91,7 @@ class UnknownCorp(CorpsyncError):
     status = 404
 
 
-class UnknownRecord(CorpsyncError):  # noqa: N818 - named like its sibling UnknownCorp
+class UnknownRecord(CorpsyncError):
     """A directory record the corp does not have: ``kind`` ('member', 'department', ...) and the ids asked for."""
 
     status = 404
@@ -102,7 +102,7 @@ class UnknownRecord(CorpsyncError):  # noqa: N818 - named like its sibling Unkno
         self.ids = ids
 
 
-class InvalidInput(CorpsyncError):  # noqa: N818 - named like its siblings (UnknownCorp, ...)
+class InvalidInput(CorpsyncError):
     """A directory API argument that cannot be used; ``field`` names it (camelCase, as in the HTTP API)."""
 
     status = 400
