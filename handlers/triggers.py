@@ -27,6 +27,7 @@ from receiver.errors import UnknownCorp
 log = logging.getLogger("corpsync.triggers")
 
 ClientFactory = Callable[[CorpConfig], SnapshotSource]
+SyncObserver = Callable[[SyncResult], None]  # told of every run this scheduler started, once it ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +82,13 @@ class SyncScheduler:
         corps: Mapping[str, CorpConfig],
         clients: ClientFactory,
         settings: SchedulerSettings | None = None,
+        *,
+        on_finished: SyncObserver | None = None,
     ) -> None:
         self._pool = pool
         self._corps = dict(corps)
         self._clients = clients
+        self._on_finished = on_finished
         self.settings = settings or SchedulerSettings()
         self._slots = asyncio.Semaphore(self.settings.max_parallel)
         self._tasks: dict[str, asyncio.Task[SyncResult]] = {}
@@ -113,7 +117,13 @@ class SyncScheduler:
             return task
         task = asyncio.create_task(self._sync(corp, trigger, allow_deletes, progress), name=f"full-sync:{corp_name}")
         self._tasks[corp_name] = task
+        if self._on_finished is not None:
+            task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[SyncResult]) -> None:
+        if self._on_finished is not None and not task.cancelled() and task.exception() is None:
+            self._on_finished(task.result())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set, then cancel the syncs still running (they record 'cancelled')."""

@@ -1,10 +1,26 @@
-"""Prometheus metrics, one registry per app (so tests and several apps in one process never collide)."""
+"""Prometheus metrics, one registry per app (so tests and several apps in one process never collide).
+
+Counters and histograms move as things happen in this process: callbacks (the app's middleware), inbox
+commits (intake), applied and dead-lettered events (the worker, through ``EventMetrics``), full syncs (the
+scheduler, and the API's own sync tasks, through ``sync_finished``), platform calls and token fetches (the
+clients, through ``ClientMetrics``). The gauges of database state (backlog, oldest pending event, age of the
+last good sync, database up) are shared by every process on the database: they are read at scrape time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from handlers.fullsync import RunStatus, SyncResult
+
+if TYPE_CHECKING:
+    from receiver.health import StreamState
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_APPLY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class Metrics:
@@ -29,15 +45,18 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=r,
         )
+        self.database_up = Gauge(
+            "corpsync_database_up", "The database answered the last scrape (1) or not (0)", registry=r
+        )
         self.inbox_backlog = Gauge("corpsync_inbox_backlog", "Pending inbox events", ["corp"], registry=r)
         self.inbox_oldest_age = Gauge(
-            "corpsync_inbox_oldest_pending_seconds", "Age of the oldest pending event", ["corp"], registry=r
+            "corpsync_inbox_oldest_pending_seconds", "Age of the oldest pending event (0: none)", ["corp"], registry=r
         )
         self.apply_latency = Histogram(
             "corpsync_apply_seconds",
             "Time from receipt to applied, per event",
             ["platform"],
-            buckets=_LATENCY_BUCKETS,
+            buckets=_APPLY_BUCKETS,
             registry=r,
         )
         self.events_applied = Counter(
@@ -50,6 +69,12 @@ class Metrics:
             "Full sync wall time",
             ["corp"],
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
+        self.good_sync_age = Gauge(
+            "corpsync_last_good_sync_age_seconds",
+            "Seconds since the newest succeeded or quarantined full sync finished (absent: never)",
+            ["corp"],
             registry=r,
         )
         self.upstream_calls = Counter("corpsync_upstream_calls", "Platform API calls", ["api", "outcome"], registry=r)
@@ -65,6 +90,26 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def sync_finished(self, result: SyncResult) -> None:
+        """A full sync this process ran has ended (a run coalesced into another process's is not counted)."""
+        if result.status is RunStatus.ALREADY_RUNNING:
+            return
+        self.sync_runs.labels(result.corp, result.status.value).inc()
+        self.sync_duration.labels(result.corp).observe(result.seconds)
+
+    def observe_database(self, up: bool, streams: Iterable[StreamState]) -> None:
+        """Set the database gauges from a scrape-time read. A stream or corp not in ``streams`` loses its series
+        (so a database that did not answer leaves them absent, not stale); an active corp with nothing pending
+        is read as 0, a suite's instruction stream only while it has pending events."""
+        self.database_up.set(1 if up else 0)
+        for gauge in (self.inbox_backlog, self.inbox_oldest_age, self.good_sync_age):
+            gauge.clear()
+        for stream in streams:
+            self.inbox_backlog.labels(stream.name).set(stream.pending)
+            self.inbox_oldest_age.labels(stream.name).set(stream.oldest_pending_age or 0.0)
+            if stream.good_sync_age is not None:
+                self.good_sync_age.labels(stream.name).set(stream.good_sync_age)
 
 
 class ClientMetrics:
@@ -82,3 +127,17 @@ class ClientMetrics:
 
     def on_token_refresh(self, kind: str) -> None:
         self._m.token_refreshes.labels(kind).inc()
+
+
+class EventMetrics:
+    """The observer the inbox worker calls (see receiver.worker.EventObserver)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def on_applied(self, platform: str, outcome: str, seconds: float) -> None:
+        self._m.events_applied.labels(platform, outcome).inc()
+        self._m.apply_latency.labels(platform).observe(seconds)
+
+    def on_dead(self, stream: str) -> None:
+        self._m.dead_letters.labels(stream).inc()

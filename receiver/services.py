@@ -1,4 +1,5 @@
-"""Background services of ``serve``: platform clients and the full-sync scheduler (and, later, the worker)."""
+"""Background services of ``serve``: platform clients, the inbox worker and the full-sync scheduler, reporting to
+the app's metrics."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from handlers.clients import DirectoryClient, LimiterRegistry, make_client
 from handlers.corps import CorpConfig
 from handlers.triggers import SyncScheduler
 from receiver.keys import CONFIG, HTTP, METRICS, POOL, SCHEDULER, SETTINGS, WORKER
-from receiver.metrics import ClientMetrics
+from receiver.metrics import ClientMetrics, EventMetrics
 
 log = logging.getLogger("corpsync.services")
 
@@ -33,8 +34,14 @@ async def worker(app: web.Application) -> AsyncIterator[None]:
     """Applies the inbox, per corp in arrival order; intake wakes it after each commit."""
     from receiver.worker import build_worker, running
 
+    metrics = app[METRICS]
     built = build_worker(
-        app[POOL], app[CONFIG], app[HTTP], limiters=app[LIMITERS], observer=ClientMetrics(app[METRICS])
+        app[POOL],
+        app[CONFIG],
+        app[HTTP],
+        limiters=app[LIMITERS],
+        observer=ClientMetrics(metrics),
+        events=EventMetrics(metrics),
     )
     app[WORKER] = built
     if not app[SETTINGS].run_worker:
@@ -46,7 +53,9 @@ async def worker(app: web.Application) -> AsyncIterator[None]:
 
 async def scheduler(app: web.Application) -> AsyncIterator[None]:
     """Full syncs on start-up (never synced, or too old), on schedule, on demand and on drift."""
-    sched = SyncScheduler(app[POOL], app[CONFIG].corps, lambda corp: client_for(app, corp))
+    sched = SyncScheduler(
+        app[POOL], app[CONFIG].corps, lambda corp: client_for(app, corp), on_finished=app[METRICS].sync_finished
+    )
     app[SCHEDULER] = sched
     stop = asyncio.Event()
     task: asyncio.Task[None] | None = None

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import asyncpg
@@ -63,6 +64,16 @@ class WorkerSettings:
         return float(min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_cap))
 
 
+class EventObserver(Protocol):
+    """What the worker reports as it settles rows (receiver.metrics implements it)."""
+
+    def on_applied(self, platform: str, outcome: str, seconds: float) -> None:
+        """A row was applied (``outcome``: done | ignored), ``seconds`` after it was received (database clock)."""
+
+    def on_dead(self, stream: str) -> None:
+        """A row was dead-lettered; ``stream`` is its corp's name (``suite:<auth>`` for a suite's instructions)."""
+
+
 class _RowSettledError(Exception):
     """The row was settled by someone else meanwhile: roll back."""
 
@@ -77,10 +88,14 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         process: str | None = None,
+        events: EventObserver | None = None,
     ) -> None:
         self.pool = pool
         self.services = services
         self.settings = settings or WorkerSettings()
+        self.events = events
+        self.last_turn = time.monotonic()  # when the apply loop last looked at the inbox (readiness)
+        self._task: asyncio.Task[None] | None = None
         self.process = process or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -105,9 +120,15 @@ class Worker:
         """New rows were committed: look at the inbox now rather than at the next poll."""
         self._wakeup.set()
 
+    @property
+    def running(self) -> bool:
+        """``run`` was started and has not ended (stopped, crashed or cancelled)."""
+        return self._task is not None and not self._task.done()
+
     # -- the apply loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._task, self.last_turn = asyncio.current_task(), time.monotonic()
         async with self.pool.acquire() as conn:
             await conn.execute(q("worker_adopt_streams"))
         duties = asyncio.create_task(self.duties.run(stop), name="corpsync-worker-duties")
@@ -116,6 +137,7 @@ class Worker:
         try:
             while not stop.is_set():
                 self._wakeup.clear()
+                self.last_turn = time.monotonic()
                 wait = await self._dispatch()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), wait)
@@ -252,6 +274,10 @@ class Worker:
         except Exception:  # includes _RowSettledError: every row is retried on its own
             shared.requested.clear()
             return False
+        if self.events is not None:
+            waited = {r["id"]: r["waited"] for r in marked}
+            for row, done in zip(rows, outcomes, strict=True):
+                self.events.on_applied(row.platform, done.outcome.value, waited[row.id])
         log.debug("events applied", extra={"action": "events_applied", "stream": rows[0].stream, "rows": len(rows),
                                            "ms": round((time.perf_counter() - started) * 1000, 2)})  # fmt: skip
         return True
@@ -264,7 +290,7 @@ class Worker:
                 if self.settings.async_commit and row.route == SUITE_ROUTE:
                     await conn.execute("SET LOCAL synchronous_commit TO on")  # a used auth code must not be lost
                 applied = await apply_row(conn, row, self.services, shared)
-                marked = await conn.fetchval(q("worker_mark_done"), row.id, applied.outcome.value, applied.event_type)
+                marked = await conn.fetchrow(q("worker_mark_done"), row.id, applied.outcome.value, applied.event_type)
                 if marked is None:
                     raise _RowSettledError
         except _RowSettledError:
@@ -274,6 +300,8 @@ class Worker:
             shared.requested.clear()
             dead = await self._record_failure(conn, row, exc)
             return False, dead
+        if self.events is not None:
+            self.events.on_applied(row.platform, applied.outcome.value, marked["waited"])
         log.debug(
             "event applied",
             extra={
@@ -315,6 +343,8 @@ class Worker:
             "error": describe(exc),
         }
         log.warning("event dead-lettered" if dead else "event failed", extra=extra)
+        if dead and self.events is not None:
+            self.events.on_dead(row.stream)
         return dead
 
 
@@ -348,6 +378,7 @@ def build_worker(
     *,
     limiters: LimiterRegistry | None = None,
     observer: ClientObserver | None = None,
+    events: EventObserver | None = None,
 ) -> Worker:
     """The worker of ``corpsync serve``, with real platform clients sharing one limiter registry."""
     registry = limiters or LimiterRegistry()
@@ -362,7 +393,7 @@ def build_worker(
         return suites[auth.name]
 
     services = Services(clients=ConfigClients(config, make), config=config, suite_api=suite_api, pool=pool)
-    return Worker(pool, services, settings)
+    return Worker(pool, services, settings, events=events)
 
 
 @contextlib.asynccontextmanager

@@ -38,7 +38,7 @@ ORDER BY id LIMIT $2;
 -- name: worker_mark_done
 UPDATE inbox SET status = $2, applied_at = clock_timestamp(), event_type = coalesce(event_type, $3)
 WHERE id = $1 AND status = 'pending'
-RETURNING id;
+RETURNING id, extract(epoch FROM applied_at - received_at)::float8 AS waited;
 
 -- name: worker_mark_failed
 -- $3 max attempts, $4 delay (s) before the next try, $5 permanent (dead at once).
@@ -89,7 +89,7 @@ LIMIT $4;
 UPDATE inbox i SET status = u.status, applied_at = clock_timestamp(), event_type = coalesce(i.event_type, u.event_type)
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u (id, status, event_type)
 WHERE i.id = u.id AND i.status = 'pending'
-RETURNING i.id;
+RETURNING i.id, extract(epoch FROM i.applied_at - i.received_at)::float8 AS waited;
 
 -- name: worker_housekeeping
 -- Tables whose statistics lag far behind their growth (a fresh database: autovacuum looks once a minute,

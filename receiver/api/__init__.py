@@ -21,7 +21,7 @@ from receiver.api import openapi, read_routes, sync_routes, write_routes
 from receiver.api.corps import get_corp
 from receiver.api.guard import routes
 from receiver.api.sync_routes import SYNC_TASKS, SyncTasks
-from receiver.keys import SETTINGS
+from receiver.keys import METRICS, SETTINGS
 
 __all__ = ["get_corp", "lifecycle", "openapi", "read_routes", "routes", "sync_routes", "write_routes"]
 
@@ -35,7 +35,7 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
             "api answers loopback only: no admin token",
             extra={"action": "api_loopback_only", "hint": "set CORPSYNC_ADMIN_TOKEN to call /api from elsewhere"},
         )
-    tasks = SyncTasks()
+    tasks = SyncTasks(on_finished=app[METRICS].sync_finished)
     app[SYNC_TASKS] = tasks
     yield
     await tasks.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,8 +34,9 @@ POLL = 0.05
 class SyncTasks:
     """The syncs this process started for the API: at most one task per corp."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_finished: Callable[[SyncResult], None] | None = None) -> None:
         self._tasks: dict[str, asyncio.Task[SyncResult]] = {}
+        self._on_finished = on_finished  # told of each run started here once it ended (metrics)
 
     def start(self, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
         """(task, started now); a task of the corp still running is returned as it is."""
@@ -43,7 +45,13 @@ class SyncTasks:
             return task, False
         task = asyncio.create_task(_run(corp, allow_deletes), name=f"api-sync:{corp.name}")
         self._tasks[corp.name] = task
+        if self._on_finished is not None:
+            task.add_done_callback(self._finished)
         return task, True
+
+    def _finished(self, task: asyncio.Task[SyncResult]) -> None:
+        if self._on_finished is not None and not task.cancelled() and task.exception() is None:
+            self._on_finished(task.result())
 
     async def close(self) -> None:
         """Cancel the syncs still running (full sync records them as failed: 'cancelled')."""
