@@ -17,6 +17,16 @@ log = logging.getLogger("corpsync.db")
 # nothing to do.
 MIGRATE_LOCK = 0x636F7270_73796E63  # "corpsync"
 
+# What a lost or broken database connection can raise; callers answer 503 / retry rather than crash.
+# InternalClientError appears when a connection is terminated under asyncpg while it is idle.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,

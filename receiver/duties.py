@@ -19,6 +19,7 @@ from handlers.clients.dingtalk_records import FailedEvent
 from handlers.drift import FailedEventSource
 from handlers.events import CorpRef, Services
 from handlers.sql import q
+from receiver.db import DB_ERRORS
 
 log = logging.getLogger("corpsync.worker")
 
@@ -63,7 +64,7 @@ class Duties:
                         next_beat = time.monotonic() + self.settings.heartbeat_interval
                         async with self.pool.acquire() as conn:
                             await drift.beat(conn, self.process, timedelta(seconds=self.settings.max_gap))
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                except DB_ERRORS as exc:
                     log.warning("heartbeat failed", extra={"action": "heartbeat_failed", "error": describe(exc)})
                 now = time.monotonic()
                 if checks is None or checks.done():
@@ -116,7 +117,7 @@ class Duties:
                         await conn.execute("RESET lock_timeout")
                     log.debug("table maintained", extra={"action": "worker_housekeeping", "table": row["relname"],
                                                           "vacuum": row["vacuum"]})  # fmt: skip
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("housekeeping failed", extra={"action": "housekeeping_failed", "error": describe(exc)})
 
     async def check_corps(self, *, failed_lists: bool = True, counts: bool = True) -> None:

@@ -23,12 +23,11 @@ import asyncpg
 import orjson
 
 from handlers.sql import q
+from receiver.db import DB_ERRORS
 from receiver.errors import StoreUnavailable
 from receiver.metrics import Metrics
 
 log = logging.getLogger("corpsync.intake")
-
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,7 @@ class Intake:
     async def _flush(self, batch: list[tuple[InboxRecord, asyncio.Future[bool]]]) -> None:
         try:
             outcome = await asyncio.wait_for(self._commit([r for r, _ in batch]), self._timeout)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
             for _, future in batch:
                 if not future.done():

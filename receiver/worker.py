@@ -35,6 +35,7 @@ from handlers.clients.observe import ClientObserver
 from handlers.corps import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.events import CorpRef, DirectoryClient, Services, Shared
 from handlers.sql import q
+from receiver.db import DB_ERRORS
 from receiver.duties import Duties, DutySettings
 from receiver.errors import EnvelopeError
 
@@ -164,7 +165,7 @@ class Worker:
         self._elsewhere = {s: until for s, until in self._elsewhere.items() if until > now}
         try:
             rows = await self.pool.fetch(q("worker_due_streams"), self.settings.concurrency * 4)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("inbox unavailable", extra={"action": "worker_poll_failed", "error": describe(exc)})
             return wait
         for row in rows:
