@@ -34,3 +34,14 @@ async def ensure_corps(conn: asyncpg.Connection, config: AppConfig) -> dict[str,
 async def request_sync(conn: asyncpg.Connection, corp_row: int, reason: str) -> None:
     """Ask for a full sync of a corp (debounced: an open request is kept as it is)."""
     await conn.execute(q("request_sync"), corp_row, reason)
+
+
+async def runtime_tenants(pool: asyncpg.Pool, config: AppConfig) -> dict[str, WecomProxyCorp]:
+    """Suite tenants authorized at run time (by create_auth), as corps the app dir did not configure."""
+    rows = await pool.fetch(q("active_tenants_of"), sorted(config.auths), sorted(config.corps))
+    return {
+        r["name"]: WecomProxyCorp(
+            name=r["name"], title=r["title"] or r["corp_id"], corp_id=r["corp_id"], auth=config.auths[r["auth_name"]]
+        )
+        for r in rows
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -84,9 +84,12 @@ class SyncScheduler:
         settings: SchedulerSettings | None = None,
         *,
         on_finished: SyncObserver | None = None,
+        discover: Callable[[], Awaitable[Mapping[str, CorpConfig]]] | None = None,
     ) -> None:
         self._pool = pool
         self._corps = dict(corps)
+        self._configured = dict(corps)
+        self._discover = discover  # corps known only at run time (suite tenants), looked up every tick
         self._clients = clients
         self._on_finished = on_finished
         self.settings = settings or SchedulerSettings()
@@ -145,6 +148,8 @@ class SyncScheduler:
 
     async def tick(self, *, startup: bool = False) -> list[str]:
         """Start the runs that are due now; return the names of the corps started."""
+        if self._discover is not None:
+            self._corps = {**await self._discover(), **self._configured}
         started = []
         for name, state in (await self._states()).items():
             corp = self._corps.get(name)

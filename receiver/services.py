@@ -11,6 +11,7 @@ from aiohttp import web
 
 from handlers.clients import DirectoryClient, LimiterRegistry, make_client
 from handlers.corps import CorpConfig
+from handlers.registry import runtime_tenants
 from handlers.triggers import SyncScheduler
 from receiver.keys import CONFIG, HTTP, METRICS, POOL, SCHEDULER, SETTINGS, WORKER
 from receiver.metrics import ClientMetrics, EventMetrics
@@ -53,8 +54,17 @@ async def worker(app: web.Application) -> AsyncIterator[None]:
 
 async def scheduler(app: web.Application) -> AsyncIterator[None]:
     """Full syncs on start-up (never synced, or too old), on schedule, on demand and on drift."""
+    pool, config = app[POOL], app[CONFIG]
+
+    async def discover() -> dict[str, CorpConfig]:
+        return dict(await runtime_tenants(pool, config))
+
     sched = SyncScheduler(
-        app[POOL], app[CONFIG].corps, lambda corp: client_for(app, corp), on_finished=app[METRICS].sync_finished
+        pool,
+        config.corps,
+        lambda corp: client_for(app, corp),
+        on_finished=app[METRICS].sync_finished,
+        discover=discover if config.auths else None,
     )
     app[SCHEDULER] = sched
     stop = asyncio.Event()

@@ -41,3 +41,9 @@ WHERE id = $1 AND sync_requested_at <= $2;
 -- name: corps_wanting_sync
 SELECT id, name, sync_request_reason FROM corps
 WHERE sync_requested_at IS NOT NULL AND status = 'active' ORDER BY sync_requested_at;
+
+-- name: active_tenants_of
+-- Suite tenants authorized at run time (corps rows of a configured auth that the app dir does not name).
+SELECT name, corp_id, title, auth_name FROM corps
+WHERE auth_name = ANY($1::text[]) AND status = 'active' AND NOT (name = ANY($2::text[]))
+ORDER BY name;

@@ -228,3 +228,26 @@ async def test_corps_added_later_are_served(pool: asyncpg.Pool) -> None:
     scheduler.update_corps({"Suite/ww9": tenant})
     assert await scheduler.tick() == ["Suite/ww9"]
     assert (await scheduler.request("Suite/ww9")).status is RunStatus.SUCCEEDED
+
+
+async def test_suite_tenants_authorized_at_run_time_are_discovered_and_synced(pool: asyncpg.Pool) -> None:
+    from handlers.corps import AppConfig, SuiteAuth
+    from handlers.registry import runtime_tenants
+
+    auth = SuiteAuth("Suite", "Suite", "dk1", Secret("s"), Secret("t"), Secret("k" * 43), None)
+    config = AppConfig(root="/app", corps={"HQ": corp_config()}, auths={"Suite": auth})
+    await pool.execute(
+        "INSERT INTO corps (name, platform, type, corp_id, auth_name, status) VALUES"
+        " ('Suite/ww7', 'wecom', 'corps.QywxProxyType', 'ww7', 'Suite', 'active'),"
+        " ('Suite/ww8', 'wecom', 'corps.QywxProxyType', 'ww8', 'Suite', 'disabled')"
+    )
+    found = await runtime_tenants(pool, config)
+    assert list(found) == ["Suite/ww7"]
+    assert (found["Suite/ww7"].corp_id, found["Suite/ww7"].auth) == ("ww7", auth)
+
+    async def discover() -> dict[str, CorpConfig]:
+        return dict(await runtime_tenants(pool, config))
+
+    await registered(pool, config.corps["HQ"])
+    scheduler = SyncScheduler(pool, config.corps, lambda _: Source(), SETTINGS, discover=discover)
+    assert sorted(await scheduler.tick(startup=True)) == ["HQ", "Suite/ww7"]
