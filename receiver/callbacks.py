@@ -7,12 +7,12 @@ signature has been checked (``CallbackCipher.open``).
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import orjson
 from aiohttp import web
 
+import handlers.events.parse as plaintexts
 import receiver.dingtalk as dingtalk
 import receiver.wecom as wecom
 from handlers.model import Platform
@@ -112,9 +112,9 @@ async def _record(
     return new
 
 
-def _wecom_event(plaintext: bytes) -> str | None:
+def _wecom_event(plaintext: str) -> str | None:
     try:
-        return wecom.message_event_type(plaintext)
+        return plaintexts.message_event_type(plaintext)
     except EnvelopeError:
         return None  # kept as it came; the worker decides what it is
 
@@ -137,8 +137,8 @@ async def wecom_event(request: web.Request) -> web.Response:
         stream=endpoint.name,
         corp_name=endpoint.name,
         plaintext=text,
-        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(opened.message),
+        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -161,8 +161,8 @@ async def suite_instruction(request: web.Request) -> web.Response:
         stream=endpoint.stream,
         corp_name=None,
         plaintext=text,
-        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(opened.message),
+        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -195,8 +195,8 @@ async def suite_data(request: web.Request) -> web.Response:
         stream=stream,
         corp_name=endpoint.configured_tenants.get(opened.receive_id),
         plaintext=text,
-        dedupe_key=hashlib.sha256(opened.message).hexdigest(),
-        event_type=_wecom_event(opened.message),
+        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+        event_type=_wecom_event(text),
     )
     return web.Response(text="success")
 
@@ -212,11 +212,10 @@ async def dingtalk_event(request: web.Request) -> web.Response:
         parsed.signature, parsed.timestamp, parsed.nonce, parsed.encrypt, endpoint.receive_ids
     )
     text = _text(opened.message)
-    event = dingtalk.parse_event(opened.message)
+    event = plaintexts.parse_dingtalk(text)
     if event.event_type == "check_url":
         request[OUTCOME] = "verified"
     else:
-        key = f"event:{event.event_id}" if event.event_id else hashlib.sha256(opened.message).hexdigest()
         await _record(
             request,
             platform=Platform.DINGTALK,
@@ -224,7 +223,7 @@ async def dingtalk_event(request: web.Request) -> web.Response:
             stream=endpoint.name,
             corp_name=endpoint.name,
             plaintext=text,
-            dedupe_key=key,
+            dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
             event_type=event.event_type,
         )
     reply = dingtalk.success_reply(

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from handlers.xmlsafe import check_depth, parse_untrusted
 from receiver.errors import EnvelopeError
 
-_FORBIDDEN_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+_CHANGE_CONTACT = "change_contact"
+_KIND_TAGS = frozenset({"InfoType", "Event", "ChangeType"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class XmlFields:
     """One XML element: the stripped text of each child (empty → None) and the children themselves."""
 
     tag: str
     text: str | None
     children: tuple[XmlFields, ...]
+
+    def __repr__(self) -> str:  # tag names only: the texts are personal data
+        return f"XmlFields({self.tag!r}, children={[c.tag for c in self.children]!r})"
 
     def get(self, name: str) -> str | None:
         found = self.child(name)
@@ -43,31 +47,57 @@ class XmlFields:
         return frozenset(c.tag for c in self.children)
 
 
-def _freeze(element: ET.Element) -> XmlFields:
+def _freeze(element: ET.Element, depth: int = 0) -> XmlFields:
+    check_depth(depth)
     text = (element.text or "").strip() or None
-    return XmlFields(element.tag, text, tuple(_freeze(c) for c in element))
+    return XmlFields(element.tag, text, tuple(_freeze(c, depth + 1) for c in element))
 
 
 def parse_xml(plaintext: bytes | str) -> XmlFields:
-    """Parse a WeCom message. DTDs and entities are refused outright: no callback needs them."""
-    raw = plaintext.encode() if isinstance(plaintext, str) else plaintext
-    if _FORBIDDEN_XML.search(raw):
-        raise EnvelopeError("XML with a DTD or entity declaration")
-    try:
-        root = ET.fromstring(raw)  # noqa: S314 - declarations refused above; expat does not fetch anything
-    except ET.ParseError as exc:
-        raise EnvelopeError(f"malformed XML: {exc.msg if hasattr(exc, 'msg') else 'parse error'}") from None
-    return _freeze(root)
+    """Parse a WeCom message with the hardened parser (no DTD, UTF-8 only, bounded depth); EnvelopeError else."""
+    return _freeze(parse_untrusted(plaintext))
 
 
 def wecom_event_type(fields: XmlFields) -> str | None:
     """ChangeType for contact events (both envelopes), InfoType for suite instructions, else Event."""
-    info = fields.get("InfoType")
-    if info == "change_contact" or fields.get("Event") == "change_contact":
-        return fields.get("ChangeType")
+    return _event_type(fields.get)
+
+
+def message_event_type(plaintext: bytes | str) -> str | None:
+    """``wecom_event_type(parse_xml(plaintext))`` without building the fields: the callback route's hot path.
+
+    The event type depends on the root's children only; the rest of the tree is walked just for the depth
+    limit, so the answer (or the EnvelopeError) is the full path's.
+    """
+    root = parse_untrusted(plaintext)
+    kinds: dict[str, str | None] = {}
+    nested = False
+    for node in root:
+        if len(node):
+            nested = True
+        tag = node.tag
+        if tag in _KIND_TAGS and tag not in kinds:
+            kinds[tag] = (node.text or "").strip() or None
+    if nested:
+        _check_tree(root, 0)
+    return _event_type(kinds.get)
+
+
+def _check_tree(element: ET.Element, depth: int) -> None:
+    """The depth check of :func:`_freeze` alone: only elements with children are descended into."""
+    check_depth(depth + 1)
+    for child in element:
+        if len(child):
+            _check_tree(child, depth + 1)
+
+
+def _event_type(get: Callable[[str], str | None]) -> str | None:
+    info = get("InfoType")
+    if info == _CHANGE_CONTACT or get("Event") == _CHANGE_CONTACT:
+        return get("ChangeType")
     if info is not None:
         return info
-    return fields.get("Event")
+    return get("Event")
 
 
 def split_ids(value: str | None) -> tuple[str, ...] | None:
@@ -107,7 +137,8 @@ def _lower_keys(obj: Mapping[str, object]) -> dict[str, object]:
 
 
 def _flatten(obj: Mapping[str, object]) -> dict[str, object]:
-    """Merge the Stream ``data`` object (or JSON string) and failed-list nesting into one lower-cased map."""
+    """One lower-cased map: the top level, then the Stream ``data`` object (or JSON string), then the
+    Stream wire frame's ``headers`` (eventType, eventId, ...); an earlier layer wins."""
     top = _lower_keys(obj)
     data = top.get("data")
     if isinstance(data, str):
@@ -116,9 +147,10 @@ def _flatten(obj: Mapping[str, object]) -> dict[str, object]:
         except ValueError:
             data = None
     merged = dict(top)
-    if isinstance(data, Mapping):
-        for key, value in _lower_keys(data).items():
-            merged.setdefault(key, value)
+    for layer in (data, top.get("headers")):
+        if isinstance(layer, Mapping):
+            for key, value in _lower_keys(layer).items():
+                merged.setdefault(key, value)
     return merged
 
 
@@ -129,22 +161,18 @@ def _first(values: Mapping[str, object], *keys: str) -> object:
     return None
 
 
-def _ids(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        items: Iterable[object] = [value]
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        return ()
-    out: list[str] = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            continue
-        text = str(item).strip()
-        if text and text not in out:
-            out.append(text)
+def _ids(values: Mapping[str, object], *keys: str) -> tuple[str, ...]:
+    """The ids under every one of ``keys`` (a list or a single id), in order, deduplicated; junk is skipped."""
+    out: dict[str, None] = {}
+    for key in keys:
+        value = values.get(key)
+        items: Iterable[object] = value if isinstance(value, list | tuple) else (value,)
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                continue
+            text = str(item).strip()
+            if text:
+                out[text] = None
     return tuple(out)
 
 
@@ -153,8 +181,17 @@ def _int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
+    return None
+
+
+def _first_int(values: Mapping[str, object], *keys: str) -> int | None:
+    """The first of ``keys`` that holds a number (samples mask digits: ``"168****362"`` falls through)."""
+    for key in keys:
+        number = _int(values.get(key))
+        if number is not None:
+            return number
     return None
 
 
@@ -172,11 +209,11 @@ def _labels(value: object) -> tuple[LabelInfo, ...]:
         if not isinstance(entry, Mapping):
             continue
         fields = _lower_keys(entry)
-        label_id = _ids(fields.get("id"))
+        label_id = _ids(fields, "id")
         if not label_id:
             continue
         name = fields.get("name")
-        group = _ids(fields.get("parentid"))
+        group = _ids(fields, "parentid")
         out.append(
             LabelInfo(label_id[0], name if isinstance(name, str) and name else None, group[0] if group else None)
         )
@@ -200,13 +237,13 @@ def parse_dingtalk(plaintext: bytes | str) -> DingTalkEvent:
     action = _first(flat, "action")
     return DingTalkEvent(
         event_type=event_type.strip(),
-        event_id=str(event_id) if isinstance(event_id, str | int) and str(event_id) else None,
+        event_id=event_id if isinstance(event_id, str) and event_id else None,
         corp_id=corp_id if isinstance(corp_id, str) and corp_id else None,
-        user_ids=_ids(_first(flat, "userid", "useridlist")),
-        dept_ids=_ids(_first(flat, "deptid", "deptidlist")),
-        label_ids=_ids(_first(flat, "labelidlist")),
+        user_ids=_ids(flat, "userid", "useridlist"),
+        dept_ids=_ids(flat, "deptid", "deptidlist"),
+        label_ids=_ids(flat, "labelidlist"),
         action=action.strip().lower() if isinstance(action, str) and action.strip() else None,
-        time_ms=_int(_first(flat, "timestamp", "eventtime", "eventborntime", "event_time")),
+        time_ms=_first_int(flat, "timestamp", "eventtime", "eventborntime", "event_time"),
         post_labels=_labels(_first(flat, "postlabellist")),
     )
 
