@@ -174,6 +174,12 @@ WITH old AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
     SELECT $1, 'member', $2, f.op, nullif(f.fields, '{}'), $25, $26, $27 FROM final f WHERE f.op IS NOT NULL
     RETURNING 1
+), touched AS (
+    -- Only the memberships changed: the member row was not rewritten above, but it did change
+    -- (updatedSince readers must see it). A row is never modified twice in one statement.
+    UPDATE members SET updated_at = now()
+    WHERE id = (SELECT id FROM final WHERE op IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM up)
+    RETURNING 1
 )
 SELECT id, op, fields, unknown_departments FROM final;
 
