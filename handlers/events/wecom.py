@@ -2,6 +2,8 @@
 
 Events carry only what changed (after 2022-08-15 only IDs): only fields present are written, and a
 member or department the event would create without a name is completed through the platform client.
+Delivery is unordered: a create for a member or department that is already here (its update came first)
+may carry stale values, so it is read back from the platform too.
 """
 
 from __future__ import annotations
@@ -123,7 +125,10 @@ async def _check_parent(ctx: EventContext, dept: Department) -> None:
 async def create_user(ctx: EventContext, fields: XmlFields) -> Outcome:
     user_id = _required(fields, "UserID")
     member = member_from_fields(fields, user_id)
-    if member.name is None:  # IDs only: read what the app may see
+    known = await ctx.directory().member_states([user_id])
+    if member.name is None or known.get(user_id, ("",))[0] == "active":
+        # IDs only; or the member is already here (an update overtook this create, or a full sync got there
+        # first) and the event's fields may be older than the platform's: read what the app may see.
         member = overlay(member, await ctx.fetch_member(user_id))
     await ctx.upsert_member(member, Reactivate.JOIN)
     return Outcome.DONE
@@ -158,10 +163,12 @@ async def delete_user(ctx: EventContext, fields: XmlFields) -> Outcome:
 
 
 async def create_party(ctx: EventContext, fields: XmlFields) -> Outcome:
+    directory = ctx.directory()
     dept = department_from_fields(fields)
-    if dept.name is None:
+    if dept.name is None or not await directory.unknown_departments([dept.dept_id]):
+        # IDs only; or already here (an update overtook this create): the platform's current answer wins.
         dept = overlay_department(dept, await ctx.fetch_department(dept.dept_id))
-    await ctx.directory().upsert_department(dept)
+    await directory.upsert_department(dept)
     await _check_parent(ctx, dept)
     return Outcome.DONE
 
