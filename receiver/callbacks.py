@@ -119,6 +119,24 @@ def _wecom_event(plaintext: str) -> str | None:
         return None  # kept as it came; the worker decides what it is
 
 
+async def _record_wecom(
+    request: web.Request, opened: Opened, *, route: str, stream: str, corp_name: str | None
+) -> web.Response:
+    """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored."""
+    text = _text(opened.message)
+    await _record(
+        request,
+        platform=Platform.WECOM,
+        route=route,
+        stream=stream,
+        corp_name=corp_name,
+        plaintext=text,
+        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+        event_type=_wecom_event(text),
+    )
+    return web.Response(text="success")
+
+
 @routes.get("/callback/wecom/{corp}")
 async def wecom_verify(request: web.Request) -> web.Response:
     endpoint = _wecom_endpoint(request)
@@ -129,18 +147,7 @@ async def wecom_verify(request: web.Request) -> web.Response:
 async def wecom_event(request: web.Request) -> web.Response:
     endpoint = _wecom_endpoint(request)
     opened = await _open_wecom_post(request, endpoint.cipher, endpoint.receive_ids)
-    text = _text(opened.message)
-    await _record(
-        request,
-        platform=Platform.WECOM,
-        route="wecom",
-        stream=endpoint.name,
-        corp_name=endpoint.name,
-        plaintext=text,
-        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
-        event_type=_wecom_event(text),
-    )
-    return web.Response(text="success")
+    return await _record_wecom(request, opened, route="wecom", stream=endpoint.name, corp_name=endpoint.name)
 
 
 @routes.get("/callback/wecom-suite/{auth}")
@@ -153,18 +160,7 @@ async def suite_verify(request: web.Request) -> web.Response:
 async def suite_instruction(request: web.Request) -> web.Response:
     endpoint = _suite_endpoint(request)
     opened = await _open_wecom_post(request, endpoint.cipher, endpoint.instruction_ids)
-    text = _text(opened.message)
-    await _record(
-        request,
-        platform=Platform.WECOM,
-        route="wecom-suite",
-        stream=endpoint.stream,
-        corp_name=None,
-        plaintext=text,
-        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
-        event_type=_wecom_event(text),
-    )
-    return web.Response(text="success")
+    return await _record_wecom(request, opened, route="wecom-suite", stream=endpoint.stream, corp_name=None)
 
 
 @routes.get("/callback/wecom-suite/{auth}/data")
@@ -186,19 +182,13 @@ async def suite_data(request: web.Request) -> web.Response:
     opened = await _open_wecom_post(request, endpoint.cipher, None)
     if not await _authorized_tenant(request, endpoint, opened.receive_id):
         raise ReceiveIdError("receive-id is not an authorized corp of this suite")
-    text = _text(opened.message)
-    stream = endpoint.tenant_stream(opened.receive_id)
-    await _record(
+    return await _record_wecom(
         request,
-        platform=Platform.WECOM,
+        opened,
         route="wecom-suite-data",
-        stream=stream,
+        stream=endpoint.tenant_stream(opened.receive_id),
         corp_name=endpoint.configured_tenants.get(opened.receive_id),
-        plaintext=text,
-        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
-        event_type=_wecom_event(text),
     )
-    return web.Response(text="success")
 
 
 @routes.post("/callback/dingtalk/{corp}")
