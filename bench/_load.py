@@ -1,12 +1,17 @@
-"""Load generator of bench/ingest.py: pre-signed WeCom callbacks over keep-alive connections, closed or open loop.
+"""Load generator of bench/ingest.py and bench/apply.py: pre-signed callbacks over keep-alive connections.
 
     python bench/_load.py --port P --mode closed|open [--seconds S --concurrency C --rate R --first I --count N]
+                          [--requests FILE] [--answer-log]
 
 Runs in its own process. It signs every request first, warms up, prints ``ready`` and waits for ``go`` on
 stdin (so the caller can sample CPU around the timed section only), then prints one JSON line of results.
 Raw asyncio protocol, no HTTP client library: one request in flight per connection, responses parsed
 by Content-Length. Open loop: request i is due at t0 + i/R and its latency runs from that due time,
 whether or not a connection was free to send it (no coordinated omission).
+
+``--requests FILE`` sends ready-made requests (``write_requests``) instead of generating them, in file
+order; ``--answer-log`` adds, per answer, the request's index in that order, the wall-clock time
+(``time.time()``) it was received and its status, so a caller can match answers with server-side times.
 """
 
 from __future__ import annotations
@@ -50,15 +55,35 @@ def plaintext(i: int) -> bytes:
 def request_bytes(i: int, port: int) -> bytes:
     """The whole HTTP/1.1 request of event ``i``; signature, timestamp and nonce need no URL escaping."""
     query, body = sign_wecom_callback(plaintext(i), token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, receive_id=CORP_ID)
-    target = (
-        f"/callback/wecom/{CORP}?msg_signature={query['msg_signature']}"
-        f"&timestamp={query['timestamp']}&nonce={query['nonce']}"
-    )
+    return http_request(f"/callback/wecom/{CORP}", query, body, port)
+
+
+def http_request(path: str, query: dict[str, str], body: bytes, port: int) -> bytes:
+    """A POST of ``body`` to ``path``; the query values are signatures, timestamps and nonces (no escaping)."""
+    target = path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     head = (
         f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/xml\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+def write_requests(path: Path, requests: list[bytes]) -> None:
+    """The ``--requests`` file: each request preceded by its length (4 bytes, big-endian)."""
+    with path.open("wb") as out:
+        for request in requests:
+            out.write(len(request).to_bytes(4, "big"))
+            out.write(request)
+
+
+def read_requests(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    requests, at = [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        requests.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return requests
 
 
 class Conn(asyncio.Protocol):
@@ -69,14 +94,16 @@ class Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.since = 0.0  # when the request in flight was due (open loop) or sent (closed loop)
+        self.index = -1  # the request in flight, by its position in the run's list
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def send(self, request: bytes, since: float) -> None:
+    def send(self, request: bytes, since: float, index: int = -1) -> None:
         assert self.transport is not None
         self.since = since
+        self.index = index
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -106,8 +133,17 @@ class Conn(asyncio.Protocol):
 class Run:
     """The state of one load phase (warm-up or timed): requests to send, answers, latencies."""
 
-    def __init__(self, requests: list[bytes], *, rate: float | None, seconds: float, cycle: bool) -> None:
+    def __init__(
+        self,
+        requests: list[bytes],
+        *,
+        rate: float | None,
+        seconds: float,
+        cycle: bool,
+        answer_log: list[tuple[int, float, int]] | None = None,
+    ) -> None:
         self.requests = requests
+        self.answer_log = answer_log  # (request index, time.time() of the answer, status), when asked for
         self.rate = rate
         self.seconds = seconds
         self.cycle = cycle
@@ -121,39 +157,41 @@ class Run:
         self.stopping = False
         self.in_flight = 0
         self.idle: list[Conn] = []
-        self.waiting: deque[tuple[bytes, float]] = deque()
+        self.waiting: deque[tuple[int, float]] = deque()
         self.start = 0.0
         self.end = 0.0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def take(self) -> bytes | None:
+    def take(self) -> int | None:
+        """The index of the next request to send (None when they ran out)."""
         if self.next >= len(self.requests):
             if not self.cycle:
                 self.exhausted = True
                 return None
             self.next = 0
-        request = self.requests[self.next]
         self.next += 1
-        return request
+        return self.next - 1
 
-    def send(self, conn: Conn, request: bytes, since: float) -> None:
+    def send(self, conn: Conn, index: int, since: float) -> None:
         self.in_flight += 1
-        conn.send(request, since)
+        conn.send(self.requests[index], since, index)
 
     def answered(self, conn: Conn, status: int) -> None:
         now = time.perf_counter()
+        if self.answer_log is not None:
+            self.answer_log.append((conn.index, time.time(), status))
         self.in_flight -= 1
         self.statuses[status] += 1
         if now <= self.end:
             self.window_answers += 1
             self.latencies.append(now - conn.since)
         if self.rate is None:
-            request = None if self.stopping or now >= self.end else self.take()
-            if request is not None:
-                self.send(conn, request, now)
+            index = None if self.stopping or now >= self.end else self.take()
+            if index is not None:
+                self.send(conn, index, now)
         elif self.waiting:
-            request, due = self.waiting.popleft()
-            self.send(conn, request, due)
+            index, due = self.waiting.popleft()
+            self.send(conn, index, due)
         else:
             self.idle.append(conn)
         self.check_done()
@@ -175,10 +213,10 @@ class Run:
         self.start = time.perf_counter()
         self.end = self.start + self.seconds
         for conn in conns:
-            request = self.take()
-            if request is None:
+            index = self.take()
+            if index is None:
                 break
-            self.send(conn, request, time.perf_counter())
+            self.send(conn, index, time.perf_counter())
         asyncio.get_running_loop().call_at(asyncio.get_running_loop().time() + self.seconds + 0.001, self.check_done)
         await self.done
 
@@ -194,14 +232,14 @@ class Run:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            request = self.take()
-            if request is None:
+            index = self.take()
+            if index is None:
                 break
             self.lags.append(time.perf_counter() - due)
             if self.idle:
-                self.send(self.idle.pop(), request, due)
+                self.send(self.idle.pop(), index, due)
             else:
-                self.waiting.append((request, due))
+                self.waiting.append((index, due))
         self.stopping = True
         self.check_done()
         await self.done
@@ -220,16 +258,20 @@ def cpu_seconds() -> float:
 
 
 async def load(args: argparse.Namespace) -> dict[str, object]:
-    requests = [request_bytes(i, args.port) for i in range(args.first, args.first + args.count)]
+    if args.requests:
+        requests = read_requests(Path(args.requests))
+    else:
+        requests = [request_bytes(i, args.port) for i in range(args.first, args.first + args.count)]
     loop = asyncio.get_running_loop()
     rate = args.rate if args.mode == "open" else None
-    warm = Run(requests, rate=rate, seconds=WARMUP_SECONDS, cycle=args.cycle)
+    answer_log: list[tuple[int, float, int]] | None = [] if args.answer_log else None
+    warm = Run(requests, rate=rate, seconds=WARMUP_SECONDS, cycle=args.cycle, answer_log=answer_log)
     conns: list[Conn] = []
     for _ in range(args.concurrency):
         _, conn = await loop.create_connection(lambda: Conn(warm), "127.0.0.1", args.port)
         conns.append(conn)
     await (warm.open(conns) if rate else warm.closed(conns))
-    timed = Run(requests, rate=rate, seconds=args.seconds, cycle=args.cycle)
+    timed = Run(requests, rate=rate, seconds=args.seconds, cycle=args.cycle, answer_log=answer_log)
     timed.next = warm.next
     for conn in conns:
         conn.run = timed
@@ -246,6 +288,9 @@ async def load(args: argparse.Namespace) -> dict[str, object]:
             conn.transport.close()
     statuses = warm.statuses + timed.statuses
     window = args.seconds if rate is None else wall
+    extra: dict[str, object] = {}
+    if answer_log is not None:
+        extra = {"answer_log": answer_log, "timed_first": warm.next, "sent": timed.next}
     return {
         "answers": {str(k): v for k, v in sorted(statuses.items())},
         "lost": warm.lost_count + timed.lost_count,
@@ -260,6 +305,7 @@ async def load(args: argparse.Namespace) -> dict[str, object]:
         "exhausted": timed.exhausted,
         "cpu_seconds": cpu,
         "wall_seconds": wall,
+        **extra,
     }
 
 
@@ -273,6 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--first", type=int, default=0, help="index of the first event (events are distinct by index)")
     p.add_argument("--count", type=int, default=10_000, help="events to pre-sign")
     p.add_argument("--cycle", action="store_true", help="reuse the events when they run out (bare handler only)")
+    p.add_argument("--requests", help="send the requests of this file (see write_requests) instead of generating")
+    p.add_argument("--answer-log", action="store_true", help="report each answer's request index, time and status")
     return p.parse_args(argv)
 
 
