@@ -91,3 +91,35 @@ async def test_pool_closed_raises_store_unavailable(db_url: str) -> None:
             await intake.submit(record("a"))
     finally:
         await intake.close()
+
+
+async def _insert(conn: asyncpg.Connection, *records: InboxRecord) -> list[int]:
+    from handlers.sql import q
+
+    rows = await conn.fetch(
+        q("inbox_insert_batch"),
+        [r.stream for r in records], [r.platform for r in records], [r.route for r in records],
+        [r.corp for r in records], [r.dedupe_key for r in records], [r.event_type for r in records],
+        ["{}" for _ in records], [r.body for r in records], [r.plaintext for r in records],
+    )  # fmt: skip
+    return [row["id"] for row in rows]
+
+
+async def test_a_streams_groups_commit_in_id_order_across_connections(db_url: str) -> None:
+    """The worker reads a stream on from its last applied id: a later id must never be visible first."""
+    first, second, other = [await db.connect(db_url) for _ in range(3)]
+    try:
+        tx = first.transaction()
+        await tx.start()
+        (early,) = await _insert(first, record("a", stream="HQ"))  # id drawn, not yet committed
+        blocked = asyncio.create_task(_insert(second, record("b", stream="HQ")))
+        free = await asyncio.wait_for(_insert(other, record("c", stream="Sales")), 5)  # other streams go on
+        await asyncio.sleep(0.3)
+        assert not blocked.done(), "a second group of the stream must wait for the first to commit"
+        await tx.commit()
+        (late,) = await asyncio.wait_for(blocked, 5)
+        assert late > early
+        assert free
+    finally:
+        for conn in (first, second, other):
+            await conn.close()
