@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -61,7 +60,7 @@ from bench._apply_probe import (
 )
 from bench._apply_report import InboxRow, Outcome, report
 from bench._load import http_request, write_requests
-from bench.ingest import Server, free_port, wait_healthy
+from bench.ingest import Server, free_port, stop, wait_healthy
 from bench.ingest import with_database as database_url
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 
@@ -129,13 +128,7 @@ async def serving(
             await wait_healthy(server)
             yield server
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop(proc, grace=30)
 
 
 async def run_cli(argv: list[str], env: dict[str, str]) -> str:

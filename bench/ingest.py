@@ -164,13 +164,19 @@ async def running(name: str, argv: list[str], env: dict[str, str], database: str
             await wait_healthy(server)
             yield server
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop(proc, grace=20)
+
+
+async def stop(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``grace`` seconds."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 async def metric_sums(server: Server) -> dict[str, float]:
