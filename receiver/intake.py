@@ -56,7 +56,7 @@ class Intake:
         timeout: float = 3.0,
         linger: float = 0.005,
         full_group: int = 32,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         self._pool = pool
         # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: far fewer
@@ -135,7 +135,7 @@ class Intake:
             if not future.done():
                 future.set_result(inserted)
         if self._on_commit is not None and any(outcome):
-            self._on_commit()
+            self._on_commit(frozenset(r.stream for (r, _), new in zip(batch, outcome, strict=True) if new))
 
     async def _commit(self, records: list[InboxRecord]) -> list[bool]:
         """Insert one group; for each record, whether it was new (a repeat within the group is a duplicate)."""

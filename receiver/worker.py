@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,8 +117,15 @@ class Worker:
             self.wake,
         )
 
-    def wake(self) -> None:
-        """New rows were committed: look at the inbox now rather than at the next poll."""
+    def wake(self, streams: Iterable[str] = ()) -> None:
+        """New rows were committed: look at the inbox now rather than at the next poll.
+
+        When every stream named is already being drained here, nothing needs doing: a drain goes on while
+        its stream has due rows, and a finished drain wakes the loop itself (``_drained``).
+        """
+        named = tuple(streams)
+        if named and all(stream in self._active for stream in named):
+            return
         self._wakeup.set()
 
     @property

@@ -225,3 +225,20 @@ async def _status_is(pool: asyncpg.Pool, inbox_id: int | None, status: str) -> b
 
 async def _attempted(pool: asyncpg.Pool, inbox_id: int | None) -> bool:
     return bool((await inbox(pool, inbox_id or 0))["attempts"] > 0)
+
+
+async def test_wake_for_a_stream_being_drained_is_skipped_but_any_other_wakes(pool: asyncpg.Pool) -> None:
+    w = worker(pool)
+    gate = asyncio.Event()
+    w._active["HQ"] = asyncio.create_task(gate.wait())  # a drain of HQ is under way
+    try:
+        w.wake(["HQ"])
+        assert not w._wakeup.is_set()  # that drain will see the new rows; no inbox query needed
+        w.wake(["HQ", "Sales"])
+        assert w._wakeup.is_set()
+        w._wakeup.clear()
+        w.wake()
+        assert w._wakeup.is_set()  # no streams named: always look
+    finally:
+        gate.set()
+        await w._active.pop("HQ")
