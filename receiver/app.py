@@ -79,9 +79,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     finally:
         if labels is not None:
-            metrics = request.app[METRICS]
-            metrics.callbacks.labels(*labels, outcome).inc()
-            metrics.callback_latency.labels(*labels).observe(time.perf_counter() - started)
+            request.app[METRICS].callback_answered(*labels, outcome, time.perf_counter() - started)
 
 
 def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.Application:

@@ -10,7 +10,7 @@ last good sync, database up) are shared by every process on the database: they a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -27,6 +27,8 @@ class Metrics:
     """Every metric corpsync exports. Platform clients report through ``ClientMetrics`` (an observer)."""
 
     def __init__(self) -> None:
+        self._answered: dict[tuple[str, str, str], Any] = {}
+        self._answer_time: dict[tuple[str, str], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.callbacks = Counter(
@@ -87,6 +89,18 @@ class Metrics:
         self.token_refreshes = Counter(
             "corpsync_token_refreshes", "Access tokens fetched from the platform", ["kind"], registry=r
         )
+
+    def callback_answered(self, platform: str, route: str, outcome: str, seconds: float) -> None:
+        """Count and time one callback answer; the labelled series are looked up once, not per request."""
+        key = (platform, route, outcome)
+        counter = self._answered.get(key)
+        if counter is None:
+            counter = self._answered[key] = self.callbacks.labels(platform, route, outcome)
+        timer = self._answer_time.get(key[:2])
+        if timer is None:
+            timer = self._answer_time[key[:2]] = self.callback_latency.labels(platform, route)
+        counter.inc()
+        timer.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
