@@ -112,17 +112,13 @@ async def _record(
     return new
 
 
-def _wecom_event(plaintext: str) -> str | None:
-    try:
-        return plaintexts.message_event_type(plaintext)
-    except EnvelopeError:
-        return None  # kept as it came; the worker decides what it is
-
-
 async def _record_wecom(
     request: web.Request, opened: Opened, *, route: str, stream: str, corp_name: str | None
 ) -> web.Response:
-    """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored."""
+    """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored.
+
+    The message is not parsed here: the worker reads it (and records its event type) after the answer.
+    """
     text = _text(opened.message)
     await _record(
         request,
@@ -132,7 +128,7 @@ async def _record_wecom(
         corp_name=corp_name,
         plaintext=text,
         dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
-        event_type=_wecom_event(text),
+        event_type=None,
     )
     return web.Response(text="success")
 

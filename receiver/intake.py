@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 import orjson
@@ -30,8 +30,7 @@ from receiver.metrics import Metrics
 log = logging.getLogger("corpsync.intake")
 
 
-@dataclass(frozen=True, slots=True)
-class InboxRecord:
+class InboxRecord(NamedTuple):
     stream: str  # ordering key: the corp's name (or the suite auth's, for instruction events)
     platform: str
     route: str

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal, NamedTuple, overload
 
 import orjson
 
@@ -17,9 +17,18 @@ __all__ = ["WecomEnvelope", "parse_envelope", "signed_query", "url_verification_
 
 _LEADING = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
 
+# The envelope as WeCom sends it: <xml> holding ToUserName, Encrypt and AgentID in any order, each a CDATA
+# section or plain text of the characters ids and base64 use, with XML whitespace between elements. A body of
+# exactly this shape is well-formed XML that holds no markup but these elements, so reading it with these
+# expressions gives what the XML parser gives (first occurrence of each, as ``find``); any other body,
+# however valid, goes to the parser.
+_VALUE = rb"[A-Za-z0-9+/=_.@-]*"
+_CHILD = rb"<(ToUserName|Encrypt|AgentID)>(?:<!\[CDATA\[(" + _VALUE + rb")\]\]>|(" + _VALUE + rb"))</\1>[ \t\r\n]*"
+_SIMPLE_ENVELOPE = re.compile(rb"[ \t\r\n]*<xml>[ \t\r\n]*(?:" + _CHILD + rb")*</xml>[ \t\r\n]*")
+_SIMPLE_CHILD = re.compile(_CHILD)
 
-@dataclass(frozen=True, slots=True)
-class WecomEnvelope:
+
+class WecomEnvelope(NamedTuple):
     """The outer POST body. ``to_user_name`` and ``agent_id`` are hints; None when absent or empty."""
 
     encrypt: str
@@ -31,6 +40,8 @@ def parse_envelope(body: bytes) -> WecomEnvelope:
     """Parse the POST body: XML ``<xml><Encrypt/>…`` or JSON ``{"encrypt": …}``, by its first byte."""
     start = body.lstrip(_LEADING)[:1]
     if start == b"<":
+        if _SIMPLE_ENVELOPE.fullmatch(body):
+            return _simple_envelope(body)
         return _xml_envelope(parse_untrusted(body))
     if start == b"{":
         return _json_envelope(body)
@@ -61,6 +72,22 @@ def signed_query(query: Mapping[str, str], *, echostr: bool) -> tuple[str, str, 
     if not echo:
         raise EnvelopeError("echostr missing")
     return signature, timestamp, nonce, echo
+
+
+def _simple_envelope(body: bytes) -> WecomEnvelope:
+    """The envelope of a body that ``_SIMPLE_ENVELOPE`` matches (ASCII by construction)."""
+    found: dict[bytes, bytes] = {}
+    for child in _SIMPLE_CHILD.finditer(body, body.index(b"<xml>") + 5):
+        tag, cdata, text = child.groups()
+        found.setdefault(tag, cdata if cdata is not None else text)
+    encrypt = found.get(b"Encrypt")
+    if not encrypt:
+        raise EnvelopeError("Encrypt missing from the XML envelope")
+    return WecomEnvelope(encrypt.decode(), _hint_text(found.get(b"ToUserName")), _hint_text(found.get(b"AgentID")))
+
+
+def _hint_text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
 
 
 def _xml_envelope(root: ET.Element) -> WecomEnvelope:

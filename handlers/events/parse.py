@@ -12,7 +12,6 @@ from handlers.xmlsafe import check_depth, parse_untrusted
 from receiver.errors import EnvelopeError
 
 _CHANGE_CONTACT = "change_contact"
-_KIND_TAGS = frozenset({"InfoType", "Event", "ChangeType"})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -61,34 +60,6 @@ def parse_xml(plaintext: bytes | str) -> XmlFields:
 def wecom_event_type(fields: XmlFields) -> str | None:
     """ChangeType for contact events (both envelopes), InfoType for suite instructions, else Event."""
     return _event_type(fields.get)
-
-
-def message_event_type(plaintext: bytes | str) -> str | None:
-    """``wecom_event_type(parse_xml(plaintext))`` without building the fields: the callback route's hot path.
-
-    The event type depends on the root's children only; the rest of the tree is walked just for the depth
-    limit, so the answer (or the EnvelopeError) is the full path's.
-    """
-    root = parse_untrusted(plaintext)
-    kinds: dict[str, str | None] = {}
-    nested = False
-    for node in root:
-        if len(node):
-            nested = True
-        tag = node.tag
-        if tag in _KIND_TAGS and tag not in kinds:
-            kinds[tag] = (node.text or "").strip() or None
-    if nested:
-        _check_tree(root, 0)
-    return _event_type(kinds.get)
-
-
-def _check_tree(element: ET.Element, depth: int) -> None:
-    """The depth check of :func:`_freeze` alone: only elements with children are descended into."""
-    check_depth(depth + 1)
-    for child in element:
-        if len(child):
-            _check_tree(child, depth + 1)
 
 
 def _event_type(get: Callable[[str], str | None]) -> str | None:

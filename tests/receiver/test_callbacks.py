@@ -125,7 +125,8 @@ async def test_wecom_event_is_committed_before_the_answer(
     response = await client.post("/callback/wecom/HQ", params=query, data=body)
     assert response.status == 200
     row = await inbox.fetchrow("SELECT * FROM inbox")
-    assert row["stream"] == "HQ" and row["route"] == "wecom" and row["event_type"] == "create_user"
+    assert row["stream"] == "HQ" and row["route"] == "wecom" and row["status"] == "pending"
+    assert row["event_type"] is None  # not parsed before the answer; the worker records it when it applies
     assert row["plaintext"] == CREATE_USER
     assert row["body"] == body.decode()
     assert orjson.loads(row["query"]) == query
@@ -176,8 +177,10 @@ async def test_suite_instruction_answers_success_and_keeps_the_ticket(
         response = await client.post("/callback/wecom-suite/Suite", params=query, data=body)
         assert response.status == 200
         assert await response.text() == "success"
-    rows = await inbox.fetch("SELECT stream, event_type, route FROM inbox ORDER BY id")
-    assert [tuple(r) for r in rows] == [("suite:Suite", "suite_ticket", "wecom-suite")] * 2
+    rows = await inbox.fetch("SELECT stream, route, status, plaintext FROM inbox ORDER BY id")
+    assert [tuple(r)[:3] for r in rows] == [("suite:Suite", "wecom-suite", "pending")] * 2
+    tickets = [ticket.replace("t1", receive_id) for receive_id in (SUITE_ID, PROVIDER)]
+    assert [r["plaintext"] for r in rows] == tickets
 
 
 async def test_suite_instruction_rejects_a_tenant_receive_id(client: TestClient[Any, Any]) -> None:

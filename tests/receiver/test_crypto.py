@@ -373,6 +373,13 @@ def _decrypt_error(encrypted: str) -> errors.CallbackRejected:
         "QUJDRA==\n",
         "-_-_-_-_",  # URL-safe alphabet
         "ＱＵＪＤ",  # non-ASCII
+        " QUJDRA==",
+        "QUJD RA==",
+        "QUJDRA===",  # padding beyond the group
+        "QUJDRA==QUJDRA==",  # data after the padding
+        "QUJDR===",
+        "QUJDRA=A",
+        "QUJDRA\x00=",
     ],
 )
 def test_rejects_bad_base64(encrypted: str) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handlers import xmlsafe
-from receiver import errors
+from receiver import errors, wecom
 from receiver.crypto import CallbackCipher, Opened
 from receiver.wecom import WecomEnvelope, parse_envelope, signed_query, url_verification_reply
 
@@ -175,3 +177,88 @@ def test_signed_query_requires_echostr_for_url_verification() -> None:
 
 def test_url_verification_reply_is_the_bare_plaintext() -> None:
     assert url_verification_reply(Opened(b"1616140317555161061", "wx5823bf96d3bd56c7")) == b"1616140317555161061"
+
+
+# -- the fast path for WeCom's own envelope shape must read exactly what the parser reads ------------------
+
+_TAGS = ("ToUserName", "Encrypt", "AgentID", "MsgType")
+_SPACE = st.sampled_from(["", " ", "\n", "\r\n  ", "\t", "\f", "\v"])
+_VALUES = st.one_of(
+    st.text(alphabet="ABCxyz019+/=_.@-", max_size=12),
+    st.text(max_size=6),  # anything: markup, entities, spaces, "]]>", control and non-ASCII characters
+)
+
+
+@st.composite
+def _envelopes(draw: st.DrawFn) -> bytes:
+    children = []
+    for _ in range(draw(st.integers(0, 5))):
+        tag = draw(st.sampled_from(_TAGS))
+        value = draw(_VALUES)
+        body = f"<![CDATA[{value}]]>" if draw(st.booleans()) else value
+        close = tag if draw(st.integers(0, 20)) else draw(st.sampled_from(_TAGS))
+        children.append(f"<{tag}>{body}</{close}>{draw(_SPACE)}")
+    text = f"{draw(_SPACE)}<xml>{draw(_SPACE)}{''.join(children)}</xml>{draw(_SPACE)}"
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _through_parser(body: bytes) -> WecomEnvelope | str:
+    try:
+        return wecom._xml_envelope(xmlsafe.parse_untrusted(body))
+    except errors.EnvelopeError:
+        return "rejected"
+
+
+def _through_parse_envelope(body: bytes) -> WecomEnvelope | str:
+    try:
+        return parse_envelope(body)
+    except errors.EnvelopeError:
+        return "rejected"
+
+
+@settings(max_examples=600, deadline=None)
+@given(_envelopes())
+def test_envelope_fast_path_reads_what_the_xml_parser_reads(body: bytes) -> None:
+    assert _through_parse_envelope(body) == _through_parser(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[abc=]]></Encrypt>"
+        b"<AgentID><![CDATA[]]></AgentID></xml>",
+        b"<xml>\n  <AgentID>218</AgentID>\n  <Encrypt><![CDATA[a+b/c==]]></Encrypt>\n</xml>\n",
+        b"<xml><Encrypt>first</Encrypt><Encrypt>second</Encrypt></xml>",
+    ],
+)
+def test_wecom_shaped_envelopes_take_the_fast_path(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _through_parser(body)
+
+    def no_parser(data: bytes | str) -> Any:
+        raise AssertionError("the XML parser was used for a WeCom-shaped envelope")
+
+    monkeypatch.setattr(wecom, "parse_untrusted", no_parser)
+    assert parse_envelope(body) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0" encoding="UTF-8"?><xml><Encrypt>abc</Encrypt></xml>',
+        b"<xml><Encrypt>a&amp;b</Encrypt></xml>",
+        b"<xml><Encrypt> abc </Encrypt></xml>",
+        b"<xml><Extra/><Encrypt>abc</Encrypt></xml>",
+        b"\xef\xbb\xbf<xml><Encrypt>abc</Encrypt></xml>",
+    ],
+)
+def test_other_envelopes_go_to_the_xml_parser(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes | str] = []
+    real = wecom.parse_untrusted
+
+    def spy(data: bytes | str) -> Any:
+        seen.append(data)
+        return real(data)
+
+    monkeypatch.setattr(wecom, "parse_untrusted", spy)
+    assert parse_envelope(body) == _through_parser(body)
+    assert seen == [body]
