@@ -17,15 +17,22 @@ __all__ = ["WecomEnvelope", "parse_envelope", "signed_query", "url_verification_
 
 _LEADING = b" \t\r\n\xef\xbb\xbf"  # whitespace and a UTF-8 byte-order mark
 
-# The envelope as WeCom sends it: <xml> holding ToUserName, Encrypt and AgentID in any order, each a CDATA
-# section or plain text of the characters ids and base64 use, with XML whitespace between elements. A body of
-# exactly this shape is well-formed XML that holds no markup but these elements, so reading it with these
-# expressions gives what the XML parser gives (first occurrence of each, as ``find``); any other body,
-# however valid, goes to the parser.
-_VALUE = rb"[A-Za-z0-9+/=_.@-]*"
-_CHILD = rb"<(ToUserName|Encrypt|AgentID)>(?:<!\[CDATA\[(" + _VALUE + rb")\]\]>|(" + _VALUE + rb"))</\1>[ \t\r\n]*"
-_SIMPLE_ENVELOPE = re.compile(rb"[ \t\r\n]*<xml>[ \t\r\n]*(?:" + _CHILD + rb")*</xml>[ \t\r\n]*")
-_SIMPLE_CHILD = re.compile(_CHILD)
+# The envelope as WeCom sends it: <xml> holding ToUserName, Encrypt and AgentID in that order (the first and
+# last optional), each a CDATA section or plain text of the characters ids and base64 use, with XML whitespace
+# between elements. A body of exactly this shape is well-formed XML holding no markup but these elements, so
+# the groups of one match are what the XML parser gives; any other body, however valid, goes to the parser.
+_SPACE = rb"[ \t\r\n]*"
+_VALUE = rb"(?:<!\[CDATA\[([A-Za-z0-9+/=_.@-]*)\]\]>|([A-Za-z0-9+/=_.@-]*))"
+_WECOM_SHAPED = re.compile(
+    _SPACE
+    + rb"<xml>"
+    + _SPACE
+    + rb"(?:<ToUserName>" + _VALUE + rb"</ToUserName>" + _SPACE + rb")?"
+    + rb"<Encrypt>" + _VALUE + rb"</Encrypt>" + _SPACE
+    + rb"(?:<AgentID>" + _VALUE + rb"</AgentID>" + _SPACE + rb")?"
+    + rb"</xml>"
+    + _SPACE
+)  # fmt: skip
 
 
 class WecomEnvelope(NamedTuple):
@@ -40,8 +47,9 @@ def parse_envelope(body: bytes) -> WecomEnvelope:
     """Parse the POST body: XML ``<xml><Encrypt/>…`` or JSON ``{"encrypt": …}``, by its first byte."""
     start = body.lstrip(_LEADING)[:1]
     if start == b"<":
-        if _SIMPLE_ENVELOPE.fullmatch(body):
-            return _simple_envelope(body)
+        shaped = _WECOM_SHAPED.fullmatch(body)
+        if shaped is not None:
+            return _wecom_shaped(shaped)
         return _xml_envelope(parse_untrusted(body))
     if start == b"{":
         return _json_envelope(body)
@@ -74,20 +82,15 @@ def signed_query(query: Mapping[str, str], *, echostr: bool) -> tuple[str, str, 
     return signature, timestamp, nonce, echo
 
 
-def _simple_envelope(body: bytes) -> WecomEnvelope:
-    """The envelope of a body that ``_SIMPLE_ENVELOPE`` matches (ASCII by construction)."""
-    found: dict[bytes, bytes] = {}
-    for child in _SIMPLE_CHILD.finditer(body, body.index(b"<xml>") + 5):
-        tag, cdata, text = child.groups()
-        found.setdefault(tag, cdata if cdata is not None else text)
-    encrypt = found.get(b"Encrypt")
+def _wecom_shaped(shaped: re.Match[bytes]) -> WecomEnvelope:
+    """The envelope from a match of ``_WECOM_SHAPED``: a CDATA group and a text group for each element."""
+    to_cdata, to_text, encrypt_cdata, encrypt_text, agent_cdata, agent_text = shaped.groups()
+    encrypt = encrypt_cdata if encrypt_cdata is not None else encrypt_text
     if not encrypt:
         raise EnvelopeError("Encrypt missing from the XML envelope")
-    return WecomEnvelope(encrypt.decode(), _hint_text(found.get(b"ToUserName")), _hint_text(found.get(b"AgentID")))
-
-
-def _hint_text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
+    to_user = to_cdata or to_text
+    agent = agent_cdata or agent_text
+    return WecomEnvelope(encrypt.decode(), to_user.decode() if to_user else None, agent.decode() if agent else None)
 
 
 def _xml_envelope(root: ET.Element) -> WecomEnvelope:

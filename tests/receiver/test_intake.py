@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 
 import asyncpg
 import pytest
@@ -63,6 +65,8 @@ async def test_concurrent_submits_share_transactions_and_repeats_in_a_group_coun
         assert await pool.fetchval("SELECT count(*) FROM inbox") == 400
         batches = metrics.registry.get_sample_value("corpsync_inbox_commit_batch_size_count")
         assert batches is not None and batches < 100  # grouped, not one transaction per callback
+        # ...but in groups of at most 32, so one can commit while the next is being filled
+        assert metrics.registry.get_sample_value("corpsync_inbox_commit_batch_size_bucket", {"le": "32.0"}) == batches
     finally:
         await intake.close()
 
@@ -123,3 +127,22 @@ async def test_a_streams_groups_commit_in_id_order_across_connections(db_url: st
     finally:
         for conn in (first, second, other):
             await conn.close()
+
+
+async def test_callback_sized_rows_are_stored_uncompressed_and_inline(pool: asyncpg.Pool) -> None:
+    # A WeCom callback row is just over PostgreSQL's default 2 KB compression threshold; compressing the
+    # random base64 body on the hot path only burns CPU (migration 0002).
+    body = "<xml><Encrypt><![CDATA[" + base64.b64encode(os.urandom(900)).decode() + "]]></Encrypt></xml>"
+    plaintext = "<xml><Name><![CDATA[" + "张三" * 200 + "]]></Name></xml>"
+    intake = Intake(pool)
+    intake.start()
+    try:
+        assert await intake.submit(record("big")._replace(body=body, plaintext=plaintext)) is True
+    finally:
+        await intake.close()
+    row = await pool.fetchrow(
+        "SELECT pg_column_size(i.*) AS size, pg_column_compression(body) AS body, "
+        "pg_column_compression(plaintext) AS plaintext FROM inbox i WHERE dedupe_key = 'big'"
+    )
+    assert row["size"] > 2100
+    assert (row["body"], row["plaintext"]) == (None, None)
