@@ -206,7 +206,7 @@ class CallbackCipher:
         """Return (message, receive_id) from a base64 ciphertext, checking every length and pad byte."""
         try:  # strict: only the 64 digits, whole groups of 4, '=' only as the last one or two (SIMD, in C)
             raw = pybase64.b64decode(encrypted, validate=True)
-        except ValueError as exc:  # binascii.Error, and ValueError for non-ASCII text
+        except ValueError as exc:  # binascii.Error (a ValueError), for non-ASCII text too
             raise Base64Error("ciphertext is not standard padded base64") from exc
         if encrypted[-1:] == "=" and not _is_canonical(encrypted):
             raise Base64Error("ciphertext base64 is not canonical")
