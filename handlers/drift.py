@@ -18,6 +18,7 @@ import orjson
 
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
+from handlers.inbox import InboxRecord, inbox_rows
 from handlers.registry import request_sync
 from handlers.sql import q
 
@@ -116,18 +117,21 @@ async def persist_failed_entries(
         return 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(q("inbox_ensure_streams"), [stream])
-        written = await conn.fetch(
-            q("inbox_insert_batch"),
-            [stream] * len(rows),
-            ["dingtalk"] * len(rows),
-            [route] * len(rows),
-            [corp] * len(rows),
-            [dedupe_key("dingtalk", p) for p, _ in rows],
-            [parse_dingtalk(p).event_type for p, _ in rows],
-            ["{}"] * len(rows),
-            [body for _, body in rows],
-            [p.decode() for p, _ in rows],
-        )
+        records = [
+            InboxRecord(
+                stream=stream,
+                platform="dingtalk",
+                route=route,
+                corp=corp,
+                dedupe_key=dedupe_key("dingtalk", p),
+                event_type=parse_dingtalk(p).event_type,
+                query={},
+                body=body,
+                plaintext=p.decode(),
+            )
+            for p, body in rows
+        ]
+        written = await conn.fetch(q("inbox_insert_batch"), inbox_rows(records))
         await request(conn, corp, "failed_events")
     log.info(
         "failed events drained",

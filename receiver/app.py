@@ -1,94 +1,74 @@
-"""The app factory: routes, the error middleware, and the resources opened and closed with the app."""
+"""The app factory: routes, the answer to unrouted requests, and the resources opened and closed with the app."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from handlers.corps import AppConfig
 from handlers.registry import ensure_corps
-from receiver import api, callbacks, db, health, services
+from receiver import api, db, health, services
+from receiver.api.guard import problem
+from receiver.callbacks import Callbacks
 from receiver.endpoints import build_endpoints
-from receiver.errors import CallbackRejected, StoreUnavailable, UnknownCorp
 from receiver.intake import Intake
-from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, OUTCOME, POOL, SETTINGS, WORKER
+from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, POOL, SETTINGS, WORKER
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.app")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CALLBACK_KINDS = {
+    "wecom": ("wecom", "wecom"),
+    "wecom-suite": ("wecom", "wecom-suite"),
+    "dingtalk": ("dingtalk", "dingtalk"),
+}
 
 
-def _callback_labels(request: web.Request) -> tuple[str, str] | None:
-    """(platform, route) for callback routes, None for the others."""
-    parts = request.path.split("/")
-    if len(parts) < 3 or parts[1] != "callback":
+def _callback_labels(path: str) -> tuple[str, str] | None:
+    """(platform, route) of a path under /callback/, None for any other (never a label made from the path)."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[1] != "callback" or parts[2] not in _CALLBACK_KINDS:
         return None
-    kind = parts[2]
-    platform = "dingtalk" if kind == "dingtalk" else "wecom"
-    route = "wecom-suite-data" if kind == "wecom-suite" and parts[-1] == "data" else kind
+    platform, route = _CALLBACK_KINDS[parts[2]]
+    if route == "wecom-suite" and parts[-1] == "data":
+        route = "wecom-suite-data"
     return platform, route
 
 
-def _reject(status: int, text: str, api: bool) -> web.Response:
-    if api:
-        return web.json_response({"error": text}, status=status)
-    return web.Response(status=status, text=text)
+def add_unrouted(app: web.Application, metrics: Metrics) -> None:
+    """Register, last, the answer to what no route takes: 405 with ``Allow`` where another method would be
+    taken, else 404. JSON under /api, as the API's other errors; counted like any answer under /callback."""
+    catch_all = app.router.add_resource("/{tail:.*}", name="unrouted")
 
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Map the exception tree to statuses in one place; count and time every callback."""
-    labels = _callback_labels(request)
-    api = request.path.startswith("/api")
-    started = time.perf_counter()
-    outcome = "error"
-    try:
-        response = await handler(request)
-        outcome = request.get(OUTCOME, "verified" if request.method == "GET" else "accepted")
-        return response
-    except CallbackRejected as exc:
-        outcome = f"rejected_{type(exc).__name__.rstrip('_').lower()}"
-        log.info(
-            "callback rejected",
-            extra={
-                "action": "callback_rejected",
-                "reason": type(exc).__name__,
-                "wecom_code": exc.wecom_code,
-                "path": request.path,
-            },
-        )
-        return _reject(exc.status, type(exc).__name__, api)
-    except UnknownCorp:
-        outcome = "unknown_corp"
-        return _reject(404, "unknown corp", api)
-    except StoreUnavailable:
-        outcome = "unavailable"
-        log.warning("callback not stored", extra={"action": "callback_unavailable", "path": request.path})
-        return _reject(503, "store unavailable, retry later", api)
-    except web.HTTPException as exc:
-        outcome = f"http_{exc.status}"
-        if api and exc.status >= 400:
-            headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "www-authenticate"}}
-            return web.json_response({"error": exc.reason.lower()}, status=exc.status, headers=headers)
-        raise
-    finally:
+    async def unrouted(request: web.Request) -> web.StreamResponse:
+        allowed: set[str] = set()
+        for resource in app.router.resources():
+            if resource is not catch_all:
+                _, methods = await resource.resolve(request)
+                allowed |= methods
+        error: web.HTTPException = web.HTTPMethodNotAllowed(request.method, allowed) if allowed else web.HTTPNotFound()
+        labels = _callback_labels(request.path)
         if labels is not None:
-            request.app[METRICS].callback_answered(*labels, outcome, time.perf_counter() - started)
+            metrics.callback_series(*labels).observe(f"http_{error.status}", 0.0)
+        if request.path.startswith("/api"):
+            headers = {"Allow": error.headers["Allow"]} if allowed else None
+            return problem(error.status, error.reason.lower(), headers)
+        raise error
+
+    catch_all.add_route("*", unrouted)
 
 
 def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.Application:
     """Build the app; the database pool, HTTP session and background services open in ``cleanup_ctx``."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks
     app[SETTINGS] = settings
     app[CONFIG] = config
-    app[METRICS] = Metrics()
-    app[ENDPOINTS] = build_endpoints(config)
+    app[METRICS] = metrics = Metrics()
+    app[ENDPOINTS] = endpoints = build_endpoints(config)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await db.create_pool(database_url)
@@ -115,7 +95,8 @@ def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.
     app.cleanup_ctx.extend(
         [database, http_session, services.clients, services.worker, intake, services.scheduler, api.lifecycle]
     )
-    app.add_routes(callbacks.routes)
+    app.add_routes(Callbacks(app, endpoints, metrics, settings.callback_max_age).routes())
     app.add_routes(health.routes)
     app.add_routes(api.routes)
+    add_unrouted(app, metrics)
     return app

@@ -3,11 +3,17 @@
 Nothing here calls a platform API: the answer must leave within the platforms' deadlines (WeCom 5 s,
 suite instructions and URL checks 1 s, DingTalk 2.5 s). Rejections are 4xx and never decrypt before the
 signature has been checked (``CallbackCipher.open``).
+
+This is the hot path, so it goes without middleware: each route is wrapped once, at start-up, in
+``Callbacks._answered``, which maps the exception tree to statuses and counts and times the answer under the
+route's fixed labels. The app has no middleware at all; ``unrouted`` answers what no route takes.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -15,204 +21,269 @@ from aiohttp import web
 import handlers.events.parse as plaintexts
 import receiver.dingtalk as dingtalk
 import receiver.wecom as wecom
+from handlers.inbox import InboxRecord
 from handlers.model import Platform
 from receiver.crypto import CallbackCipher, Opened, new_nonce
-from receiver.endpoints import CorpEndpoint, SuiteEndpoint
-from receiver.errors import EnvelopeError, ReceiveIdError, StaleTimestampError, UnknownCorp
-from receiver.intake import InboxRecord
-from receiver.keys import CORP_ROWS, ENDPOINTS, INTAKE, OUTCOME, POOL, SETTINGS
+from receiver.endpoints import CorpEndpoint, Endpoints, SuiteEndpoint
+from receiver.errors import (
+    CallbackRejected,
+    EnvelopeError,
+    ReceiveIdError,
+    StaleTimestampError,
+    StoreUnavailable,
+    UnknownCorp,
+)
+from receiver.keys import CORP_ROWS, INTAKE, POOL
+from receiver.metrics import Metrics
 
-routes = web.RouteTableDef()
+log = logging.getLogger("corpsync.callbacks")
 
 SUITE_TENANT_SQL = "SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active'"
 
+# A route's own work: the answer, and the outcome it is counted under.
+Route = Callable[[web.Request], Awaitable[tuple[web.StreamResponse, str]]]
+
 
 def _text(plaintext: bytes) -> str:
+    """The decrypted message as text (a NUL in it is refused where it would be stored: ``inbox_row``)."""
     try:
-        text = plaintext.decode("utf-8")
+        return plaintext.decode("utf-8")
     except UnicodeDecodeError:
         raise EnvelopeError("the decrypted message is not UTF-8") from None
-    if "\x00" in text:
-        raise EnvelopeError("the decrypted message holds a NUL character")
-    return text
 
 
-def _check_fresh(request: web.Request, timestamp: str) -> None:
-    max_age = request.app[SETTINGS].callback_max_age
-    if max_age is None:
-        return
-    try:
-        stamp = int(timestamp)
-    except ValueError:
-        raise StaleTimestampError("timestamp is not a number") from None
-    seconds = stamp / 1000 if stamp > 10**11 else stamp  # DingTalk sends milliseconds
-    if abs(time.time() - seconds) > max_age:
-        raise StaleTimestampError("timestamp outside the accepted window")
+def _reject(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text)
 
 
-def _wecom_endpoint(request: web.Request) -> CorpEndpoint:
-    endpoint = request.app[ENDPOINTS].wecom.get(request.match_info["corp"])
-    if endpoint is None:
-        raise UnknownCorp("unknown corp")
-    return endpoint
+class Callbacks:
+    """The callback routes of one app. The database pool, corp rows and intake are read from the app as it runs."""
 
+    def __init__(self, app: web.Application, endpoints: Endpoints, metrics: Metrics, max_age: int | None) -> None:
+        self._app = app
+        self._endpoints = endpoints
+        self._metrics = metrics
+        self._max_age = max_age
 
-def _suite_endpoint(request: web.Request) -> SuiteEndpoint:
-    endpoint = request.app[ENDPOINTS].suites.get(request.match_info["auth"])
-    if endpoint is None:
-        raise UnknownCorp("unknown auth")
-    return endpoint
+    def routes(self) -> list[web.RouteDef]:
+        answered = self._answered
+        return [
+            web.get("/callback/wecom/{corp}", answered("wecom", "wecom", self.wecom_verify)),
+            web.post("/callback/wecom/{corp}", answered("wecom", "wecom", self.wecom_event)),
+            web.get("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", self.suite_verify)),
+            web.post("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", self.suite_instruction)),
+            web.get("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", self.suite_data_verify)),
+            web.post("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", self.suite_data)),
+            web.post("/callback/dingtalk/{corp}", answered("dingtalk", "dingtalk", self.dingtalk_event)),
+        ]
 
+    def _answered(
+        self, platform: str, route: str, handler: Route
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` with its rejections mapped to statuses, and every answer counted and timed."""
+        series = self._metrics.callback_series(platform, route)
 
-def _verify_echo(request: web.Request, cipher: CallbackCipher, allowed: frozenset[str]) -> web.Response:
-    signature, timestamp, nonce, echostr = wecom.signed_query(request.query, echostr=True)
-    _check_fresh(request, timestamp)
-    opened = cipher.open(signature, timestamp, nonce, echostr, allowed)
-    return web.Response(body=wecom.url_verification_reply(opened), content_type="text/plain")
+        async def answer(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                response, outcome = await handler(request)
+                return response
+            except CallbackRejected as exc:
+                outcome = f"rejected_{type(exc).__name__.rstrip('_').lower()}"
+                log.info(
+                    "callback rejected",
+                    extra={
+                        "action": "callback_rejected",
+                        "reason": type(exc).__name__,
+                        "wecom_code": exc.wecom_code,
+                        "path": request.path,
+                    },
+                )
+                return _reject(exc.status, type(exc).__name__)
+            except UnknownCorp:
+                outcome = "unknown_corp"
+                return _reject(404, "unknown corp")
+            except StoreUnavailable:
+                outcome = "unavailable"
+                log.warning("callback not stored", extra={"action": "callback_unavailable", "path": request.path})
+                return _reject(503, "store unavailable, retry later")
+            except web.HTTPException as exc:  # 413 from reading an oversized body
+                outcome = f"http_{exc.status}"
+                raise
+            finally:
+                series.observe(outcome, time.perf_counter() - started)
 
+        return answer
 
-async def _open_wecom_post(request: web.Request, cipher: CallbackCipher, allowed: frozenset[str] | None) -> Opened:
-    """Verify and decrypt a WeCom POST; ``allowed=None`` leaves the receive-id check to the caller."""
-    signature, timestamp, nonce = wecom.signed_query(request.query, echostr=False)
-    body = await request.read()
-    envelope = wecom.parse_envelope(body)
-    _check_fresh(request, timestamp)
-    if allowed is None:
-        cipher.verify(signature, timestamp, nonce, envelope.encrypt)
-        message, receive_id = cipher.decrypt(envelope.encrypt)
-        return Opened(message=message, receive_id=receive_id)
-    return cipher.open(signature, timestamp, nonce, envelope.encrypt, allowed)
+    # -- the routes ------------------------------------------------------------------------------------
 
+    async def wecom_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._wecom_endpoint(request)
+        return self._verify_echo(request.query, endpoint.cipher, endpoint.receive_ids), "verified"
 
-async def _record(
-    request: web.Request,
-    *,
-    platform: Platform,
-    route: str,
-    stream: str,
-    corp_name: str | None,
-    plaintext: str,
-    dedupe_key: str,
-    event_type: str | None,
-) -> bool:
-    body = (await request.read()).decode("utf-8", errors="replace")
-    record = InboxRecord(
-        stream=stream,
-        platform=platform.value,
-        route=route,
-        corp=request.app[CORP_ROWS].get(corp_name) if corp_name else None,
-        dedupe_key=dedupe_key,
-        event_type=event_type,
-        query=dict(request.query),
-        body=body,
-        plaintext=plaintext,
-    )
-    new = await request.app[INTAKE].submit(record)
-    request[OUTCOME] = "accepted" if new else "duplicate"
-    return new
+    async def wecom_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._wecom_endpoint(request)
+        body = await request.read()
+        opened = self._open_wecom_post(request.query, body, endpoint.cipher, endpoint.receive_ids)
+        return await self._store_wecom(request, body, opened, route="wecom", stream=endpoint.name, corp=endpoint.name)
 
+    async def suite_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._suite_endpoint(request)
+        return self._verify_echo(request.query, endpoint.cipher, endpoint.instruction_ids), "verified"
 
-async def _record_wecom(
-    request: web.Request, opened: Opened, *, route: str, stream: str, corp_name: str | None
-) -> web.Response:
-    """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored.
+    async def suite_instruction(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._suite_endpoint(request)
+        body = await request.read()
+        opened = self._open_wecom_post(request.query, body, endpoint.cipher, endpoint.instruction_ids)
+        return await self._store_wecom(request, body, opened, route="wecom-suite", stream=endpoint.stream, corp=None)
 
-    The message is not parsed here: the worker reads it (and records its event type) after the answer.
-    """
-    text = _text(opened.message)
-    await _record(
-        request,
-        platform=Platform.WECOM,
-        route=route,
-        stream=stream,
-        corp_name=corp_name,
-        plaintext=text,
-        dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
-        event_type=None,
-    )
-    return web.Response(text="success")
+    async def suite_data_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._suite_endpoint(request)
+        return self._verify_echo(request.query, endpoint.cipher, endpoint.verify_data_ids), "verified"
 
-
-@routes.get("/callback/wecom/{corp}")
-async def wecom_verify(request: web.Request) -> web.Response:
-    endpoint = _wecom_endpoint(request)
-    return _verify_echo(request, endpoint.cipher, endpoint.receive_ids)
-
-
-@routes.post("/callback/wecom/{corp}")
-async def wecom_event(request: web.Request) -> web.Response:
-    endpoint = _wecom_endpoint(request)
-    opened = await _open_wecom_post(request, endpoint.cipher, endpoint.receive_ids)
-    return await _record_wecom(request, opened, route="wecom", stream=endpoint.name, corp_name=endpoint.name)
-
-
-@routes.get("/callback/wecom-suite/{auth}")
-async def suite_verify(request: web.Request) -> web.Response:
-    endpoint = _suite_endpoint(request)
-    return _verify_echo(request, endpoint.cipher, endpoint.instruction_ids)
-
-
-@routes.post("/callback/wecom-suite/{auth}")
-async def suite_instruction(request: web.Request) -> web.Response:
-    endpoint = _suite_endpoint(request)
-    opened = await _open_wecom_post(request, endpoint.cipher, endpoint.instruction_ids)
-    return await _record_wecom(request, opened, route="wecom-suite", stream=endpoint.stream, corp_name=None)
-
-
-@routes.get("/callback/wecom-suite/{auth}/data")
-async def suite_data_verify(request: web.Request) -> web.Response:
-    endpoint = _suite_endpoint(request)
-    return _verify_echo(request, endpoint.cipher, endpoint.verify_data_ids)
-
-
-async def _authorized_tenant(request: web.Request, endpoint: SuiteEndpoint, corp_id: str) -> bool:
-    if corp_id in endpoint.configured_tenants:
-        return True
-    found = await request.app[POOL].fetchval(SUITE_TENANT_SQL, endpoint.auth.name, corp_id)
-    return found is not None
-
-
-@routes.post("/callback/wecom-suite/{auth}/data")
-async def suite_data(request: web.Request) -> web.Response:
-    endpoint = _suite_endpoint(request)
-    opened = await _open_wecom_post(request, endpoint.cipher, None)
-    if not await _authorized_tenant(request, endpoint, opened.receive_id):
-        raise ReceiveIdError("receive-id is not an authorized corp of this suite")
-    return await _record_wecom(
-        request,
-        opened,
-        route="wecom-suite-data",
-        stream=endpoint.tenant_stream(opened.receive_id),
-        corp_name=endpoint.configured_tenants.get(opened.receive_id),
-    )
-
-
-@routes.post("/callback/dingtalk/{corp}")
-async def dingtalk_event(request: web.Request) -> web.Response:
-    endpoint = request.app[ENDPOINTS].dingtalk.get(request.match_info["corp"])
-    if endpoint is None:
-        raise UnknownCorp("unknown corp")
-    parsed = dingtalk.parse_request(request.query, await request.read())
-    _check_fresh(request, parsed.timestamp)
-    opened = endpoint.cipher.open(
-        parsed.signature, parsed.timestamp, parsed.nonce, parsed.encrypt, endpoint.receive_ids
-    )
-    text = _text(opened.message)
-    event = plaintexts.parse_dingtalk(text)
-    if event.event_type == "check_url":
-        request[OUTCOME] = "verified"
-    else:
-        await _record(
+    async def suite_data(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._suite_endpoint(request)
+        body = await request.read()
+        opened = self._open_wecom_post(request.query, body, endpoint.cipher, None)
+        tenant = opened.receive_id
+        if tenant not in endpoint.configured_tenants:
+            found = await self._app[POOL].fetchval(SUITE_TENANT_SQL, endpoint.auth.name, tenant)
+            if found is None:
+                raise ReceiveIdError("receive-id is not an authorized corp of this suite")
+        return await self._store_wecom(
             request,
-            platform=Platform.DINGTALK,
-            route="dingtalk",
-            stream=endpoint.name,
-            corp_name=endpoint.name,
-            plaintext=text,
-            dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
-            event_type=event.event_type,
+            body,
+            opened,
+            route="wecom-suite-data",
+            stream=endpoint.tenant_stream(tenant),
+            corp=endpoint.configured_tenants.get(tenant),
         )
-    reply = dingtalk.success_reply(
-        endpoint.cipher, opened.receive_id, timestamp=str(int(time.time() * 1000)), nonce=new_nonce()
-    )
-    return web.Response(body=orjson.dumps(reply), content_type="application/json")
+
+    async def dingtalk_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        endpoint = self._endpoints.dingtalk.get(request.match_info["corp"])
+        if endpoint is None:
+            raise UnknownCorp("unknown corp")
+        body = await request.read()
+        query = request.query
+        parsed = dingtalk.parse_request(query, body)
+        self._check_fresh(parsed.timestamp)
+        opened = endpoint.cipher.open(
+            parsed.signature, parsed.timestamp, parsed.nonce, parsed.encrypt, endpoint.receive_ids
+        )
+        text = _text(opened.message)
+        event = plaintexts.parse_dingtalk(text)
+        if event.event_type == "check_url":
+            outcome = "verified"
+        else:
+            record = self._record(
+                query,
+                body,
+                platform=Platform.DINGTALK,
+                route="dingtalk",
+                stream=endpoint.name,
+                corp=endpoint.name,
+                plaintext=text,
+                dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
+                event_type=event.event_type,
+            )
+            outcome = await self._submit(record)
+        reply = dingtalk.success_reply(
+            endpoint.cipher, opened.receive_id, timestamp=str(int(time.time() * 1000)), nonce=new_nonce()
+        )
+        return web.Response(body=orjson.dumps(reply), content_type="application/json"), outcome
+
+    # -- the steps -------------------------------------------------------------------------------------
+
+    def _wecom_endpoint(self, request: web.Request) -> CorpEndpoint:
+        endpoint = self._endpoints.wecom.get(request.match_info["corp"])
+        if endpoint is None:
+            raise UnknownCorp("unknown corp")
+        return endpoint
+
+    def _suite_endpoint(self, request: web.Request) -> SuiteEndpoint:
+        endpoint = self._endpoints.suites.get(request.match_info["auth"])
+        if endpoint is None:
+            raise UnknownCorp("unknown auth")
+        return endpoint
+
+    def _check_fresh(self, timestamp: str) -> None:
+        max_age = self._max_age
+        if max_age is None:
+            return
+        try:
+            stamp = int(timestamp)
+        except ValueError:
+            raise StaleTimestampError("timestamp is not a number") from None
+        seconds = stamp / 1000 if stamp > 10**11 else stamp  # DingTalk sends milliseconds
+        if abs(time.time() - seconds) > max_age:
+            raise StaleTimestampError("timestamp outside the accepted window")
+
+    def _verify_echo(self, query: Mapping[str, str], cipher: CallbackCipher, allowed: frozenset[str]) -> web.Response:
+        signature, timestamp, nonce, echostr = wecom.signed_query(query, echostr=True)
+        self._check_fresh(timestamp)
+        opened = cipher.open(signature, timestamp, nonce, echostr, allowed)
+        return web.Response(body=wecom.url_verification_reply(opened), content_type="text/plain")
+
+    def _open_wecom_post(
+        self, query: Mapping[str, str], body: bytes, cipher: CallbackCipher, allowed: frozenset[str] | None
+    ) -> Opened:
+        """Verify and decrypt a WeCom POST; ``allowed=None`` leaves the receive-id check to the caller."""
+        signature, timestamp, nonce = wecom.signed_query(query, echostr=False)
+        envelope = wecom.parse_envelope(body)
+        self._check_fresh(timestamp)
+        if allowed is None:
+            cipher.verify(signature, timestamp, nonce, envelope.encrypt)
+            message, receive_id = cipher.decrypt(envelope.encrypt)
+            return Opened(message=message, receive_id=receive_id)
+        return cipher.open(signature, timestamp, nonce, envelope.encrypt, allowed)
+
+    async def _store_wecom(
+        self, request: web.Request, body: bytes, opened: Opened, *, route: str, stream: str, corp: str | None
+    ) -> tuple[web.StreamResponse, str]:
+        """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored.
+
+        The message is not parsed here: the worker reads it (and records its event type) after the answer.
+        """
+        record = self._record(
+            request.query,
+            body,
+            platform=Platform.WECOM,
+            route=route,
+            stream=stream,
+            corp=corp,
+            plaintext=_text(opened.message),
+            dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+            event_type=None,
+        )
+        return web.Response(text="success"), await self._submit(record)
+
+    def _record(
+        self,
+        query: Mapping[str, str],
+        body: bytes,
+        *,
+        platform: Platform,
+        route: str,
+        stream: str,
+        corp: str | None,
+        plaintext: str,
+        dedupe_key: str,
+        event_type: str | None,
+    ) -> InboxRecord:
+        return InboxRecord(
+            stream=stream,
+            platform=platform.value,
+            route=route,
+            corp=self._app[CORP_ROWS].get(corp) if corp else None,
+            dedupe_key=dedupe_key,
+            event_type=event_type,
+            query=dict(query),
+            body=body.decode("utf-8", errors="replace"),
+            plaintext=plaintext,
+        )
+
+    async def _submit(self, record: InboxRecord) -> str:
+        """Commit ``record``; the outcome it is counted under."""
+        new = await self._app[INTAKE].submit(record)
+        return "accepted" if new else "duplicate"

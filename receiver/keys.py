@@ -27,5 +27,4 @@ CORP_ROWS = web.AppKey("corp_rows", dict[str, int])
 ENDPOINTS: web.AppKey[Endpoints] = web.AppKey("endpoints")
 INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 SCHEDULER: web.AppKey[SyncScheduler] = web.AppKey("scheduler")  # set by whoever runs the scheduler; optional
-OUTCOME = web.RequestKey("outcome", str)  # how a callback ended, for metrics
 WORKER: web.AppKey[Worker] = web.AppKey("worker")

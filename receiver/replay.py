@@ -20,6 +20,7 @@ import asyncpg
 import orjson
 
 from handlers.events.parse import dedupe_key
+from handlers.inbox import InboxRecord, inbox_rows
 from handlers.sql import q
 from receiver.worker import Worker
 
@@ -103,18 +104,18 @@ async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         corp = await conn.fetchval(q("corp_id_by_name"), line.get("corp")) if line.get("corp") else None
         await conn.execute(q("inbox_ensure_streams"), [line["stream"]])
-        rows = await conn.fetch(
-            q("inbox_insert_batch"),
-            [line["stream"]],
-            [line["platform"]],
-            [line["route"]],
-            [corp],
-            [dedupe_key(str(line["platform"]), plaintext.encode())],
-            [line.get("event_type")],
-            [orjson.dumps(line.get("query") or {}).decode()],
-            [str(line.get("body") or "")],
-            [plaintext],
+        record = InboxRecord(
+            stream=line["stream"],
+            platform=line["platform"],
+            route=line["route"],
+            corp=corp,
+            dedupe_key=dedupe_key(str(line["platform"]), plaintext.encode()),
+            event_type=line.get("event_type"),
+            query=line.get("query") or {},
+            body=str(line.get("body") or ""),
+            plaintext=plaintext,
         )
+        rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
     return bool(rows)
 
 

@@ -94,8 +94,11 @@ def endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
             except (TimeoutError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 log.warning("api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__})
                 return problem(503, "database unavailable, retry later")
-            except web.HTTPException:
-                raise
+            except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error
+                if exc.status < 400:
+                    raise
+                headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "www-authenticate"}}
+                return problem(exc.status, exc.reason.lower(), headers or None)
             except Exception as exc:  # a bug: answer JSON; log type and place (messages may hold personal data)
                 frame = traceback.extract_tb(exc.__traceback__)[-1]
                 where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"

@@ -15,6 +15,7 @@ import orjson
 from handlers.corps import Secret, SuiteAuth
 from handlers.events import CorpRef, DirectoryClient, Services
 from handlers.events.parse import dedupe_key
+from handlers.inbox import InboxRecord, inbox_rows
 from handlers.model import Department, Member, Role, Tag
 from handlers.sql import q
 from receiver.errors import UpstreamError
@@ -62,18 +63,18 @@ async def push(
     raw = plaintext.encode() if isinstance(plaintext, str) else plaintext
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(q("inbox_ensure_streams"), [stream])
-        rows = await conn.fetch(
-            q("inbox_insert_batch"),
-            [stream],
-            [platform],
-            [route or platform],
-            [corp],
-            [dedupe_key(platform, raw)],
-            [None],
-            [orjson.dumps(dict(query or {})).decode()],
-            [body],
-            [raw.decode()],
+        record = InboxRecord(
+            stream=stream,
+            platform=platform,
+            route=route or platform,
+            corp=corp,
+            dedupe_key=dedupe_key(platform, raw),
+            event_type=None,
+            query=dict(query or {}),
+            body=body,
+            plaintext=raw.decode(),
         )
+        rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
     return rows[0]["id"] if rows else None
 
 

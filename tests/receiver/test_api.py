@@ -215,6 +215,20 @@ async def test_an_unknown_corp_is_a_json_404(rig: Rig, path: str) -> None:
     assert (status, body) == (404, {"error": "unknown corp", "corp": "Nope"})
 
 
+async def test_what_no_api_route_takes_is_a_json_404_or_405(rig: Rig) -> None:
+    status, body = await rig.get("/api/no/such/route")
+    assert (status, body) == (404, {"error": "not found"})
+    response = await rig.client.delete("/api/corps", headers=AUTH)
+    assert (response.status, await response.json()) == (405, {"error": "method not allowed"})
+    assert set(response.headers["Allow"].split(",")) >= {"GET"}
+    assert "DELETE" not in response.headers["Allow"]
+
+
+async def test_an_oversized_api_body_is_a_json_413(rig: Rig) -> None:
+    status, body = await rig.send("PUT", "/api/corps/HQ/members/u1/roles", b"[" + b" " * (2 * 1024 * 1024) + b"]")
+    assert (status, body) == (413, {"error": "request entity too large"})
+
+
 # -- departments -----------------------------------------------------------------------------------
 
 

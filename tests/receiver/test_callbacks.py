@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator, Callable
@@ -325,9 +326,41 @@ async def test_rejects_malformed_json(client: TestClient[Any, Any]) -> None:
     await expect(client, 400, query, b'{"encrypt": ', path="/callback/dingtalk/Sales")
 
 
+async def test_rejects_a_nul_the_inbox_cannot_hold_without_failing_its_group(
+    client: TestClient[Any, Any], inbox: asyncpg.Connection
+) -> None:
+    # Query parameters outside the signature are stored as they came; PostgreSQL holds no NUL in text or
+    # jsonb. A request carrying one is refused on its own, before it joins a group of other callbacks.
+    query, body = wecom_query()
+    await expect(client, 400, {**query, "extra": "\x00"}, body)
+    await expect(client, 400, *wecom_query("<xml><Name>a\x00b</Name></xml>"))
+    good_query, good_body = wecom_query()
+    bad = client.post("/callback/wecom/HQ", params={**query, "extra": "a\x00"}, data=body)
+    good = client.post("/callback/wecom/HQ", params=good_query, data=good_body)
+    statuses = [r.status for r in await asyncio.gather(bad, good)]
+    assert statuses == [400, 200]
+    assert await inbox.fetchval("SELECT count(*) FROM inbox") == 1
+
+
 async def test_rejects_wrong_method(client: TestClient[Any, Any]) -> None:
-    assert (await client.put("/callback/wecom/HQ")).status == 405
+    put = await client.put("/callback/wecom/HQ")
+    assert (put.status, set(put.headers["Allow"].split(","))) == (405, {"GET", "HEAD", "POST"})
     assert (await client.get("/callback/dingtalk/Sales")).status == 405
+    assert (await client.get("/callback/nowhere/x")).status == 404
+    metrics = client.app[METRICS].registry
+    assert (
+        metrics.get_sample_value(
+            "corpsync_callbacks_total", {"platform": "wecom", "route": "wecom", "outcome": "http_405"}
+        )
+        == 1
+    )
+    assert (
+        metrics.get_sample_value(
+            "corpsync_callbacks_total", {"platform": "dingtalk", "route": "dingtalk", "outcome": "http_405"}
+        )
+        == 1
+    )
+    assert "nowhere" not in (await (await client.get("/metrics")).text())  # no label is made from a path
 
 
 async def test_rejects_body_over_the_limit(client: TestClient[Any, Any], inbox: asyncpg.Connection) -> None:

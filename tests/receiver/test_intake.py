@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from typing import Any
 
 import asyncpg
 import pytest
 
+from handlers.inbox import inbox_rows
 from receiver import db
-from receiver.errors import StoreUnavailable
+from receiver.errors import EnvelopeError, StoreUnavailable
 from receiver.intake import InboxRecord, Intake
 from receiver.metrics import Metrics
 
@@ -71,6 +73,23 @@ async def test_concurrent_submits_share_transactions_and_repeats_in_a_group_coun
         await intake.close()
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"body": "<xml>\x00</xml>"}, {"plaintext": "a\x00"}, {"query": {"msg_signature": "x", "extra": "\x00"}}],
+)
+async def test_a_record_the_inbox_cannot_hold_is_refused_alone(pool: asyncpg.Pool, change: dict[str, Any]) -> None:
+    intake = Intake(pool, linger=0.05)
+    intake.start()
+    try:
+        good = intake.submit(record("good"))
+        with pytest.raises(EnvelopeError):
+            intake.submit(record("bad")._replace(**change))
+        assert await good is True
+    finally:
+        await intake.close()
+    assert await pool.fetchval("SELECT array_agg(dedupe_key) FROM inbox") == ["good"]
+
+
 async def test_database_down_raises_store_unavailable(db_url: str) -> None:
     pool = await db.create_pool(db_url, min_size=1, max_size=2)
     intake = Intake(pool, timeout=1.0)
@@ -100,12 +119,7 @@ async def test_pool_closed_raises_store_unavailable(db_url: str) -> None:
 async def _insert(conn: asyncpg.Connection, *records: InboxRecord) -> list[int]:
     from handlers.sql import q
 
-    rows = await conn.fetch(
-        q("inbox_insert_batch"),
-        [r.stream for r in records], [r.platform for r in records], [r.route for r in records],
-        [r.corp for r in records], [r.dedupe_key for r in records], [r.event_type for r in records],
-        ["{}" for _ in records], [r.body for r in records], [r.plaintext for r in records],
-    )  # fmt: skip
+    rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows(records))
     return [row["id"] for row in rows]
 
 
