@@ -32,9 +32,22 @@ def inbox_row(record: InboxRecord) -> bytes:
 
     Raises EnvelopeError for what the inbox cannot hold: a NUL character (PostgreSQL text has none).
     """
-    if "\x00" in record.body or "\x00" in record.plaintext or any("\x00" in v for v in record.query.values()):
+    query = record.query
+    if "\x00" in record.body or "\x00" in record.plaintext or "\x00" in "".join(query.values()):
         raise EnvelopeError("the callback holds a NUL character")
-    return orjson.dumps(record._asdict())
+    return orjson.dumps(
+        {
+            "stream": record.stream,
+            "platform": record.platform,
+            "route": record.route,
+            "corp": record.corp,
+            "dedupe_key": record.dedupe_key,
+            "event_type": record.event_type,
+            "query": query,
+            "body": record.body,
+            "plaintext": record.plaintext,
+        }
+    )
 
 
 def rows_parameter(rows: list[bytes]) -> bytes:

@@ -52,6 +52,11 @@ def _text(plaintext: bytes) -> str:
         raise EnvelopeError("the decrypted message is not UTF-8") from None
 
 
+def _stored(new: bool) -> str:
+    """The outcome a committed callback is counted under."""
+    return "accepted" if new else "duplicate"
+
+
 def _reject(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text)
 
@@ -125,8 +130,10 @@ class Callbacks:
     async def wecom_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._wecom_endpoint(request)
         body = await request.read()
-        opened = self._open_wecom_post(request.query, body, endpoint.cipher, endpoint.receive_ids)
-        return await self._store_wecom(request, body, opened, route="wecom", stream=endpoint.name, corp=endpoint.name)
+        query = request.query
+        opened = self._open_wecom_post(query, body, endpoint.cipher, endpoint.receive_ids)
+        record = self._wecom_record(query, body, opened, route="wecom", stream=endpoint.name, corp=endpoint.name)
+        return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
 
     async def suite_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
@@ -135,8 +142,10 @@ class Callbacks:
     async def suite_instruction(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
         body = await request.read()
-        opened = self._open_wecom_post(request.query, body, endpoint.cipher, endpoint.instruction_ids)
-        return await self._store_wecom(request, body, opened, route="wecom-suite", stream=endpoint.stream, corp=None)
+        query = request.query
+        opened = self._open_wecom_post(query, body, endpoint.cipher, endpoint.instruction_ids)
+        record = self._wecom_record(query, body, opened, route="wecom-suite", stream=endpoint.stream, corp=None)
+        return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
 
     async def suite_data_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
@@ -145,20 +154,22 @@ class Callbacks:
     async def suite_data(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
         body = await request.read()
-        opened = self._open_wecom_post(request.query, body, endpoint.cipher, None)
+        query = request.query
+        opened = self._open_wecom_post(query, body, endpoint.cipher, None)
         tenant = opened.receive_id
         if tenant not in endpoint.configured_tenants:
             found = await self._app[POOL].fetchval(SUITE_TENANT_SQL, endpoint.auth.name, tenant)
             if found is None:
                 raise ReceiveIdError("receive-id is not an authorized corp of this suite")
-        return await self._store_wecom(
-            request,
+        record = self._wecom_record(
+            query,
             body,
             opened,
             route="wecom-suite-data",
             stream=endpoint.tenant_stream(tenant),
             corp=endpoint.configured_tenants.get(tenant),
         )
+        return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
 
     async def dingtalk_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._endpoints.dingtalk.get(request.match_info["corp"])
@@ -187,7 +198,7 @@ class Callbacks:
                 dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
                 event_type=event.event_type,
             )
-            outcome = await self._submit(record)
+            outcome = _stored(await self._app[INTAKE].submit(record))
         reply = dingtalk.success_reply(
             endpoint.cipher, opened.receive_id, timestamp=str(int(time.time() * 1000)), nonce=new_nonce()
         )
@@ -238,15 +249,15 @@ class Callbacks:
             return Opened(message=message, receive_id=receive_id)
         return cipher.open(signature, timestamp, nonce, envelope.encrypt, allowed)
 
-    async def _store_wecom(
-        self, request: web.Request, body: bytes, opened: Opened, *, route: str, stream: str, corp: str | None
-    ) -> tuple[web.StreamResponse, str]:
-        """Commit a verified WeCom message to the inbox; every WeCom route answers ``success`` once it is stored.
+    def _wecom_record(
+        self, query: Mapping[str, str], body: bytes, opened: Opened, *, route: str, stream: str, corp: str | None
+    ) -> InboxRecord:
+        """The inbox row of a verified WeCom message; every WeCom route answers ``success`` once it is stored.
 
         The message is not parsed here: the worker reads it (and records its event type) after the answer.
         """
-        record = self._record(
-            request.query,
+        return self._record(
+            query,
             body,
             platform=Platform.WECOM,
             route=route,
@@ -256,7 +267,6 @@ class Callbacks:
             dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
             event_type=None,
         )
-        return web.Response(text="success"), await self._submit(record)
 
     def _record(
         self,
@@ -282,8 +292,3 @@ class Callbacks:
             body=body.decode("utf-8", errors="replace"),
             plaintext=plaintext,
         )
-
-    async def _submit(self, record: InboxRecord) -> str:
-        """Commit ``record``; the outcome it is counted under."""
-        new = await self._app[INTAKE].submit(record)
-        return "accepted" if new else "duplicate"

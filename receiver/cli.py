@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +56,19 @@ def load_config(settings: Settings) -> AppConfig:
     return load_app_dir(settings.app_dir, os.environ)
 
 
+async def _settle_heap(app: web.Application) -> None:
+    """Tune the cyclic garbage collector for serving, once start-up is done.
+
+    What start-up made (modules, config, the app) lives as long as the process: ``gc.freeze`` takes it out of
+    every later collection. And a collection of the youngest objects every 7,000 allocations instead of 700:
+    each one walks what is in flight then (the requests being answered), so ten times fewer walks cost a
+    tenth; at the default, collections were about 3% of the instructions a callback costs (callgrind).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7_000, 10, 10)
+
+
 @command("serve")
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.app import create_app
@@ -62,6 +76,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
     with database(settings) as url:
         app = create_app(settings, config, url)
+        app.on_startup.append(_settle_heap)
         log.info(
             "serving",
             extra={"action": "serve_started", "host": settings.host, "port": settings.port, "corps": len(config.corps)},
