@@ -1,6 +1,10 @@
 """The inbox row: what every writer of the inbox (the intake, replay, drift recovery) stores per callback.
 
-``inbox_insert_batch`` takes a group of rows as one parameter, a JSON array of row objects in UTF-8 bytes.
+``inbox_insert_batch`` takes a group of rows as one parameter, an array of the ``inbox_row`` composite type
+(migration 0003), which asyncpg sends in PostgreSQL's binary format.
+
+Text that PostgreSQL cannot hold (a NUL character; a lone surrogate, which has no UTF-8) fails the statement
+that carries it with ``asyncpg.DataError``; the intake then stores the rest of the group without it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import orjson
 
 from receiver.errors import EnvelopeError
 
-__all__ = ["InboxRecord", "inbox_row", "inbox_rows", "rows_parameter"]
+__all__ = ["InboxRecord", "InboxRow", "inbox_row", "inbox_rows"]
 
 
 class InboxRecord(NamedTuple):
@@ -27,34 +31,29 @@ class InboxRecord(NamedTuple):
     plaintext: str
 
 
-def inbox_row(record: InboxRecord) -> bytes:
-    """One element of ``inbox_insert_batch``'s rows parameter (a JSON object, UTF-8).
+# One element of inbox_insert_batch's parameter: the fields of InboxRecord, the query as JSON text.
+InboxRow = tuple[str, str, str, int | None, str, str | None, str, str, str]
 
-    Raises EnvelopeError for what the inbox cannot hold: a NUL character (PostgreSQL text has none).
-    """
-    query = record.query
-    if "\x00" in record.body or "\x00" in record.plaintext or "\x00" in "".join(query.values()):
-        raise EnvelopeError("the callback holds a NUL character")
-    return orjson.dumps(
-        {
-            "stream": record.stream,
-            "platform": record.platform,
-            "route": record.route,
-            "corp": record.corp,
-            "dedupe_key": record.dedupe_key,
-            "event_type": record.event_type,
-            "query": query,
-            "body": record.body,
-            "plaintext": record.plaintext,
-        }
+
+def inbox_row(record: InboxRecord) -> InboxRow:
+    """The ``inbox_row`` value of ``record``; EnvelopeError if its query cannot be written as JSON."""
+    try:
+        query = orjson.dumps(record.query).decode()
+    except orjson.JSONEncodeError as exc:  # a value that is not text, or text with a lone surrogate
+        raise EnvelopeError("the query cannot be stored") from exc
+    return (
+        record.stream,
+        record.platform,
+        record.route,
+        record.corp,
+        record.dedupe_key,
+        record.event_type,
+        query,
+        record.body,
+        record.plaintext,
     )
 
 
-def rows_parameter(rows: list[bytes]) -> bytes:
-    """The rows parameter of ``inbox_insert_batch``: a JSON array of ``inbox_row`` objects."""
-    return b"[" + b",".join(rows) + b"]"
-
-
-def inbox_rows(records: Iterable[InboxRecord]) -> bytes:
+def inbox_rows(records: Iterable[InboxRecord]) -> list[InboxRow]:
     """``inbox_insert_batch``'s parameter for ``records`` (for writers other than the intake)."""
-    return rows_parameter([inbox_row(r) for r in records])
+    return [inbox_row(r) for r in records]

@@ -10,10 +10,10 @@ with ``synchronous_commit`` on, reached the WAL on disk) before its result comes
 COMMIT round trip is needed. The connections stay with the intake between groups: handing one back to
 the pool costs another round trip (asyncpg's reset query).
 
-The group travels as one parameter: a JSON array of the rows, as UTF-8 bytes. Each row is serialized by
-``submit``, in the request that brought it, so a row that cannot be stored fails its own request and never
-its group. (As nine array parameters, asyncpg checked every element against the collections ABCs: about a
-tenth of the server's CPU per callback went to encoding the group.)
+The group travels as one parameter, an array of the ``inbox_row`` composite type. A row that PostgreSQL
+cannot hold (text with a NUL) fails its group's statement with ``DataError``; the group is then committed
+one row at a time, so that only the request that brought the bad row is refused (400), and the others are
+stored as usual.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 import asyncpg
 
-from handlers.inbox import InboxRecord, inbox_row, rows_parameter
+from handlers.inbox import InboxRecord, InboxRow, inbox_row
 from handlers.sql import q
 from receiver.db import DB_ERRORS
-from receiver.errors import StoreUnavailable
+from receiver.errors import EnvelopeError, StoreUnavailable
 from receiver.metrics import Metrics
 
 log = logging.getLogger("corpsync.intake")
@@ -40,7 +40,7 @@ __all__ = ["InboxRecord", "Intake"]
 class _Pending(NamedTuple):
     stream: str
     dedupe_key: str
-    row: bytes
+    row: InboxRow
     future: asyncio.Future[bool]
 
 
@@ -101,7 +101,8 @@ class Intake:
     def submit(self, record: InboxRecord) -> asyncio.Future[bool]:
         """Queue ``record``; the future is True once it is committed, False for a duplicate.
 
-        Raises EnvelopeError at once for a record the inbox cannot hold (see ``inbox_row``).
+        Raises EnvelopeError at once for a record whose query cannot be written (see ``inbox_row``); the future
+        raises EnvelopeError for one whose text PostgreSQL refuses, StoreUnavailable if the database cannot commit.
         """
         if self._runner is None:
             raise StoreUnavailable("intake is not running")
@@ -131,22 +132,38 @@ class Intake:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
-            outcome = await self._commit(batch)
+            try:
+                outcome: list[bool | BaseException] = list(await self._commit(batch))
+            except asyncpg.DataError:  # some row's text cannot be stored: find it, store the others
+                outcome = [await self._commit_alone(p) for p in batch]
         except DB_ERRORS as exc:
             log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(StoreUnavailable("the inbox could not commit"))
-            return
+            outcome = [StoreUnavailable("the inbox could not commit")] * len(batch)
         finally:
             self._slots.release()
         if self._metrics is not None:
             self._metrics.inbox_batch.observe(len(batch))
-        for pending, inserted in zip(batch, outcome, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(inserted)
-        if self._on_commit is not None and any(outcome):
-            self._on_commit(frozenset(p.stream for p, new in zip(batch, outcome, strict=True) if new))
+        for pending, result in zip(batch, outcome, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+        if self._on_commit is not None and any(result is True for result in outcome):
+            self._on_commit(frozenset(p.stream for p, result in zip(batch, outcome, strict=True) if result is True))
+
+    async def _commit_alone(self, pending: _Pending) -> bool | BaseException:
+        """Commit one row of a group that failed as a whole; the exception its request raises, if it fails."""
+        try:
+            (inserted,) = await self._commit([pending])
+        except asyncpg.DataError as exc:
+            log.info("callback not storable", extra={"action": "inbox_row_refused", "error": type(exc).__name__})
+            return EnvelopeError("the callback holds text the inbox cannot store")
+        except DB_ERRORS as exc:
+            log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
+            return StoreUnavailable("the inbox could not commit")
+        return inserted
 
     async def _commit(self, batch: list[_Pending]) -> list[bool]:
         """Insert one group; for each record, whether it was new (a repeat within the group is a duplicate).
@@ -158,7 +175,7 @@ class Intake:
             first.setdefault((p.stream, p.dedupe_key), i)
         unique = [batch[i] for i in first.values()]
         new_streams = sorted({p.stream for p in unique} - self._known_streams)
-        rows = rows_parameter([p.row for p in unique])
+        rows = [p.row for p in unique]
         timeout = self._timeout
         conn = self._idle.pop() if self._idle else await self._pool.acquire(timeout=timeout)
         try:

@@ -1,21 +1,19 @@
 -- name: inbox_insert_batch
 -- One statement for a whole group of callbacks; duplicates (same stream + dedupe key) are skipped.
--- $1 is the group as a JSON array of row objects, in UTF-8 bytes (receiver.intake.rows_parameter).
+-- $1 is the group: an array of inbox_row (handlers.inbox.inbox_row makes each element).
 -- The worker applies a stream in id order and reads on from the last id it applied, so a stream's ids
 -- must become visible in order: each stream's transaction-level advisory lock is taken (in sorted order,
 -- so groups never deadlock) before any id is drawn, and held until this statement's transaction commits.
 -- Concurrent groups of one stream, in this process or another, therefore commit one after the other.
 WITH rows AS MATERIALIZED (
-    SELECT * FROM json_to_recordset(convert_from($1::bytea, 'UTF8')::json) AS r (
-        stream text, platform text, route text, corp bigint, dedupe_key text, event_type text,
-        query jsonb, body text, plaintext text)
+    SELECT * FROM unnest($1::inbox_row[])
 ),
 locks AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(1667825665, hashtext(stream))  -- 0x63690001: corpsync inbox streams
     FROM (SELECT DISTINCT stream FROM rows ORDER BY stream) AS streams
 )
 INSERT INTO inbox (stream, platform, route, corp, dedupe_key, event_type, query, body, plaintext)
-SELECT stream, platform, route, corp, dedupe_key, event_type, query, body, plaintext
+SELECT stream, platform, route, corp, dedupe_key, event_type, query::jsonb, body, plaintext
 FROM rows
 WHERE (SELECT count(*) FROM locks) >= 0  -- an InitPlan: the locks are held before the first row is made
 ON CONFLICT (stream, dedupe_key) DO NOTHING

@@ -75,19 +75,37 @@ async def test_concurrent_submits_share_transactions_and_repeats_in_a_group_coun
 
 @pytest.mark.parametrize(
     "change",
-    [{"body": "<xml>\x00</xml>"}, {"plaintext": "a\x00"}, {"query": {"msg_signature": "x", "extra": "\x00"}}],
+    [
+        {"body": "<xml>\x00</xml>"},
+        {"plaintext": "a\x00"},
+        {"query": {"msg_signature": "x", "extra": "\x00"}},
+        {"event_type": "\ud800"},  # a lone surrogate has no UTF-8
+    ],
 )
 async def test_a_record_the_inbox_cannot_hold_is_refused_alone(pool: asyncpg.Pool, change: dict[str, Any]) -> None:
     intake = Intake(pool, linger=0.05)
     intake.start()
     try:
-        good = intake.submit(record("good"))
+        first = intake.submit(record("first"))
+        bad = intake.submit(record("bad")._replace(**change))
+        last = intake.submit(record("last"))
+        assert await first is True
         with pytest.raises(EnvelopeError):
-            intake.submit(record("bad")._replace(**change))
-        assert await good is True
+            await bad
+        assert await last is True
     finally:
         await intake.close()
-    assert await pool.fetchval("SELECT array_agg(dedupe_key) FROM inbox") == ["good"]
+    assert await pool.fetchval("SELECT array_agg(dedupe_key ORDER BY id) FROM inbox") == ["first", "last"]
+
+
+async def test_a_query_that_cannot_be_written_is_refused_at_once(pool: asyncpg.Pool) -> None:
+    intake = Intake(pool)
+    intake.start()
+    try:
+        with pytest.raises(EnvelopeError):
+            intake.submit(record("a")._replace(query={"x": "\udc80"}))
+    finally:
+        await intake.close()
 
 
 async def test_database_down_raises_store_unavailable(db_url: str) -> None:
