@@ -1,6 +1,7 @@
 """Callback intake benchmark: one `corpsync serve` against a bare aiohttp handler, same load, same run.
 
-    .venv/bin/python bench/ingest.py [--seconds N] [--rounds K] [--concurrency C] [--rate R] [--loaders L]
+    .venv/bin/python bench/ingest.py [--rounds K] [--seconds S] [--open-seconds T] [--concurrency C] [--rate R]
+                                     [--loaders L]
 
 Each server runs in its own process, and so does each load generator (bench/_load.py: pre-signed,
 distinct ~650-byte WeCom create_user/update_user callbacks over keep-alive connections). Reported per
@@ -208,7 +209,8 @@ async def run_load(
     loaders = []
     for k in range(args.loaders):
         argv = [sys.executable, str(LOAD), "--port", str(server.port), "--mode", mode]
-        argv += ["--seconds", str(args.seconds), "--concurrency", str(max(1, args.concurrency // args.loaders))]
+        seconds = args.seconds if mode == "closed" else args.open_seconds
+        argv += ["--seconds", str(seconds), "--concurrency", str(max(1, args.concurrency // args.loaders))]
         argv += ["--rate", str(args.rate / args.loaders), "--first", str(first + k * per), "--count", str(per)]
         if cycle:
             argv.append("--cycle")
@@ -304,12 +306,21 @@ def phase_lines(
         ]
     if opened is not None:
         lines += [
-            f"    open loop, {args.rate:.0f}/s for {args.seconds:.0f} s: p50 {opened['p50_ms']:6.2f} ms   "
+            f"    open loop, {args.rate:.0f}/s for {args.open_seconds:.0f} s: p50 {opened['p50_ms']:6.2f} ms   "
             f"p99 {opened['p99_ms']:6.2f} ms   max {opened['max_ms']:6.1f} ms   (sender lag p99 "
             f"{opened['send_lag_p99_ms']:.2f} ms)",
             f"      {cpu_line(opened)}",
         ]
     return lines
+
+
+def round_summary(phase: dict[str, Any]) -> str:
+    """Callbacks/s, how busy the server was, and its CPU time per callback (what a noisy machine moves)."""
+    busy = phase["cpu"]["server"] / phase["wall"]
+    text = f"{phase['rate']:.0f}/s (server {busy * 100:.0f}% busy, {busy / phase['rate'] * 1e6:.0f} us CPU per callback"
+    if "postgres" in phase["cpu"]:
+        text += f", postgres {phase['cpu']['postgres'] / phase['wall'] * 100:.0f}%"
+    return text + ")"
 
 
 def batch_summary(before: dict[str, float], after: dict[str, float], wall: float) -> str:
@@ -361,13 +372,14 @@ async def bench(args: argparse.Namespace) -> int:
             bare_argv = [sys.executable, str(SELF), "--serve-bare"]
             serve_argv = [sys.executable, "-m", "receiver", "serve", "--app-dir", str(app_dir)]
             closed_count = int((args.seconds + 2) * MAX_CORPSYNC_RATE)
-            open_count = int((args.seconds + 2) * args.rate)
+            open_count = int((args.open_seconds + 2) * args.rate)
             async with (
                 running("bare", bare_argv, env, None) as bare,
                 running("corpsync", serve_argv, env, name) as corpsync,
             ):
-                # Paired rounds, the order alternating: this machine's speed drifts by 10-20% over a minute,
-                # so a ratio is only fair between phases run back to back, and its median over rounds.
+                # Short paired rounds, the order alternating: on a shared machine a CPU-bound loop's speed swings
+                # by up to 40% over some seconds (seen here), so a ratio is only fair between phases run back to
+                # back, and its median over many rounds.
                 rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
                 for r in range(args.rounds):
                     pair: dict[str, dict[str, Any]] = {}
@@ -408,17 +420,20 @@ async def bench(args: argparse.Namespace) -> int:
     durable = rows == accepted
     lines = [
         f"corpsync ingest benchmark: {args.rounds} paired closed-loop rounds of {args.seconds:.0f} s (order "
-        f"alternating), then {args.seconds:.0f} s open loops; {args.concurrency} connections, "
+        f"alternating), then {args.open_seconds:.0f} s open loops; {args.concurrency} connections, "
         f"{args.loaders} load process(es), {os.cpu_count()} cores",
     ]
     for r, (bare_phase, ours) in enumerate(rounds, start=1):
-        lines += [
-            f"round {r}: corpsync / bare = {ours['rate']:.0f} / {bare_phase['rate']:.0f} callbacks/s = "
-            f"{ours['rate'] / bare_phase['rate'] * 100:.0f}%",
-            *phase_lines("  bare aiohttp handler (answers success)", bare_phase, None, args),
-            *phase_lines("  corpsync serve (verify, decrypt, commit to the inbox, answer)", ours, None, args),
-            f"    inbox groups: {ours['groups']}",
-        ]
+        lines.append(
+            f"round {r}: bare {round_summary(bare_phase)}; corpsync {round_summary(ours)} -> "
+            f"{ours['rate'] / bare_phase['rate'] * 100:.0f}%"
+        )
+    lines += [
+        f"  closed loop in detail, last round ({args.concurrency} connections)",
+        *phase_lines("  bare aiohttp handler (answers success)", rounds[-1][0], None, args),
+        *phase_lines("  corpsync serve (verify, decrypt, commit to the inbox, answer)", rounds[-1][1], None, args),
+        f"    inbox groups: {rounds[-1][1]['groups']}",
+    ]
     lines += [
         "open loop",
         *phase_lines("  bare aiohttp handler", None, bare_open, args),
@@ -445,12 +460,13 @@ async def bench(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="length of each timed phase")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each closed-loop phase")
+    p.add_argument("--open-seconds", type=float, default=10.0, help="length of each open-loop phase")
     p.add_argument("--concurrency", type=int, default=64, help="connections of the closed loop (and open-loop pool)")
     p.add_argument("--rate", type=float, default=1000.0, help="callbacks/s of the open loop")
     p.add_argument("--loaders", type=int, default=1, help="load-generator processes")
     p.add_argument(
-        "--rounds", type=int, default=3, help="paired closed-loop rounds (bare, corpsync) to take the median of"
+        "--rounds", type=int, default=7, help="paired closed-loop rounds (bare, corpsync) to take the median of"
     )
     p.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)  # the bare-handler child
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
