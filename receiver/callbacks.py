@@ -129,10 +129,10 @@ class Callbacks:
 
     async def wecom_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._wecom_endpoint(request)
-        body = await request.read()
-        query = request.query
-        opened = self._open_wecom_post(query, body, endpoint.cipher, endpoint.receive_ids)
-        record = self._wecom_record(query, body, opened, route="wecom", stream=endpoint.name, corp=endpoint.name)
+        record = self._wecom_post(
+            request.query, await request.read(), endpoint.cipher, endpoint.receive_ids,
+            route="wecom", stream=endpoint.name, corp=endpoint.name,
+        )  # fmt: skip
         return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
 
     async def suite_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
@@ -141,10 +141,10 @@ class Callbacks:
 
     async def suite_instruction(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
-        body = await request.read()
-        query = request.query
-        opened = self._open_wecom_post(query, body, endpoint.cipher, endpoint.instruction_ids)
-        record = self._wecom_record(query, body, opened, route="wecom-suite", stream=endpoint.stream, corp=None)
+        record = self._wecom_post(
+            request.query, await request.read(), endpoint.cipher, endpoint.instruction_ids,
+            route="wecom-suite", stream=endpoint.stream, corp=None,
+        )  # fmt: skip
         return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
 
     async def suite_data_verify(self, request: web.Request) -> tuple[web.StreamResponse, str]:
@@ -248,6 +248,21 @@ class Callbacks:
             message, receive_id = cipher.decrypt(envelope.encrypt)
             return Opened(message=message, receive_id=receive_id)
         return cipher.open(signature, timestamp, nonce, envelope.encrypt, allowed)
+
+    def _wecom_post(
+        self,
+        query: Mapping[str, str],
+        body: bytes,
+        cipher: CallbackCipher,
+        allowed: frozenset[str],
+        *,
+        route: str,
+        stream: str,
+        corp: str | None,
+    ) -> InboxRecord:
+        """The inbox row of a WeCom POST whose receive-id must be one of ``allowed``, once verified and decrypted."""
+        opened = self._open_wecom_post(query, body, cipher, allowed)
+        return self._wecom_record(query, body, opened, route=route, stream=stream, corp=corp)
 
     def _wecom_record(
         self, query: Mapping[str, str], body: bytes, opened: Opened, *, route: str, stream: str, corp: str | None
