@@ -126,8 +126,8 @@ async def persist_failed_entries(
                 dedupe_key=dedupe_key("dingtalk", p),
                 event_type=parse_dingtalk(p).event_type,
                 query={},
-                body=body,
-                plaintext=p.decode(),
+                body=body.encode(),
+                plaintext=p,
             )
             for p, body in rows
         ]

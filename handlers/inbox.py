@@ -3,8 +3,10 @@
 ``inbox_insert_batch`` takes a group of rows as one parameter, an array of the ``inbox_row`` composite type
 (migration 0003), which asyncpg sends in PostgreSQL's binary format.
 
-Text that PostgreSQL cannot hold (a NUL character; a lone surrogate, which has no UTF-8) fails the statement
-that carries it with ``asyncpg.DataError``; the intake then stores the rest of the group without it.
+The raw body and the decrypted message are stored as the bytes they arrived as: PostgreSQL turns them into
+text. What it cannot hold as text (bytes that are not UTF-8, a NUL character; in the other fields a lone
+surrogate, which has no UTF-8) fails the statement that carries it with ``asyncpg.DataError``; the intake
+then stores the rest of the group without it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ class InboxRecord(NamedTuple):
     dedupe_key: str
     event_type: str | None
     query: dict[str, str]
-    body: str
-    plaintext: str
+    body: bytes  # the raw request body
+    plaintext: bytes  # the decrypted message
 
 
 # One element of inbox_insert_batch's parameter: the fields of InboxRecord, the query as JSON text.
-InboxRow = tuple[str, str, str, int | None, str, str | None, str, str, str]
+InboxRow = tuple[str, str, str, int | None, str, str | None, str, bytes, bytes]
 
 
 def inbox_row(record: InboxRecord) -> InboxRow:

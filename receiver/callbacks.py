@@ -45,7 +45,7 @@ Route = Callable[[web.Request], Awaitable[tuple[web.StreamResponse, str]]]
 
 
 def _text(plaintext: bytes) -> str:
-    """The decrypted message as text (a NUL in it is refused where it would be stored: ``inbox_row``)."""
+    """The decrypted message as text, to read it before the answer (DingTalk's check_url)."""
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
@@ -194,7 +194,7 @@ class Callbacks:
                 route="dingtalk",
                 stream=endpoint.name,
                 corp=endpoint.name,
-                plaintext=text,
+                plaintext=opened.message,
                 dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
                 event_type=event.event_type,
             )
@@ -269,7 +269,8 @@ class Callbacks:
     ) -> InboxRecord:
         """The inbox row of a verified WeCom message; every WeCom route answers ``success`` once it is stored.
 
-        The message is not parsed here: the worker reads it (and records its event type) after the answer.
+        The message is not parsed, nor even decoded, here: the database checks that it is UTF-8 as it stores it,
+        and the worker reads it (and records its event type) after the answer.
         """
         return self._record(
             query,
@@ -278,7 +279,7 @@ class Callbacks:
             route=route,
             stream=stream,
             corp=corp,
-            plaintext=_text(opened.message),
+            plaintext=opened.message,
             dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
             event_type=None,
         )
@@ -292,7 +293,7 @@ class Callbacks:
         route: str,
         stream: str,
         corp: str | None,
-        plaintext: str,
+        plaintext: bytes,
         dedupe_key: str,
         event_type: str | None,
     ) -> InboxRecord:
@@ -304,6 +305,6 @@ class Callbacks:
             dedupe_key=dedupe_key,
             event_type=event_type,
             query=dict(query),
-            body=body.decode("utf-8", errors="replace"),
+            body=body,
             plaintext=plaintext,
         )

@@ -112,8 +112,8 @@ async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
             dedupe_key=dedupe_key(str(line["platform"]), plaintext.encode()),
             event_type=line.get("event_type"),
             query=line.get("query") or {},
-            body=str(line.get("body") or ""),
-            plaintext=plaintext,
+            body=str(line.get("body") or "").encode(),
+            plaintext=plaintext.encode(),
         )
         rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
     return bool(rows)

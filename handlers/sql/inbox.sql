@@ -13,7 +13,8 @@ locks AS MATERIALIZED (
     FROM (SELECT DISTINCT stream FROM rows ORDER BY stream) AS streams
 )
 INSERT INTO inbox (stream, platform, route, corp, dedupe_key, event_type, query, body, plaintext)
-SELECT stream, platform, route, corp, dedupe_key, event_type, query::jsonb, body, plaintext
+SELECT stream, platform, route, corp, dedupe_key, event_type, query::jsonb,
+       convert_from(body, 'UTF8'), convert_from(plaintext, 'UTF8')
 FROM rows
 WHERE (SELECT count(*) FROM locks) >= 0  -- an InitPlan: the locks are held before the first row is made
 ON CONFLICT (stream, dedupe_key) DO NOTHING

@@ -71,8 +71,8 @@ async def push(
             dedupe_key=dedupe_key(platform, raw),
             event_type=None,
             query=dict(query or {}),
-            body=body,
-            plaintext=raw.decode(),
+            body=body.encode(),
+            plaintext=raw,
         )
         rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
     return rows[0]["id"] if rows else None

@@ -334,6 +334,10 @@ async def test_rejects_a_nul_the_inbox_cannot_hold_without_failing_its_group(
     query, body = wecom_query()
     await expect(client, 400, {**query, "extra": "\x00"}, body)
     await expect(client, 400, *wecom_query("<xml><Name>a\x00b</Name></xml>"))
+    latin1 = sign_wecom_callback(
+        "<xml><Name>café</Name></xml>".encode("latin-1"), token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, receive_id=HQ_CORP
+    )
+    await expect(client, 400, *latin1)  # a decrypted message that is not UTF-8
     good_query, good_body = wecom_query()
     bad = client.post("/callback/wecom/HQ", params={**query, "extra": "a\x00"}, data=body)
     good = client.post("/callback/wecom/HQ", params=good_query, data=good_body)

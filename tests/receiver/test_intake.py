@@ -26,8 +26,8 @@ def record(key: str, stream: str = "HQ") -> InboxRecord:
         dedupe_key=key,
         event_type="create_user",
         query={"msg_signature": "x", "timestamp": "1", "nonce": "n"},
-        body="<xml/>",
-        plaintext=f"<xml><UserID>{key}</UserID></xml>",
+        body=b"<xml/>",
+        plaintext=f"<xml><UserID>{key}</UserID></xml>".encode(),
     )
 
 
@@ -36,8 +36,9 @@ async def test_submit_commits_before_returning(pool: asyncpg.Pool) -> None:
     intake.start()
     try:
         assert await intake.submit(record("a")) is True
-        row = await pool.fetchrow("SELECT stream, status, query, plaintext FROM inbox WHERE dedupe_key = 'a'")
+        row = await pool.fetchrow("SELECT stream, status, query, body, plaintext FROM inbox WHERE dedupe_key = 'a'")
         assert row["status"] == "pending"
+        assert (row["body"], row["plaintext"]) == ("<xml/>", "<xml><UserID>a</UserID></xml>")
         assert row["query"]["nonce"] == "n"
         assert await pool.fetchval("SELECT count(*) FROM inbox_streams WHERE stream = 'HQ'") == 1
     finally:
@@ -76,8 +77,10 @@ async def test_concurrent_submits_share_transactions_and_repeats_in_a_group_coun
 @pytest.mark.parametrize(
     "change",
     [
-        {"body": "<xml>\x00</xml>"},
-        {"plaintext": "a\x00"},
+        {"body": b"<xml>\x00</xml>"},
+        {"plaintext": b"a\x00"},
+        {"plaintext": "\u5f20\u4e09".encode("utf-16")},  # not UTF-8
+        {"body": b"<xml>\xff</xml>"},
         {"query": {"msg_signature": "x", "extra": "\x00"}},
         {"event_type": "\ud800"},  # a lone surrogate has no UTF-8
     ],
@@ -169,7 +172,8 @@ async def test_callback_sized_rows_are_stored_uncompressed_and_inline(pool: asyn
     intake = Intake(pool)
     intake.start()
     try:
-        assert await intake.submit(record("big")._replace(body=body, plaintext=plaintext)) is True
+        big = record("big")._replace(body=body.encode(), plaintext=plaintext.encode())
+        assert await intake.submit(big) is True
     finally:
         await intake.close()
     row = await pool.fetchrow(
