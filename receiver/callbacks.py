@@ -6,7 +6,7 @@ signature has been checked (``CallbackCipher.open``).
 
 This is the hot path, so it goes without middleware: each route is wrapped once, at start-up, in
 ``Callbacks._answered``, which maps the exception tree to statuses and counts and times the answer under the
-route's fixed labels. The app has no middleware at all; ``unrouted`` answers what no route takes.
+route's fixed labels. The app has no middleware at all; ``receiver.app.add_unrouted`` answers what no route takes.
 """
 
 from __future__ import annotations

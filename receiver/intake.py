@@ -11,9 +11,9 @@ COMMIT round trip is needed. The connections stay with the intake between groups
 the pool costs another round trip (asyncpg's reset query).
 
 The group travels as one parameter, an array of the ``inbox_row`` composite type. A row that PostgreSQL
-cannot hold (text with a NUL) fails its group's statement with ``DataError``; the group is then committed
-one row at a time, so that only the request that brought the bad row is refused (400), and the others are
-stored as usual.
+cannot hold (a body or message that is not UTF-8, or holds a NUL) fails its group's statement with
+``DataError``; the group is then committed one row at a time, so that only the request that brought the bad
+row is refused (400), and the others are stored as usual.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class Intake:
                 outcome = [await self._commit_alone(p) for p in batch]
         except DB_ERRORS as exc:
             log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
-            outcome = [StoreUnavailable("the inbox could not commit")] * len(batch)
+            outcome = [StoreUnavailable("the inbox could not commit") for _ in batch]
         finally:
             self._slots.release()
         if self._metrics is not None:
