@@ -22,7 +22,9 @@ import resource
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,6 +33,7 @@ import orjson
 from receiver.testing import sign_wecom_callback
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN
 
+SELF = Path(__file__).resolve()
 CORP_ID = "wx5823bf96d3bd56c7"
 CORP = "HQ"
 WARMUP_SECONDS = 1.0
@@ -217,6 +220,7 @@ class Run:
             if index is None:
                 break
             self.send(conn, index, time.perf_counter())
+        self.check_done()  # nothing was left to send: done at once
         asyncio.get_running_loop().call_at(asyncio.get_running_loop().time() + self.seconds + 0.001, self.check_done)
         await self.done
 
@@ -307,6 +311,49 @@ async def load(args: argparse.Namespace) -> dict[str, object]:
         "wall_seconds": wall,
         **extra,
     }
+
+
+async def drive(
+    flags: list[list[str]],
+    *,
+    at_ready: Callable[[list[int]], Awaitable[None]],
+    at_done: Callable[[], Awaitable[None]] | None = None,
+    limit: int = 1 << 26,
+) -> list[dict[str, Any]]:
+    """The caller's side of this script: start one load generator per list of ``flags``, wait until every one
+    is warm, await ``at_ready`` (given their pids), let them go, and return the results they print. ``at_done``
+    is awaited once every result is in, before they exit. A generator still running on the way out is killed."""
+    me = str(SELF)
+    loaders = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, me, *f, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=limit
+        )
+        for f in flags
+    ]
+    try:
+        for loader in loaders:
+            assert loader.stdout is not None
+            if (line := await loader.stdout.readline()).strip() != b"ready":
+                raise RuntimeError(f"loader failed to start: {line!r}")
+        await at_ready([loader.pid for loader in loaders])
+        for loader in loaders:
+            assert loader.stdin is not None
+            loader.stdin.write(b"go\n")
+            await loader.stdin.drain()
+        results = []
+        for loader in loaders:
+            assert loader.stdout is not None
+            results.append(orjson.loads(await loader.stdout.readline()))
+        if at_done is not None:
+            await at_done()
+        for loader in loaders:
+            await loader.wait()
+        return results
+    finally:
+        for loader in loaders:
+            if loader.returncode is None:
+                loader.kill()
+                await loader.wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

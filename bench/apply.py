@@ -33,7 +33,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,13 +58,11 @@ from bench._apply_probe import (
     differences,
 )
 from bench._apply_report import InboxRow, Outcome, report
-from bench._load import http_request, write_requests
-from bench.ingest import Server, free_port, stop, wait_healthy
-from bench.ingest import with_database as database_url
+from bench._load import drive, http_request, write_requests
+from bench.ingest import Server, free_port, scratch_database, stop, wait_healthy
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WARMUP_SECONDS = 1.0  # bench/_load.py's warm-up, at the offered rate; its events count as answered, not as timed
 PROBE = ROOT / "bench" / "_apply_probe.py"
 
@@ -151,41 +148,32 @@ async def run_loaders(
 ) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, float]]:
     """Start the loaders, wait until warm, sample CPU, let them go (and the sampler), sample again; their
     results and the two samples."""
-    loaders = []
+    flags = []
     for path in files:
-        argv = [sys.executable, str(ROOT / "bench" / "_load.py"), "--port", str(port), "--mode", "open"]
-        argv += ["--seconds", str(args.seconds), "--rate", str(args.rate / len(files))]
-        argv += ["--concurrency", str(max(1, args.concurrency // len(files))), "--requests", str(path), "--answer-log"]
-        loaders.append(
-            await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=1 << 28
-            )
-        )
-    sampler.groups["loaders"] = [p.pid for p in loaders]
-    try:
-        for loader in loaders:
-            assert loader.stdout is not None
-            if (line := await loader.stdout.readline()).strip() != b"ready":
-                raise RuntimeError(f"loader failed to start: {line!r}")
-        before = cpu_sample(sampler.database, sampler.groups)
+        f = [
+            "--port",
+            str(port),
+            "--mode",
+            "open",
+            "--seconds",
+            str(args.seconds),
+            "--rate",
+            str(args.rate / len(files)),
+        ]
+        f += ["--concurrency", str(max(1, args.concurrency // len(files))), "--requests", str(path), "--answer-log"]
+        flags.append(f)
+    samples: list[dict[str, float]] = []
+
+    async def start(pids: list[int]) -> None:
+        sampler.groups["loaders"] = pids
+        samples.append(cpu_sample(sampler.database, sampler.groups))
         sampler.start()
-        for loader in loaders:
-            assert loader.stdin is not None
-            loader.stdin.write(b"go\n")
-            await loader.stdin.drain()
-        results = []
-        for loader in loaders:
-            assert loader.stdout is not None
-            results.append(orjson.loads(await loader.stdout.readline()))
-        after = cpu_sample(sampler.database, sampler.groups)
-        for loader in loaders:
-            await loader.wait()
-    finally:
-        for loader in loaders:
-            if loader.returncode is None:
-                loader.kill()
-                await loader.wait()
-    return results, before, after
+
+    async def finish() -> None:
+        samples.append(cpu_sample(sampler.database, sampler.groups))
+
+    results = await drive(flags, at_ready=start, at_done=finish, limit=1 << 28)
+    return results, samples[0], samples[1]
 
 
 async def wait_drained(conn: asyncpg.Connection, within: float) -> bool:
@@ -216,20 +204,12 @@ def sign_all(events: list[tuple[int, str, str]], corps: list[dict[str, Any]], po
 
 async def bench(args: argparse.Namespace) -> tuple[list[str], bool, str]:
     """The printed lines, whether every answered event was applied, and the server's log."""
-    base_url = os.environ.get("CORPSYNC_DATABASE_URL") or DEFAULT_URL
-    name = f"corpsync_apply_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(base_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database("corpsync_apply", keep=args.keep_database) as (url, name):
         with tempfile.TemporaryDirectory(prefix="corpsync-apply-") as tmp:
-            outcome = await run(args, Path(tmp), database_url(base_url, name), name)
+            outcome = await run(args, Path(tmp), url, name)
             lines, ok = report(args, outcome)  # reads the profile in tmp
-    finally:
-        if not args.keep_database:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     if args.keep_database:
-        lines.append(f"database kept: {database_url(base_url, name)}")
+        lines.append(f"database kept: {url}")
     return lines, ok, outcome.log_text
 
 

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import asyncpg
-import orjson
 from aiohttp import web
 
+from bench._load import drive
 from bench.crypto import measure
 from receiver.testing import write_wecom_corp
 
@@ -206,41 +206,23 @@ async def run_load(
 ) -> dict[str, Any]:
     """Start the loaders, wait until all are warm, sample CPU (and the inbox groups), let them go, sample again."""
     per = count // args.loaders
-    loaders = []
+    flags = []
     for k in range(args.loaders):
-        argv = [sys.executable, str(LOAD), "--port", str(server.port), "--mode", mode]
+        f = ["--port", str(server.port), "--mode", mode]
         seconds = args.seconds if mode == "closed" else args.open_seconds
-        argv += ["--seconds", str(seconds), "--concurrency", str(max(1, args.concurrency // args.loaders))]
-        argv += ["--rate", str(args.rate / args.loaders), "--first", str(first + k * per), "--count", str(per)]
+        f += ["--seconds", str(seconds), "--concurrency", str(max(1, args.concurrency // args.loaders))]
+        f += ["--rate", str(args.rate / args.loaders), "--first", str(first + k * per), "--count", str(per)]
         if cycle:
-            argv.append("--cycle")
-        loaders.append(
-            await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=1 << 26
-            )
-        )
-    try:
-        for loader in loaders:
-            assert loader.stdout is not None
-            line = await loader.stdout.readline()
-            if line.strip() != b"ready":
-                raise RuntimeError(f"loader failed to start: {line!r}")
-        groups_before = await metric_sums(server) if server.database else {}
-        before = server.cpu()
-        for loader in loaders:
-            assert loader.stdin is not None
-            loader.stdin.write(b"go\n")
-            await loader.stdin.drain()
-        results = []
-        for loader in loaders:
-            assert loader.stdout is not None
-            results.append(orjson.loads(await loader.stdout.readline()))
-            await loader.wait()
-    finally:
-        for loader in loaders:
-            if loader.returncode is None:
-                loader.kill()
-                await loader.wait()
+            f.append("--cycle")
+        flags.append(f)
+    groups_before: dict[str, float] = {}
+    before: dict[str, float] = {}
+
+    async def sample(_: list[int]) -> None:
+        groups_before.update(await metric_sums(server) if server.database else {})
+        before.update(server.cpu())
+
+    results = await drive(flags, at_ready=sample)
     after = server.cpu()
     merged = merge(results, before, after)
     if server.database:
@@ -350,25 +332,44 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def bench(args: argparse.Namespace) -> int:
+def intake_only_env(database_url: str) -> dict[str, str]:
+    """The environment of a ``corpsync serve`` that only takes callbacks (no worker, no scheduler)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORPSYNC_")}
+    env.update(
+        CORPSYNC_DATABASE_URL=database_url,
+        CORPSYNC_SCHEDULER="false",
+        CORPSYNC_WORKER="false",
+        CORPSYNC_LOG_FORMAT="json",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@asynccontextmanager
+async def scratch_database(prefix: str, *, keep: bool = False) -> AsyncIterator[tuple[str, str]]:
+    """(url, name) of a new database beside CORPSYNC_DATABASE_URL (default the local 127.0.0.1:5432),
+    dropped on the way out unless ``keep``."""
     base_url = os.environ.get("CORPSYNC_DATABASE_URL") or DEFAULT_URL
-    name = f"corpsync_ingest_{uuid.uuid4().hex[:8]}"
-    crypto = best_crypto()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(base_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(base_url, name)
     try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield with_database(base_url, name), name
+        finally:
+            if not keep:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def bench(args: argparse.Namespace) -> int:
+    crypto = best_crypto()
+    async with scratch_database("corpsync_ingest") as (url, name):
         with tempfile.TemporaryDirectory(prefix="corpsync-ingest-") as tmp:
             app_dir = Path(tmp)
             write_wecom_corp(app_dir, "HQ", corp_id=CORP_ID)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CORPSYNC_")}
-            env.update(
-                CORPSYNC_DATABASE_URL=url,
-                CORPSYNC_SCHEDULER="false",
-                CORPSYNC_WORKER="false",
-                CORPSYNC_LOG_FORMAT="json",
-                PYTHONPATH=str(ROOT),
-            )
+            env = intake_only_env(url)
             bare_argv = [sys.executable, str(SELF), "--serve-bare"]
             serve_argv = [sys.executable, "-m", "receiver", "serve", "--app-dir", str(app_dir)]
             closed_count = int((args.seconds + 2) * MAX_CORPSYNC_RATE)
@@ -407,9 +408,6 @@ async def bench(args: argparse.Namespace) -> int:
                 rows = await conn.fetchval("SELECT count(*) FROM inbox")
             finally:
                 await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
     phases = [ours for _, ours in rounds] + [ours_open]
     accepted = sum(phase["answers"].get("200", 0) for phase in phases)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from receiver.health import StreamState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_LATENCY_LE = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # the le labels, as prometheus_client writes them
 _APPLY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
@@ -69,9 +70,8 @@ class _CallbackCollector(Collector):
             for outcome, count in list(series.outcomes.items()):
                 answers.add_metric([platform, route, outcome], count)
             cumulative = list(accumulate(series.buckets))
-            bounds = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # as prometheus_client writes le
             if cumulative[-1]:
-                latency.add_metric([platform, route], list(zip(bounds, cumulative, strict=True)), series.seconds)
+                latency.add_metric([platform, route], list(zip(_LATENCY_LE, cumulative, strict=True)), series.seconds)
         return [answers, latency]
 
     def describe(self) -> Iterable[Metric]:
