@@ -107,6 +107,8 @@ def test_parses_json_envelope_with_only_encrypt() -> None:
         b'{"encrypt": "abc", "agentid": {"id": 1}}',
         b'["encrypt"]',
         b"<xml><Encrypt>\xff\xfe</Encrypt></xml>",
+        b"<xml><Encrypt><![CDATA[ab\x01cd]]></Encrypt></xml>",  # not a character XML allows
+        b"<xml><Encrypt><![CDATA[ab\xffcd]]></Encrypt></xml>",  # not UTF-8
     ],
 )
 def test_rejects_malformed_envelope(body: bytes) -> None:
@@ -254,6 +256,8 @@ def test_wecom_shaped_envelopes_take_the_fast_path(body: bytes, monkeypatch: pyt
         b"\xef\xbb\xbf<xml><Encrypt>abc</Encrypt></xml>",
         b"<xml><AgentID>218</AgentID><Encrypt>abc</Encrypt></xml>",
         b"<xml><Encrypt>first</Encrypt><Encrypt>second</Encrypt></xml>",
+        b"<xml><Encrypt><![CDATA[a<b&c]]></Encrypt></xml>",  # Encrypt's CDATA is scanned to "]", then checked
+        b"<xml><Encrypt><![CDATA[abc \xc3\xa9]]></Encrypt></xml>",
     ],
 )
 def test_other_envelopes_go_to_the_xml_parser(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
