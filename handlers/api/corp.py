@@ -7,7 +7,7 @@ Reads answer from the local copy in PostgreSQL; ``init_corp``, ``sync_corp``, ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 
@@ -45,7 +45,9 @@ class Corp:
     """One corp. Build it with ``await Corp.open(pool, config, name)`` (or ``receiver.api.get_corp(app, name)``).
 
     The pool must come from ``receiver.db.create_pool``. Without a ``session`` the Corp opens its own for
-    platform calls when one is needed; ``aclose()`` (or ``async with``) closes it.
+    platform calls when one is needed; ``aclose()`` (or ``async with``) closes it. ``clients`` makes the
+    platform client of a corp config: inside ``corpsync serve`` it is the app's own, so the Corp's calls share
+    the process's rate limiters with the worker and the scheduler and are counted in its metrics.
     """
 
     def __init__(
@@ -56,20 +58,28 @@ class Corp:
         row_id: int,
         *,
         session: aiohttp.ClientSession | None = None,
+        clients: Callable[[CorpConfig], DirectoryClient] | None = None,
     ) -> None:
         self._pool = pool
         self._app = app
         self.config = config
         self.row_id = row_id
         self._session = session
+        self._clients = clients
         self._own_session: aiohttp.ClientSession | None = None
 
     @classmethod
     async def open(
-        cls, pool: asyncpg.Pool, config: AppConfig, name: str, session: aiohttp.ClientSession | None = None
+        cls,
+        pool: asyncpg.Pool,
+        config: AppConfig,
+        name: str,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        clients: Callable[[CorpConfig], DirectoryClient] | None = None,
     ) -> Corp:
         corp, row_id = await resolve(pool, config, name)
-        return cls(pool, config, corp, row_id, session=session)
+        return cls(pool, config, corp, row_id, session=session, clients=clients)
 
     async def aclose(self) -> None:
         if self._own_session is not None:
@@ -119,6 +129,8 @@ class Corp:
 
     def get_client(self) -> DirectoryClient:
         """The platform client of this corp (tokens shared through the database)."""
+        if self._clients is not None:
+            return self._clients(self.config)
         session = self._session
         if session is None:
             if self._own_session is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from handlers.api import Corp
 from receiver.keys import CONFIG, CORP_ROWS, HTTP, POOL
+from receiver.services import client_for
 
 
 async def get_corp(app: web.Application, name: str) -> Corp:
@@ -16,6 +19,7 @@ async def get_corp(app: web.Application, name: str) -> Corp:
     config = app[CONFIG]
     corp = config.corps.get(name)
     row_id = app[CORP_ROWS].get(name) if corp is not None else None
+    clients = partial(client_for, app)  # the app's limiters and metrics
     if corp is not None and row_id is not None:
-        return Corp(app[POOL], config, corp, row_id, session=app[HTTP])
-    return await Corp.open(app[POOL], config, name, session=app[HTTP])
+        return Corp(app[POOL], config, corp, row_id, session=app[HTTP], clients=clients)
+    return await Corp.open(app[POOL], config, name, session=app[HTTP], clients=clients)

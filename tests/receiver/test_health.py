@@ -19,6 +19,7 @@ from handlers.corps import AppConfig
 from handlers.fullsync import RunStatus, SyncResult
 from handlers.reconcile import empty_counts
 from receiver import health
+from receiver.api import get_corp
 from receiver.api.sync_routes import SyncTasks
 from receiver.app import create_app
 from receiver.config import load_app_dir
@@ -320,6 +321,19 @@ async def test_a_sync_through_the_api_counts_the_run_its_duration_upstream_calls
     assert 'corpsync_last_good_sync_age_seconds{corp="HQ"}' in text
     status, body = await ready(client)
     assert status == 200 and body["corps"]["HQ"]["lastSync"]["status"] == "succeeded"
+
+
+async def test_a_corp_from_get_corp_reaches_the_platform_through_the_apps_clients(
+    sim: Simulator, org: SimOrg, start: Start, tmp_path: Path
+) -> None:
+    client = await start(tmp_path)
+    metrics = client.app[METRICS]
+    corp = await get_corp(client.app, "HQ")
+    data = await corp.get_third_corp_data()  # a whole read of the platform's directory, outside any sync
+    assert len(data.snapshot.members) == len(org.members)
+    calls = samples(metrics, "corpsync_upstream_calls_total")
+    assert calls and sum(calls.values()) == sum(sim.calls.values())  # every request the simulator saw, counted
+    assert sum(samples(metrics, "corpsync_token_refreshes_total").values()) == sim.calls["wecom:gettoken"] >= 1
 
 
 async def test_the_worker_reports_applied_events_with_their_latency(
