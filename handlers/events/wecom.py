@@ -154,8 +154,17 @@ async def update_user(ctx: EventContext, fields: XmlFields) -> Outcome:
     return Outcome.DONE
 
 
+# A delete of a member or department never known here: its create may still be on its way (WeCom delivers out
+# of order, and a create carries the values it was made with, so applied after the delete it would bring back
+# what the platform has removed), or the create was missed. Either way the local copy cannot be trusted, so
+# the corp is reconciled by a full sync (debounced) rather than left silently different. A member that is
+# already offline is known; a department deleted before is gone, so a second delete of it (a redelivery the
+# inbox did not recognise) asks for one sync more than needed.
 async def delete_user(ctx: EventContext, fields: XmlFields) -> Outcome:
-    await ctx.directory().offline_member(_required(fields, "UserID"), "platform")
+    directory = ctx.directory()
+    user_id = _required(fields, "UserID")
+    if not await directory.offline_member(user_id, "platform") and not await directory.member_states([user_id]):
+        await ctx.request_sync("delete_of_unknown_member")
     return Outcome.DONE
 
 
@@ -185,7 +194,9 @@ async def update_party(ctx: EventContext, fields: XmlFields) -> Outcome:
 
 async def delete_party(ctx: EventContext, fields: XmlFields) -> Outcome:
     removal = await ctx.directory().delete_department(_required(fields, "Id"))
-    if removal.children or removal.members:
+    if not removal.deleted:
+        await ctx.request_sync("delete_of_unknown_department")  # see above delete_user
+    elif removal.children or removal.members:
         await ctx.request_sync("removed_department_not_empty")
     return Outcome.DONE
 

@@ -159,17 +159,36 @@ async def test_create_for_an_existing_member_is_an_update_and_a_new_join(pool: a
     assert [op for _, _, op in await changes(pool, corp)] == ["create", "offline", "update", "reactivate"]
 
 
-async def test_delete_user_takes_the_member_offline_and_an_unknown_one_is_a_no_op(pool: asyncpg.Pool) -> None:
+async def test_delete_user_takes_the_member_offline_once(pool: asyncpg.Pool) -> None:
     corp = await make_corp(pool)
+    await _seed_departments(pool, corp, "1")
     await push(pool, wecom_xml("create_user", UserID="zhangsan", Name="张三", Department=[1]), corp=corp)
     await push(pool, (SAMPLES / "delete_user__known.xml").read_bytes(), corp=corp)
-    await push(pool, wecom_xml("delete_user", UserID="nobody"), corp=corp)
+    await push(pool, wecom_xml("delete_user", created=1700000001, UserID="zhangsan"), corp=corp)  # offline already
     await _apply(pool)
     row = await member(pool, corp, "zhangsan")
     assert row is not None and (row["status"], row["offline_reason"]) == ("offline", "platform")
     assert row["offline_at"] is not None
-    assert await member(pool, corp, "nobody") is None
     assert [op for _, _, op in await changes(pool, corp)] == ["create", "offline"]
+    assert await sync_reason(pool, corp) is None
+
+
+async def test_a_delete_of_an_unknown_member_creates_nothing_and_requests_a_sync(pool: asyncpg.Pool) -> None:
+    corp = await make_corp(pool)
+    await push(pool, wecom_xml("delete_user", UserID="nobody"), corp=corp)  # its create may still be coming
+    await _apply(pool)
+    assert await member(pool, corp, "nobody") is None
+    assert await changes(pool, corp) == []
+    assert await sync_reason(pool, corp) == "delete_of_unknown_member"
+
+
+async def test_a_delete_of_an_unknown_department_requests_a_sync(pool: asyncpg.Pool) -> None:
+    corp = await make_corp(pool)
+    await _seed_departments(pool, corp, "1")
+    await push(pool, wecom_xml("delete_party", Id=9), corp=corp)
+    await _apply(pool)
+    assert await department(pool, corp, "1") is not None
+    assert await sync_reason(pool, corp) == "delete_of_unknown_department"
 
 
 async def test_departments_are_created_updated_and_deleted(pool: asyncpg.Pool) -> None:

@@ -196,12 +196,13 @@ async def test_a_wecom_change_without_callback_is_caught_by_the_member_count(wor
     assert await world.sync_request("HQ") is None
 
 
-# -- known limits: stale WeCom payloads applied in arrival order -------------------------------------
+# -- WeCom payloads applied in arrival order ---------------------------------------------------------
 # WeCom events carry field values, applied as they arrive; delivery is unordered. A create arriving after an
-# update of the same member or department reads it back (so it cannot undo the update), but these orders still
-# leave the directory silently different from the platform until the hourly member-count check or the
-# scheduled full sync. Fixing them needs per-entity event ordering (CreateTime has one-second resolution) or
-# tombstones for deletes of unknown ids, which is beyond the handlers today.
+# update of the same member or department reads it back (so it cannot undo the update); a delete of a member or
+# department never known here asks for a full sync, which removes what its late create brings back. Two
+# updates of one field delivered in reverse still leave the older value, silently, until the hourly
+# member-count check or the scheduled full sync: fixing that needs per-entity event ordering (CreateTime has
+# one-second resolution), which is beyond the handlers today.
 
 STALE = "WeCom full-form payload applied out of order with no drift request (see the comment above)"
 
@@ -216,7 +217,6 @@ async def test_two_wecom_renames_of_a_member_delivered_in_reverse(world: World) 
     await world.settle("HQ")
 
 
-@pytest.mark.xfail(strict=True, reason=f"{STALE}: a delete of an unknown member is a no-op, its late create stays")
 async def test_a_wecom_member_added_and_removed_with_callbacks_reversed(world: World) -> None:
     org = world.hq.org
     hire = mutations.add_member(org, name="来去匆匆", departments=[org.root_id])
@@ -225,7 +225,6 @@ async def test_a_wecom_member_added_and_removed_with_callbacks_reversed(world: W
     await world.settle("HQ")
 
 
-@pytest.mark.xfail(strict=True, reason=f"{STALE}: a delete of an unknown department is a no-op, its late create stays")
 async def test_a_wecom_department_added_and_removed_with_callbacks_reversed(world: World) -> None:
     org = world.hq.org
     team = mutations.add_department(org, parent_id=org.root_id, name="临时项目组")
