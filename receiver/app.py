@@ -11,7 +11,7 @@ from aiohttp import web
 from handlers.corps import AppConfig
 from handlers.registry import ensure_corps
 from receiver import api, db, health, services
-from receiver.api.guard import problem
+from receiver.api.guard import http_problem
 from receiver.callbacks import Callbacks
 from receiver.endpoints import build_endpoints
 from receiver.intake import Intake
@@ -55,8 +55,7 @@ def add_unrouted(app: web.Application, metrics: Metrics) -> None:
         if labels is not None:
             metrics.callback_series(*labels).observe(f"http_{error.status}", 0.0)
         if request.path.startswith("/api"):
-            headers = {"Allow": error.headers["Allow"]} if allowed else None
-            return problem(error.status, error.reason.lower(), headers)
+            return http_problem(error)
         raise error
 
     catch_all.add_route("*", unrouted)

@@ -44,6 +44,12 @@ class _Pending(NamedTuple):
     future: asyncio.Future[bool]
 
 
+def _unavailable(exc: BaseException, requests: int) -> list[StoreUnavailable]:
+    """Log a failed commit once; one exception for each request it refuses (503)."""
+    log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
+    return [StoreUnavailable("the inbox could not commit") for _ in range(requests)]
+
+
 class Intake:
     """Group-committing writer of inbox rows. ``submit`` returns True for a new event, False for a duplicate."""
 
@@ -139,8 +145,7 @@ class Intake:
             except asyncpg.DataError:  # some row's text cannot be stored: find it, store the others
                 outcome = [await self._commit_alone(p) for p in batch]
         except DB_ERRORS as exc:
-            log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
-            outcome = [StoreUnavailable("the inbox could not commit") for _ in batch]
+            outcome = list(_unavailable(exc, len(batch)))
         finally:
             self._slots.release()
         if self._metrics is not None:
@@ -163,8 +168,8 @@ class Intake:
             log.info("callback not storable", extra={"action": "inbox_row_refused", "error": type(exc).__name__})
             return EnvelopeError("the callback holds text the inbox cannot store")
         except DB_ERRORS as exc:
-            log.warning("inbox commit failed", extra={"action": "inbox_commit_failed", "error": type(exc).__name__})
-            return StoreUnavailable("the inbox could not commit")
+            (refused,) = _unavailable(exc, 1)
+            return refused
         return inserted
 
     async def _commit(self, batch: list[_Pending]) -> list[bool]:

@@ -45,6 +45,12 @@ def problem(status: int, message: str, headers: dict[str, str] | None = None, **
     return reply({"error": message, **extra}, status, headers)
 
 
+def http_problem(error: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (413, 404, 405, ...) as the API's JSON error, keeping its Allow or challenge."""
+    headers = {k: v for k, v in error.headers.items() if k.lower() in {"allow", "www-authenticate"}}
+    return problem(error.status, error.reason.lower(), headers or None)
+
+
 def is_loopback(request: web.Request) -> bool:
     if any(name in request.headers for name in PROXY_HEADERS):
         return False
@@ -97,8 +103,7 @@ def endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
             except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error
                 if exc.status < 400:
                     raise
-                headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "www-authenticate"}}
-                return problem(exc.status, exc.reason.lower(), headers or None)
+                return http_problem(exc)
             except Exception as exc:  # a bug: answer JSON; log type and place (messages may hold personal data)
                 frame = traceback.extract_tb(exc.__traceback__)[-1]
                 where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
