@@ -37,10 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import asyncpg
+import orjson
 from aiohttp import web
 
 from bench._load import drive
 from bench.crypto import measure
+from receiver.cli import new_event_loop
 from receiver.testing import write_wecom_corp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +57,7 @@ MAX_CORPSYNC_RATE = 10_000  # events pre-signed per second of closed loop; a loa
 # -- the bare handler (a child process) ----------------------------------------------------------------
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, event_loop: str) -> None:
     async def success(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(text="success")
@@ -66,7 +68,8 @@ def serve_bare(port: int) -> None:
     app = web.Application()
     app.router.add_post("/callback/wecom/{corp}", success)
     app.router.add_get("/healthz", health)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    loop, _ = new_event_loop(event_loop)  # the loop corpsync serve runs on, chosen the same way
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop)
 
 
 # -- processes and CPU -------------------------------------------------------------------------------
@@ -180,6 +183,16 @@ async def stop(proc: asyncio.subprocess.Process, grace: float) -> None:
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+def served_loop(server: Server) -> str:
+    """The event loop a ``corpsync serve`` said it runs on (its start-up log line). Read with pread: the server
+    shares the file's offset, and moving it would make the server write over its earlier lines."""
+    fd = server.log.fileno()
+    for line in os.pread(fd, os.fstat(fd).st_size, 0).splitlines():
+        if b'"serve_started"' in line:
+            return str(orjson.loads(line).get("event_loop", "unknown"))
+    return "unknown"
 
 
 async def metric_sums(server: Server) -> dict[str, float]:
@@ -369,8 +382,8 @@ async def bench(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="corpsync-ingest-") as tmp:
             app_dir = Path(tmp)
             write_wecom_corp(app_dir, "HQ", corp_id=CORP_ID)
-            env = intake_only_env(url)
-            bare_argv = [sys.executable, str(SELF), "--serve-bare"]
+            env = intake_only_env(url) | {"CORPSYNC_EVENT_LOOP": args.event_loop}
+            bare_argv = [sys.executable, str(SELF), "--serve-bare", "--event-loop", args.event_loop]
             serve_argv = [sys.executable, "-m", "receiver", "serve", "--app-dir", str(app_dir)]
             closed_count = int((args.seconds + 2) * MAX_CORPSYNC_RATE)
             open_count = int((args.open_seconds + 2) * args.rate)
@@ -378,6 +391,7 @@ async def bench(args: argparse.Namespace) -> int:
                 running("bare", bare_argv, env, None) as bare,
                 running("corpsync", serve_argv, env, name) as corpsync,
             ):
+                loop_name = served_loop(corpsync)
                 # Short paired rounds, the order alternating: on a shared machine a CPU-bound loop's speed swings
                 # by up to 40% over some seconds (seen here), so a ratio is only fair between phases run back to
                 # back, and its median over many rounds.
@@ -419,7 +433,7 @@ async def bench(args: argparse.Namespace) -> int:
     lines = [
         f"corpsync ingest benchmark: {args.rounds} paired closed-loop rounds of {args.seconds:.0f} s (order "
         f"alternating), then {args.open_seconds:.0f} s open loops; {args.concurrency} connections, "
-        f"{args.loaders} load process(es), {os.cpu_count()} cores",
+        f"{args.loaders} load process(es), {os.cpu_count()} cores; event loop of both servers: {loop_name}",
     ]
     for r, (bare_phase, ours) in enumerate(rounds, start=1):
         lines.append(
@@ -466,6 +480,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rounds", type=int, default=7, help="paired closed-loop rounds (bare, corpsync) to take the median of"
     )
+    p.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the event loop of both servers (CORPSYNC_EVENT_LOOP; auto: uvloop where installed)",
+    )
     p.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)  # the bare-handler child
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -474,7 +494,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if args.serve_bare:
-        serve_bare(args.port)
+        serve_bare(args.port, args.event_loop)
         return 0
     return asyncio.run(bench(args))
 

@@ -12,6 +12,7 @@ from handlers.corps import Secret
 from receiver.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1024 * 1024
+EVENT_LOOPS = frozenset({"auto", "uvloop", "asyncio"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class Settings:
     log_format: str = "auto"  # 'json', 'text' or 'auto' (text on a terminal)
     run_worker: bool = True
     run_scheduler: bool = True
+    event_loop: str = "auto"  # 'uvloop', 'asyncio', or 'auto' (uvloop when it is installed)
 
     @property
     def base_url(self) -> str:
@@ -67,6 +69,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     log_format = env.get("CORPSYNC_LOG_FORMAT", "auto")
     if log_format not in {"auto", "json", "text"}:
         raise ConfigError(f"environment: CORPSYNC_LOG_FORMAT: expected auto, json or text, got {log_format!r}")
+    event_loop = env.get("CORPSYNC_EVENT_LOOP") or "auto"
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(f"environment: CORPSYNC_EVENT_LOOP: expected auto, uvloop or asyncio, got {event_loop!r}")
     return Settings(
         app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
         database_url=env.get("CORPSYNC_DATABASE_URL") or None,
@@ -79,4 +84,5 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         run_worker=_flag(env, "CORPSYNC_WORKER", True),
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
+        event_loop=event_loop,
     )

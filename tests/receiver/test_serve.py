@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -17,9 +18,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+import uvloop
 from aiohttp import web
 
-from receiver.cli import _settle_heap
+from receiver.cli import _settle_heap, new_event_loop
+from receiver.errors import ConfigError
+from receiver.settings import settings_from_env
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN
 
@@ -89,10 +93,37 @@ def event(i: int) -> bytes:
     ).encode()
 
 
-def test_sigterm_shuts_down_cleanly(served: tuple[subprocess.Popen[bytes], int]) -> None:
+def test_serves_on_uvloop_and_shuts_down_cleanly_on_sigterm(served: tuple[subprocess.Popen[bytes], int]) -> None:
     proc, _ = served
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    _, logs = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    (started,) = [json.loads(line) for line in logs.splitlines() if b'"serve_started"' in line]
+    assert started["event_loop"] == "uvloop"
+
+
+def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    for choice, kind, name in [("auto", uvloop.Loop, "uvloop"), ("uvloop", uvloop.Loop, "uvloop")]:
+        loop, said = new_event_loop(choice)
+        loop.close()
+        assert isinstance(loop, kind) and said == name
+    loop, said = new_event_loop("asyncio")
+    loop.close()
+    assert not isinstance(loop, uvloop.Loop) and isinstance(loop, asyncio.BaseEventLoop) and said == "asyncio"
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as on a platform without it: the import fails
+    loop, said = new_event_loop("auto")
+    loop.close()
+    assert not isinstance(loop, uvloop.Loop) and said == "asyncio"
+    with pytest.raises(ConfigError, match="uvloop is not installed"):
+        new_event_loop("uvloop")
+
+
+def test_the_event_loop_setting_is_read_and_checked() -> None:
+    assert settings_from_env({}).event_loop == "auto"
+    assert settings_from_env({"CORPSYNC_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigError, match=r"CORPSYNC_EVENT_LOOP.*'tokio'"):
+        settings_from_env({"CORPSYNC_EVENT_LOOP": "tokio"})
 
 
 @pytest.mark.slow
