@@ -74,6 +74,20 @@ async def test_concurrent_submits_share_transactions_and_repeats_in_a_group_coun
         await intake.close()
 
 
+async def test_at_most_two_groups_are_at_the_database_at_once(pool: asyncpg.Pool) -> None:
+    """The intake keeps the connections it used; under a burst it has used no more than two."""
+    idle_before = pool.get_idle_size() + (pool.get_max_size() - pool.get_size())  # free: idle or yet to open
+    intake = Intake(pool)
+    intake.start()
+    try:
+        results = await asyncio.gather(*(intake.submit(record(f"k{i}")) for i in range(320)))
+        assert all(results)
+        held = idle_before - (pool.get_idle_size() + (pool.get_max_size() - pool.get_size()))
+        assert held == 2
+    finally:
+        await intake.close()
+
+
 @pytest.mark.parametrize(
     "change",
     [
