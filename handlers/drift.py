@@ -18,7 +18,7 @@ import orjson
 
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
-from handlers.inbox import InboxRecord, inbox_rows
+from handlers.inbox import InboxRecord, inbox_rows, insert_inbox_rows
 from handlers.registry import request_sync
 from handlers.sql import q
 
@@ -131,7 +131,7 @@ async def persist_failed_entries(
             )
             for p, body in rows
         ]
-        written = await conn.fetch(q("inbox_insert_batch"), inbox_rows(records))
+        written = await insert_inbox_rows(conn, inbox_rows(records))
         await request(conn, corp, "failed_events")
     log.info(
         "failed events drained",

@@ -10,8 +10,8 @@ with ``synchronous_commit`` on, reached the WAL on disk) before its result comes
 COMMIT round trip is needed. The connections stay with the intake between groups: handing one back to
 the pool costs another round trip (asyncpg's reset query).
 
-The group travels as one parameter, an array of the ``inbox_row`` composite type. A row that PostgreSQL
-cannot hold (a body or message that is not UTF-8, or holds a NUL) fails its group's statement with
+A group is one ``insert_inbox_rows`` statement (groups are no larger than its ROWS_PER_STATEMENT). A row that
+PostgreSQL cannot hold (a body or message that is not UTF-8, or holds a NUL) fails its group's statement with
 ``DataError``; the group is then committed one row at a time, so that only the request that brought the bad
 row is refused (400), and the others are stored as usual.
 """
@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from handlers.inbox import InboxRecord, InboxRow, inbox_row
+from handlers.inbox import ROWS_PER_STATEMENT, InboxRecord, InboxRow, inbox_row, insert_inbox_rows
 from handlers.sql import q
 from receiver.db import DB_ERRORS
 from receiver.errors import EnvelopeError, StoreUnavailable
@@ -58,11 +58,11 @@ class Intake:
         pool: asyncpg.Pool,
         *,
         metrics: Metrics | None = None,
-        max_batch: int = 16,
+        max_batch: int = ROWS_PER_STATEMENT,
         max_in_flight: int = 2,
         timeout: float = 3.0,
         linger: float = 0.005,
-        full_group: int = 16,
+        full_group: int = ROWS_PER_STATEMENT,
         on_commit: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         self._pool = pool
@@ -194,9 +194,9 @@ class Intake:
             if new_streams:
                 async with conn.transaction():
                     await conn.execute(q("inbox_ensure_streams"), new_streams, timeout=timeout)
-                    inserted = await conn.fetch(q("inbox_insert_batch"), rows, timeout=timeout)
-            else:  # one statement, one implicit transaction, committed when fetch returns
-                inserted = await conn.fetch(q("inbox_insert_batch"), rows, timeout=timeout)
+                    inserted = await insert_inbox_rows(conn, rows, timeout=timeout)
+            else:  # one statement, one implicit transaction, committed when it returns
+                inserted = await insert_inbox_rows(conn, rows, timeout=timeout)
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection fails its reset and is closed
                 await self._pool.release(conn)

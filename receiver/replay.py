@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 
 from handlers.events.parse import dedupe_key
-from handlers.inbox import InboxRecord, inbox_rows
+from handlers.inbox import InboxRecord, inbox_rows, insert_inbox_rows
 from handlers.sql import q
 from receiver.worker import Worker
 
@@ -115,7 +115,7 @@ async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
             body=str(line.get("body") or "").encode(),
             plaintext=plaintext.encode(),
         )
-        rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
+        rows = await insert_inbox_rows(conn, inbox_rows([record]))
     return bool(rows)
 
 

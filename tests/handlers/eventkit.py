@@ -15,7 +15,7 @@ import orjson
 from handlers.corps import Secret, SuiteAuth
 from handlers.events import CorpRef, DirectoryClient, Services
 from handlers.events.parse import dedupe_key
-from handlers.inbox import InboxRecord, inbox_rows
+from handlers.inbox import InboxRecord, inbox_rows, insert_inbox_rows
 from handlers.model import Department, Member, Role, Tag
 from handlers.sql import q
 from receiver.errors import UpstreamError
@@ -74,7 +74,7 @@ async def push(
             body=body.encode(),
             plaintext=raw,
         )
-        rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows([record]))
+        rows = await insert_inbox_rows(conn, inbox_rows([record]))
     return rows[0]["id"] if rows else None
 
 

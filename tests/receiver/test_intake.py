@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from handlers.inbox import inbox_rows
+from handlers.inbox import ROWS_PER_STATEMENT, inbox_rows, insert_inbox_rows
 from receiver import db
 from receiver.errors import EnvelopeError, StoreUnavailable
 from receiver.intake import InboxRecord, Intake
@@ -152,9 +152,7 @@ async def test_pool_closed_raises_store_unavailable(db_url: str) -> None:
 
 
 async def _insert(conn: asyncpg.Connection, *records: InboxRecord) -> list[int]:
-    from handlers.sql import q
-
-    rows = await conn.fetch(q("inbox_insert_batch"), inbox_rows(records))
+    rows = await insert_inbox_rows(conn, inbox_rows(records))
     return [row["id"] for row in rows]
 
 
@@ -196,3 +194,23 @@ async def test_callback_sized_rows_are_stored_uncompressed_and_inline(pool: asyn
     )
     assert row["size"] > 2100
     assert (row["body"], row["plaintext"]) == (None, None)
+
+
+async def test_a_write_larger_than_one_statement_is_one_transaction(pool: asyncpg.Pool) -> None:
+    """insert_inbox_rows splits 40 rows into statements of ROWS_PER_STATEMENT: the new ones come back in order,
+    repeats (within a statement or across two) are skipped, and a bad row in the last statement stores nothing."""
+    keys = [f"k{i}" for i in range(20)] + ["k3", "k17"] + [f"k{i}" for i in range(20, 38)]
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO inbox_streams (stream) VALUES ('HQ')")
+        bad = inbox_rows([*(record(f"x{i}") for i in range(39)), record("x39")._replace(plaintext=b"a\x00")])
+        with pytest.raises(asyncpg.DataError):
+            await insert_inbox_rows(conn, bad)
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 0
+
+        stored = await insert_inbox_rows(conn, inbox_rows(record(k) for k in keys))
+    assert len(keys) > 2 * ROWS_PER_STATEMENT
+    assert [row["dedupe_key"] for row in stored] == [f"k{i}" for i in range(38)]
+    ids = [row["id"] for row in stored]
+    assert ids == sorted(ids)
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 38
