@@ -38,6 +38,8 @@ from receiver.metrics import Metrics
 
 log = logging.getLogger("corpsync.callbacks")
 
+_WECOM = Platform.WECOM.value  # read once: an enum member's value is a Python-level property
+
 SUITE_TENANT_SQL = "SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active'"
 
 # A route's own work: the answer, and the outcome it is counted under.
@@ -272,16 +274,17 @@ class Callbacks:
         The message is not parsed, nor even decoded, here: the database checks that it is UTF-8 as it stores it,
         and the worker reads it (and records its event type) after the answer.
         """
-        return self._record(
-            query,
-            body,
-            platform=Platform.WECOM,
-            route=route,
+        message = opened.message
+        return InboxRecord(
             stream=stream,
-            corp=corp,
-            plaintext=opened.message,
-            dedupe_key=plaintexts.dedupe_key(Platform.WECOM, opened.message),
+            platform=_WECOM,
+            route=route,
+            corp=self._app[CORP_ROWS].get(corp) if corp else None,
+            dedupe_key=plaintexts.dedupe_key(_WECOM, message),
             event_type=None,
+            query=dict(query),
+            body=body,
+            plaintext=message,
         )
 
     def _record(

@@ -95,17 +95,15 @@ def signed_query(query: Mapping[str, str], *, echostr: bool) -> tuple[str, str, 
 
 
 def _wecom_shaped(shaped: re.Match[bytes]) -> WecomEnvelope:
-    """The envelope from a match of ``_WECOM_SHAPED``: a CDATA group and a text group for each element."""
-    encrypt = _shaped_value(shaped, 3)
-    if encrypt is None:
+    """The envelope from a match of ``_WECOM_SHAPED``: a CDATA group and a text group for each element (an
+    empty element's text is None, as the XML parser's route gives it)."""
+    to_cdata, to_text, encrypt_cdata, encrypt_text, agent_cdata, agent_text = shaped.groups()
+    encrypt = encrypt_cdata or encrypt_text
+    if not encrypt:
         raise EnvelopeError("Encrypt missing from the XML envelope")
-    return WecomEnvelope(encrypt, _shaped_value(shaped, 1), _shaped_value(shaped, 5))
-
-
-def _shaped_value(shaped: re.Match[bytes], cdata_group: int) -> str | None:
-    """One element's text (its CDATA group, else the plain-text group after it); None when absent or empty."""
-    value = shaped.group(cdata_group) or shaped.group(cdata_group + 1)
-    return value.decode() if value else None
+    to_user = to_cdata or to_text
+    agent = agent_cdata or agent_text
+    return WecomEnvelope(encrypt.decode(), to_user.decode() if to_user else None, agent.decode() if agent else None)
 
 
 def _xml_envelope(root: ET.Element) -> WecomEnvelope:
