@@ -75,14 +75,19 @@ def inbox_rows(records: Iterable[InboxRecord]) -> list[InboxRow]:
 _TYPES = ("text", "text", "text", "bigint", "text", "text", "text", "bytea", "bytea")  # an InboxRow's fields
 
 
+def _values_row(row: int) -> str:
+    """The VALUES row of the ``row``-th InboxRow (from 0) of a statement."""
+    first = row * len(_TYPES) + 1
+    return "(" + ", ".join(f"${first + i}::{kind}" for i, kind in enumerate(_TYPES)) + ")"
+
+
 @cache
 def insert_sql(rows: int) -> str:
     """The ``inbox_insert_rows`` statement for ``rows`` rows (parameters $1..$9 the first row, and so on)."""
-    width = len(_TYPES)
-    values = ", ".join(
-        "(" + ", ".join(f"${row * width + i + 1}::{kind}" for i, kind in enumerate(_TYPES)) + ")" for row in range(rows)
-    )
-    return q("inbox_insert_rows").replace("VALUES_LIST", values)
+    sql = q("inbox_insert_rows")
+    if _values_row(0) not in sql:
+        raise RuntimeError("inbox_insert_rows no longer holds the VALUES row insert_sql repeats")
+    return sql.replace(_values_row(0), ", ".join(_values_row(row) for row in range(rows)))
 
 
 async def insert_inbox_rows(
