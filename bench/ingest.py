@@ -1,10 +1,12 @@
 """Callback intake benchmark: one `corpsync serve` against a bare aiohttp handler, same load, same run.
 
     .venv/bin/python bench/ingest.py [--rounds K] [--seconds S] [--open-seconds T] [--concurrency C] [--rate R]
-                                     [--loaders L]
+                                     [--loaders L] [--event-loop auto|uvloop|asyncio]
 
-Each server runs in its own process, and so does each load generator (bench/_load.py: pre-signed,
-distinct ~650-byte WeCom create_user/update_user callbacks over keep-alive connections). Reported per
+Both servers run on the same event loop (corpsync serve's choice, CORPSYNC_EVENT_LOOP: uvloop where it is
+installed), so the ratio is corpsync's own cost, not a difference of loops. Each server runs in its own
+process, and so does each load generator (bench/_load.py: pre-signed, distinct ~650-byte WeCom
+create_user/update_user callbacks over keep-alive connections). Reported per
 server: accepted callbacks/s at closed loop with C connections, in K paired rounds run back to back (the
 order alternating, since a shared machine's speed drifts), and answer latency p50/p99 at an open loop of
 R callbacks/s measured from each request's due time; then the median corpsync/bare ratio, the inbox
