@@ -98,9 +98,11 @@ async def insert_inbox_rows(
 ) -> list[asyncpg.Record]:
     """Store ``rows``, skipping duplicates (same stream and dedupe key); (id, stream, dedupe_key) of each new one.
 
-    Up to ROWS_PER_STATEMENT rows are one statement, so one implicit transaction when ``conn`` is not in one;
-    more are several statements in one transaction (``conn``'s, or one of their own). Raises asyncpg.DataError
-    if a row holds text PostgreSQL cannot store: nothing of the statement's transaction is stored then.
+    Up to ROWS_PER_STATEMENT rows are one statement, so one implicit transaction when ``conn`` is not in one.
+    More are several statements in a transaction of their own (a savepoint when ``conn`` is in one), the rows
+    sorted by stream first (stable: a stream's rows keep their order), so that the statements take the
+    streams' locks in one order and two such writes cannot deadlock. Raises asyncpg.DataError if a row holds
+    text PostgreSQL cannot store: nothing of that transaction (or savepoint) is stored then.
     """
     if len(rows) <= ROWS_PER_STATEMENT:
         if not rows:
@@ -109,8 +111,9 @@ async def insert_inbox_rows(
             insert_sql(len(rows)), *chain.from_iterable(rows), timeout=timeout
         )
         return inserted
+    ordered = sorted(rows, key=lambda row: row[0])
     async with conn.transaction():
         found: list[asyncpg.Record] = []
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            found += await insert_inbox_rows(conn, rows[start : start + ROWS_PER_STATEMENT], timeout=timeout)
+        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+            found += await insert_inbox_rows(conn, ordered[start : start + ROWS_PER_STATEMENT], timeout=timeout)
         return found

@@ -92,10 +92,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.app import create_app
 
     config = load_config(settings)
-    with database(settings) as url:
+    loop, loop_name = new_event_loop(settings.event_loop)  # before the database: a missing uvloop fails at once
+    with contextlib.closing(loop), database(settings) as url:  # run_app closes it too; closing twice is fine
         app = create_app(settings, config, url)
         app.on_startup.append(_settle_heap)
-        loop, loop_name = new_event_loop(settings.event_loop)  # run_app closes it
         log.info(
             "serving",
             extra={

@@ -65,6 +65,8 @@ class Intake:
         full_group: int = ROWS_PER_STATEMENT,
         on_commit: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
+        if max_batch > ROWS_PER_STATEMENT:  # a group must stay one statement: one implicit transaction
+            raise ValueError(f"max_batch must be at most {ROWS_PER_STATEMENT}")
         self._pool = pool
         # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: far fewer
         # synchronous commits at steady rates (the CPU goes to the worker), no wait under heavy load. Under
@@ -76,7 +78,7 @@ class Intake:
         # 32 (two groups, both often at the database at once) 88%; groups of 16, 96%, for 1% more
         # instructions per callback (callgrind).
         # At most ``max_in_flight`` groups are at the database at once. One stream's groups commit one after
-        # the other anyway (the advisory lock in inbox_insert_batch), and each backend working at the same time
+        # the other anyway (the advisory lock in inbox_insert_rows), and each backend working at the same time
         # takes a core from the server: on 2 cores, with four in flight the server waited for a CPU 6-8% of
         # the time and was 86-89% busy; with two, 0-1% and 97-99%, for about 14% more callbacks/s (uvloop,
         # a closed loop of 64 connections, three alternating 5-s runs of each).

@@ -214,3 +214,20 @@ async def test_a_write_larger_than_one_statement_is_one_transaction(pool: asyncp
     ids = [row["id"] for row in stored]
     assert ids == sorted(ids)
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 38
+
+
+async def test_a_large_write_takes_its_streams_in_one_order(pool: asyncpg.Pool) -> None:
+    """Rows of several streams beyond one statement are stored sorted by stream (each stream's in its own order),
+    so every statement takes its streams' locks after those of the statements before it: no deadlock."""
+    rows = inbox_rows(
+        [*(record(f"b{i}", stream="B") for i in range(20)), *(record(f"a{i}", stream="A") for i in range(20))]
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO inbox_streams (stream) VALUES ('A'), ('B')")
+        stored = await insert_inbox_rows(conn, rows)
+    assert [row["dedupe_key"] for row in stored] == [f"a{i}" for i in range(20)] + [f"b{i}" for i in range(20)]
+
+
+def test_a_group_is_never_more_than_one_statement(pool: asyncpg.Pool) -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        Intake(pool, max_batch=ROWS_PER_STATEMENT + 1)
