@@ -69,3 +69,20 @@ async def test_tests_get_isolated_databases(pool: asyncpg.Pool) -> None:
 
 async def test_tests_get_isolated_databases_again(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM corps") == 0
+
+
+async def test_the_inbox_time_index_is_a_brin_summary(pool: asyncpg.Pool) -> None:
+    """received_at only grows with the inbox, and a btree on it cost every callback an index insertion: migration
+    0004 makes it a BRIN index. The intake's hot path keeps the btrees it needs (primary key, dedupe, pending)."""
+    kinds = dict(
+        await pool.fetch(
+            "SELECT c.relname, a.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'inbox'::regclass"
+        )
+    )
+    assert kinds == {
+        "inbox_pkey": "btree",
+        "inbox_stream_dedupe_key_key": "btree",
+        "inbox_pending": "btree",
+        "inbox_received": "brin",
+    }
