@@ -45,6 +45,7 @@ from aiohttp import web
 from bench._load import drive
 from bench.crypto import measure
 from receiver.cli import new_event_loop
+from receiver.settings import EVENT_LOOPS
 from receiver.testing import write_wecom_corp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -484,7 +485,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
+        choices=EVENT_LOOPS,
         default="auto",
         help="the event loop of both servers (CORPSYNC_EVENT_LOOP; auto: uvloop where installed)",
     )

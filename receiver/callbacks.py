@@ -39,6 +39,7 @@ from receiver.metrics import Metrics
 log = logging.getLogger("corpsync.callbacks")
 
 _WECOM = Platform.WECOM.value  # read once: an enum member's value is a Python-level property
+_DINGTALK = Platform.DINGTALK.value
 
 SUITE_TENANT_SQL = "SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active'"
 
@@ -190,16 +191,9 @@ class Callbacks:
             outcome = "verified"
         else:
             record = self._record(
-                query,
-                body,
-                platform=Platform.DINGTALK,
-                route="dingtalk",
-                stream=endpoint.name,
-                corp=endpoint.name,
-                plaintext=opened.message,
-                dedupe_key=plaintexts.dedupe_key(Platform.DINGTALK, opened.message),
-                event_type=event.event_type,
-            )
+                query, body, _DINGTALK, opened.message, event.event_type,
+                route="dingtalk", stream=endpoint.name, corp=endpoint.name,
+            )  # fmt: skip
             outcome = _stored(await self._app[INTAKE].submit(record))
         reply = dingtalk.success_reply(
             endpoint.cipher, opened.receive_id, timestamp=str(int(time.time() * 1000)), nonce=new_nonce()
@@ -274,38 +268,28 @@ class Callbacks:
         The message is not parsed, nor even decoded, here: the database checks that it is UTF-8 as it stores it,
         and the worker reads it (and records its event type) after the answer.
         """
-        message = opened.message
-        return InboxRecord(
-            stream=stream,
-            platform=_WECOM,
-            route=route,
-            corp=self._app[CORP_ROWS].get(corp) if corp else None,
-            dedupe_key=plaintexts.dedupe_key(_WECOM, message),
-            event_type=None,
-            query=dict(query),
-            body=body,
-            plaintext=message,
-        )
+        return self._record(query, body, _WECOM, opened.message, None, route=route, stream=stream, corp=corp)
 
     def _record(
         self,
         query: Mapping[str, str],
         body: bytes,
+        platform: str,
+        plaintext: bytes,
+        event_type: str | None,
         *,
-        platform: Platform,
         route: str,
         stream: str,
         corp: str | None,
-        plaintext: bytes,
-        dedupe_key: str,
-        event_type: str | None,
     ) -> InboxRecord:
+        """The inbox record of a verified callback of ``platform`` (a Platform value), deduplicated as the platform's
+        events are (``handlers.events.parse.dedupe_key``)."""
         return InboxRecord(
             stream=stream,
-            platform=platform.value,
+            platform=platform,
             route=route,
             corp=self._app[CORP_ROWS].get(corp) if corp else None,
-            dedupe_key=dedupe_key,
+            dedupe_key=plaintexts.dedupe_key(platform, plaintext),
             event_type=event_type,
             query=dict(query),
             body=body,

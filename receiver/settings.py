@@ -12,7 +12,7 @@ from handlers.corps import Secret
 from receiver.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1024 * 1024
-EVENT_LOOPS = frozenset({"auto", "uvloop", "asyncio"})
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +63,16 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"environment: {name}: expected true or false, got {raw!r}")
 
 
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    """``raw``, the value of environment variable ``name``, if it is one of ``allowed``; else ConfigError."""
+    if raw not in allowed:
+        raise ConfigError(f"environment: {name}: expected {', '.join(allowed[:-1])} or {allowed[-1]}, got {raw!r}")
+    return raw
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     token = env.get("CORPSYNC_ADMIN_TOKEN") or None
-    log_format = env.get("CORPSYNC_LOG_FORMAT", "auto")
-    if log_format not in {"auto", "json", "text"}:
-        raise ConfigError(f"environment: CORPSYNC_LOG_FORMAT: expected auto, json or text, got {log_format!r}")
-    event_loop = env.get("CORPSYNC_EVENT_LOOP") or "auto"
-    if event_loop not in EVENT_LOOPS:
-        raise ConfigError(f"environment: CORPSYNC_EVENT_LOOP: expected auto, uvloop or asyncio, got {event_loop!r}")
     return Settings(
         app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
         database_url=env.get("CORPSYNC_DATABASE_URL") or None,
@@ -81,8 +82,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("CORPSYNC_PUBLIC_URL") or "").rstrip("/") or None,
         callback_max_age=_int(env, "CORPSYNC_CALLBACK_MAX_AGE", None, minimum=1),
         max_body_bytes=_int(env, "CORPSYNC_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024) or DEFAULT_MAX_BODY,
-        log_format=log_format,
+        log_format=_choice("CORPSYNC_LOG_FORMAT", env.get("CORPSYNC_LOG_FORMAT", "auto"), ("auto", "json", "text")),
         run_worker=_flag(env, "CORPSYNC_WORKER", True),
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
-        event_loop=event_loop,
+        event_loop=_choice("CORPSYNC_EVENT_LOOP", env.get("CORPSYNC_EVENT_LOOP") or "auto", EVENT_LOOPS),
     )

@@ -60,9 +60,8 @@ def parse_envelope(body: bytes) -> WecomEnvelope:
     start = body.lstrip(_LEADING)[:1]
     if start == b"<":
         shaped = _WECOM_SHAPED.fullmatch(body)
-        if shaped is not None and _in_alphabet(shaped.group(3) or b""):
-            return _wecom_shaped(shaped)
-        return _xml_envelope(parse_untrusted(body))
+        envelope = _wecom_shaped(shaped) if shaped is not None else None
+        return envelope if envelope is not None else _xml_envelope(parse_untrusted(body))
     if start == b"{":
         return _json_envelope(body)
     raise EnvelopeError("callback body is neither XML nor JSON")
@@ -94,10 +93,13 @@ def signed_query(query: Mapping[str, str], *, echostr: bool) -> tuple[str, str, 
     return signature, timestamp, nonce, echo
 
 
-def _wecom_shaped(shaped: re.Match[bytes]) -> WecomEnvelope:
+def _wecom_shaped(shaped: re.Match[bytes]) -> WecomEnvelope | None:
     """The envelope from a match of ``_WECOM_SHAPED``: a CDATA group and a text group for each element (an
-    empty element's text is None, as the XML parser's route gives it)."""
+    empty element's text is None, as the XML parser's route gives it). None when Encrypt's CDATA holds a
+    character outside ``_ALPHABET``: such a body goes to the XML parser."""
     to_cdata, to_text, encrypt_cdata, encrypt_text, agent_cdata, agent_text = shaped.groups()
+    if encrypt_cdata and not _in_alphabet(encrypt_cdata):
+        return None
     encrypt = encrypt_cdata or encrypt_text
     if not encrypt:
         raise EnvelopeError("Encrypt missing from the XML envelope")

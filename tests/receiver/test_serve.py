@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -102,11 +103,7 @@ def test_serves_on_uvloop_and_shuts_down_cleanly_on_sigterm(served: tuple[subpro
 
 
 def _has_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401 - installed everywhere but Windows
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("uvloop") is not None  # installed everywhere but Windows
 
 
 def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
