@@ -85,7 +85,7 @@ def time_statements(out: Path) -> None:
     event-loop delays included), by named query; written to ``out`` as JSON when the process exits."""
     from asyncpg.connection import Connection
 
-    from handlers.sql import queries
+    from handlers.store.queries import queries
 
     names = {body: name for name, body in queries().items()}
     times: dict[str, list[float]] = {}

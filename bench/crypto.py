@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from receiver.crypto import CallbackCipher
-from receiver.wecom import parse_envelope
+from receiver.callbacks.crypto import CallbackCipher
+from receiver.callbacks.wecom import parse_envelope
 
 TOKEN = "QDG6eK"  # noqa: S105 - the published token of the WeCom doc example
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

@@ -31,10 +31,10 @@ import asyncpg
 import orjson
 
 from handlers.clients import make_client
-from handlers.corps import CallbackKeys, CorpConfig, DingTalkCorp, Secret, WecomInnerCorp
-from handlers.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
-from handlers.registry import ensure_corp
-from receiver import db
+from handlers.config import CallbackKeys, CorpConfig, DingTalkCorp, Secret, WecomInnerCorp
+from handlers.store import pool as db
+from handlers.store.corps import ensure_corp
+from handlers.sync.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
 from receiver.testing import RateLimits, SimOrg, Simulator, generate_org, run_simulator
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

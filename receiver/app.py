@@ -8,15 +8,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from handlers.corps import AppConfig
-from handlers.registry import ensure_corps
-from receiver import api, db, health, services
+from handlers.config import AppConfig
+from handlers.store import pool as db
+from handlers.store.corps import ensure_corps
+from receiver import api
+from receiver import runtime as services
 from receiver.api.guard import http_problem
-from receiver.callbacks import Callbacks
-from receiver.endpoints import build_endpoints
-from receiver.intake import Intake
+from receiver.callbacks.endpoints import build_endpoints
+from receiver.callbacks.intake import Intake
+from receiver.callbacks.routes import Callbacks
 from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, POOL, SETTINGS, WORKER
-from receiver.metrics import Metrics
+from receiver.ops import health
+from receiver.ops.metrics import Metrics
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.app")
@@ -63,7 +66,7 @@ def add_unrouted(app: web.Application, metrics: Metrics) -> None:
 
 def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.Application:
     """Build the app; the database pool, HTTP session and background services open in ``cleanup_ctx``."""
-    app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks
+    app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks.routes
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[METRICS] = metrics = Metrics()

@@ -1,49 +1,47 @@
-"""The one exception tree of corpsync, and the HTTP status each branch maps to.
+"""The edge's exceptions (callback rejections, with each platform's official code) and the one table that maps
+every exception corpsync raises on purpose to an HTTP status.
 
-    CorpsyncError
-    ├── ConfigError                  bad app dir or settings; stops start-up (file + key in the message)
-    ├── CallbackRejected (4xx)       hostile or broken input on a callback route
-    │   ├── SignatureError           -40001 / 900005   401
-    │   ├── ReceiveIdError           -40005 / 900010   403
-    │   ├── Base64Error              -40010 / 900009   400
-    │   ├── DecryptError             -40007 / 900008   400   (bad padding, truncated ciphertext)
-    │   ├── BufferError_             -40008 / 900008   400   (length fields out of bounds)
-    │   ├── EnvelopeError            -40002 / 900007   400   (malformed XML / JSON, missing fields)
-    │   ├── StaleTimestampError      -40001 / 900005   401   (only with CORPSYNC_CALLBACK_MAX_AGE)
-    │   └── BodyTooLarge                               413
-    ├── IllegalAesKey                -40004 / 900004   a ConfigError too: keys are configuration
-    ├── UnknownCorp                                    404
-    ├── UnknownRecord                                  404   a member / department / sync run the corp lacks
-    ├── InvalidInput                                   400   a bad argument of the directory API (names the field)
-    ├── StoreUnavailable                               503   (the database cannot commit: platform retries)
-    └── UpstreamError                errcode, errmsg   a platform API answered an error or failed
-        └── TokenExpired             40014 / 42001 / 40001-style: refresh once and retry
+    CorpsyncError (handlers.errors)
+    ├── CallbackRejected             hostile or broken input on a callback route: never processed
+    │   ├── SignatureError           -40001 / 900005
+    │   │   └── StaleTimestampError  (only with CORPSYNC_CALLBACK_MAX_AGE)
+    │   ├── ReceiveIdError           -40005 / 900010
+    │   ├── Base64Error              -40010 / 900009
+    │   ├── DecryptError             -40007 / 900008   (bad padding, truncated ciphertext)
+    │   ├── BufferError_             -40008 / 900008   (length fields out of bounds)
+    │   ├── EnvelopeError            -40002 / 900007   (malformed XML / JSON, missing fields)
+    │   └── BodyTooLarge
+    └── ConfigError (handlers.errors)
+        └── IllegalAesKey            -40004 / 900004   keys are configuration
 
 Verification errors carry the official code of each platform: ``wecom_code`` (WXBizMsgCrypt, -400xx)
-and ``dingtalk_code`` (DingTalk-Callback-Crypto, 9000xx).
+and ``dingtalk_code`` (DingTalk-Callback-Crypto, 9000xx). ``http_status`` reads the status table.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class CorpsyncError(Exception):
-    """Base of every error corpsync raises on purpose."""
-
-
-class ConfigError(CorpsyncError):
-    """The app dir or a setting is wrong; the message names the file and the key."""
+from handlers.errors import (
+    ConfigError,
+    CorpsyncError,
+    InvalidInput,
+    MalformedMessage,
+    StoreUnavailable,
+    UnknownCorp,
+    UnknownRecord,
+)
+from handlers.store.pool import DB_UNAVAILABLE
 
 
 class CallbackRejected(CorpsyncError):
     """A callback request that must be answered with a 4xx and never processed."""
 
-    status = 400
     wecom_code = 0
     dingtalk_code = 0
 
 
 class SignatureError(CallbackRejected):
-    status = 401
     wecom_code = -40001
     dingtalk_code = 900005
 
@@ -53,7 +51,6 @@ class StaleTimestampError(SignatureError):
 
 
 class ReceiveIdError(CallbackRejected):
-    status = 403
     wecom_code = -40005
     dingtalk_code = 900010
 
@@ -79,7 +76,7 @@ class EnvelopeError(CallbackRejected):
 
 
 class BodyTooLarge(CallbackRejected):
-    status = 413
+    pass
 
 
 class IllegalAesKey(ConfigError):
@@ -87,46 +84,47 @@ class IllegalAesKey(ConfigError):
     dingtalk_code = 900004
 
 
-class UnknownCorp(CorpsyncError):
-    status = 404
+def rejection(exc: MalformedMessage) -> EnvelopeError:
+    """A message the domain could not read, as the callback rejection it is at the edge (-40002 / 900007)."""
+    rejected = EnvelopeError(str(exc))
+    rejected.__cause__ = exc
+    return rejected
 
 
-class UnknownRecord(CorpsyncError):
-    """A directory record the corp does not have: ``kind`` ('member', 'department', ...) and the ids asked for."""
-
-    status = 404
-
-    def __init__(self, kind: str, *ids: str) -> None:
-        super().__init__(f"unknown {kind}: {', '.join(ids)}")
-        self.kind = kind
-        self.ids = ids
-
-
-class InvalidInput(CorpsyncError):
-    """A directory API argument that cannot be used; ``field`` names it (camelCase, as in the HTTP API)."""
-
-    status = 400
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+# Most specific first: the first entry the exception is an instance of gives its status.
+HTTP_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (SignatureError, 401),
+    (ReceiveIdError, 403),
+    (BodyTooLarge, 413),
+    (CallbackRejected, 400),
+    (MalformedMessage, 400),
+    (InvalidInput, 400),
+    (UnknownCorp, 404),
+    (UnknownRecord, 404),
+    (StoreUnavailable, 503),
+    *((kind, 503) for kind in DB_UNAVAILABLE),
+)
 
 
-class StoreUnavailable(CorpsyncError):
-    status = 503
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status ``exc`` answers with, or None when it is not an error of the caller's or the store's."""
+    for kind, status in HTTP_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return None
 
 
-class UpstreamError(CorpsyncError):
-    """A platform API call failed. ``errcode`` is the platform's code, or None for transport errors."""
-
-    def __init__(self, api: str, errcode: int | None, errmsg: str, *, http_status: int | None = None):
-        super().__init__(f"{api}: errcode={errcode} errmsg={errmsg}")
-        self.api = api
-        self.errcode = errcode
-        self.errmsg = errmsg
-        self.http_status = http_status
-
-
-class TokenExpired(UpstreamError):
-    """The access token was rejected; the client refreshes once and retries."""
+def error_json(exc: BaseException) -> tuple[int, dict[str, Any]] | None:
+    """The status and JSON body the directory API answers ``exc`` with; None for an unexpected error (a bug)."""
+    status = http_status(exc)
+    if status is None:
+        return None
+    if isinstance(exc, InvalidInput):
+        return status, {"error": exc.message, "field": exc.field}
+    if isinstance(exc, UnknownRecord):
+        return status, {"error": f"unknown {exc.kind}", "ids": list(exc.ids)}
+    if isinstance(exc, UnknownCorp):
+        return status, {"error": "unknown corp"}
+    if status == 503:
+        return status, {"error": "database unavailable, retry later"}
+    return status, {"error": str(exc)}

@@ -8,15 +8,15 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from handlers.corps import AppConfig
-from receiver.metrics import Metrics
+from handlers.config import AppConfig
+from receiver.ops.metrics import Metrics
 from receiver.settings import Settings
 
 if TYPE_CHECKING:
-    from handlers.triggers import SyncScheduler
-    from receiver.endpoints import Endpoints
-    from receiver.intake import Intake
-    from receiver.worker import Worker
+    from handlers.sync.scheduler import SyncScheduler
+    from handlers.worker.loop import Worker
+    from receiver.callbacks.endpoints import Endpoints
+    from receiver.callbacks.intake import Intake
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", AppConfig)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from handlers.corps import Secret
-from receiver.errors import ConfigError
+from handlers.config import Secret
+from handlers.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1024 * 1024
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from receiver import db
+from handlers.store import pool as db
 
 SHARED_DIR = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 

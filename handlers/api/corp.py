@@ -20,13 +20,13 @@ from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
 from handlers.api.paging import DEFAULT_LIMIT, Page
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
 from handlers.clients import DirectoryClient, make_client
-from handlers.corps import AppConfig, CorpConfig, WecomProxyCorp
-from handlers.directory import Directory, Reactivate
-from handlers.fullsync import Progress, RunStatus, SyncResult, run_full_sync
+from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
+from handlers.errors import InvalidInput, UnknownRecord
 from handlers.model import Snapshot
-from handlers.reconcile import empty_counts
-from handlers.sql import q
-from receiver.errors import InvalidInput, UnknownRecord
+from handlers.store.directory import Directory, Reactivate
+from handlers.store.queries import q
+from handlers.sync.fullsync import Progress, RunStatus, SyncResult, run_full_sync
+from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.api")
 
@@ -44,7 +44,7 @@ class _Given:
 class Corp:
     """One corp. Build it with ``await Corp.open(pool, config, name)`` (or ``receiver.api.get_corp(app, name)``).
 
-    The pool must come from ``receiver.db.create_pool``. Without a ``session`` the Corp opens its own for
+    The pool must come from ``handlers.store.pool.create_pool``. Without a ``session`` the Corp opens its own for
     platform calls when one is needed; ``aclose()`` (or ``async with``) closes it. ``clients`` makes the
     platform client of a corp config: inside ``corpsync serve`` it is the app's own, so the Corp's calls share
     the process's rate limiters with the worker and the scheduler and are counted in its metrics.
@@ -141,7 +141,7 @@ class Corp:
     async def sync_corp(
         self, *, allow_deletes: bool = False, trigger: str = "manual", progress: Progress | None = None
     ) -> SyncResult:
-        """A full sync now (or ALREADY_RUNNING with the run in progress); see handlers.fullsync."""
+        """A full sync now (or ALREADY_RUNNING with the run in progress); see handlers.sync.fullsync."""
         return await run_full_sync(
             self._pool, self.row_id, self.config, self.get_client(), trigger=trigger, allow_deletes=allow_deletes,
             progress=progress,

@@ -8,8 +8,8 @@ import asyncpg
 from handlers.api.corp import Corp
 from handlers.api.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from handlers.api.views import CorpInfo
-from handlers.corps import AppConfig
-from handlers.sql import q
+from handlers.config import AppConfig
+from handlers.store.queries import q
 
 
 async def corp_page(

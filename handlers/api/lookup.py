@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from handlers import credentials
-from handlers.corps import AppConfig, CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
-from handlers.registry import ensure_corp
-from handlers.sql import q
-from receiver.errors import UnknownCorp, UnknownRecord
+from handlers.config import AppConfig, CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
+from handlers.errors import UnknownCorp, UnknownRecord
+from handlers.store import credentials
+from handlers.store.corps import ensure_corp
+from handlers.store.queries import q
 
 MASK = "***"
 

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import orjson
 
 from handlers.api.views import Json, JsonView
-from receiver.errors import InvalidInput
+from handlers.errors import InvalidInput
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

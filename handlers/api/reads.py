@@ -9,8 +9,8 @@ from typing import Any
 
 from handlers.api.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
 from handlers.api.views import AdminView, DeptView, MemberView, RoleMemberView, RoleView, SyncRunView, TagView
-from handlers.sql import q
-from receiver.errors import InvalidInput, UnknownRecord
+from handlers.errors import InvalidInput, UnknownRecord
+from handlers.store.queries import q
 
 Db = Any  # an asyncpg Connection or Pool; reads need no transaction
 

@@ -64,7 +64,7 @@ def _tuple(value: Iterable[object] | None) -> tuple[str, ...] | None:
 
 
 def _jsonb(value: Any) -> Any:
-    """A jsonb column: decoded by the pool's codec (receiver.db.create_pool), or still text without it."""
+    """A jsonb column: decoded by the pool's codec (handlers.store.pool.create_pool), or still text without it."""
     return orjson.loads(value) if isinstance(value, str) else value
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from handlers.api import reads
-from handlers.directory import Directory, Source
-from handlers.sql import q
-from receiver.errors import InvalidInput, UnknownRecord
+from handlers.errors import InvalidInput, UnknownRecord
+from handlers.store.directory import Directory, Source
+from handlers.store.queries import q
 
 MAX_ID_LENGTH = 255
 MAX_SIGNATURE_LENGTH = 64 * 1024  # a link to an image, or a data: URL of a small one

@@ -5,7 +5,7 @@
                                       └─ DingTalkCorp    → dingtalk.DingTalkClient
     every call: limiter (per corp and API) → Transport (retries, token refresh) → *_records parsers
 
-Tokens live in the ``credentials`` table (handlers.credentials), so processes share them.
+Tokens live in the ``credentials`` table (handlers.store.credentials), so processes share them.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.snapshot import Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
-from handlers.corps import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
-from handlers.credentials import Db
+from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.model import Admin, Department, Member, Snapshot, Tag
+from handlers.store.credentials import Db
 
 __all__ = [
     "ClientObserver",

@@ -24,7 +24,7 @@ import orjson
 from handlers.clients.limiter import RateLimiter
 from handlers.clients.observe import ClientObserver
 from handlers.clients.tokens import TokenSource
-from receiver.errors import TokenExpired, UpstreamError
+from handlers.errors import TokenExpired, UpstreamError
 
 log = logging.getLogger("corpsync.clients")
 

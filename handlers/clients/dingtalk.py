@@ -23,10 +23,10 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.snapshot import Progress, for_each, is_fatal, run_all
 from handlers.clients.tokens import Token, TokenSpec
 from handlers.clients.wecom import access_token
-from handlers.corps import DingTalkCorp
-from handlers.credentials import Db, dingtalk_token_key
+from handlers.config import DingTalkCorp
+from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Platform, Role, Snapshot, Tag
-from receiver.errors import UpstreamError
+from handlers.store.credentials import Db, dingtalk_token_key
 
 log = logging.getLogger("corpsync.clients")
 

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from handlers.clients import dingtalk_records as rec
 from handlers.clients.base import Json, integer, items, mapping
 from handlers.clients.snapshot import MemberBook, Progress, Ticker, is_fatal, run_all
+from handlers.errors import UpstreamError
 from handlers.model import Department
-from receiver.errors import UpstreamError
 
 Post = Callable[[str, Json], Awaitable[Json]]
 PAGE_SIZE = 100  # v2/user/list: the documented maximum of the sibling listsimple (dingtalk.md §5.2)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from handlers.corps import RateLimits
+from handlers.config import RateLimits
 from handlers.model import Platform
 
 Clock = Callable[[], float]

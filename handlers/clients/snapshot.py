@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from handlers.errors import TokenExpired, UpstreamError
 from handlers.model import Department, Member, Membership
-from receiver.errors import TokenExpired, UpstreamError
 
 log = logging.getLogger("corpsync.clients")
 

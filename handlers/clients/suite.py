@@ -17,8 +17,10 @@ from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.tokens import Token, TokenSpec
 from handlers.clients.wecom import WecomClient, access_token, gettoken
-from handlers.corps import Secret, SuiteAuth, WecomProxyCorp
-from handlers.credentials import (
+from handlers.config import Secret, SuiteAuth, WecomProxyCorp
+from handlers.errors import UnknownCorp, UpstreamError
+from handlers.model import Platform
+from handlers.store.credentials import (
     Db,
     Tenant,
     corp_token_key,
@@ -31,8 +33,6 @@ from handlers.credentials import (
     suite_token_key,
     wecom_token_key,
 )
-from handlers.model import Platform
-from receiver.errors import UnknownCorp, UpstreamError
 
 log = logging.getLogger("corpsync.clients")
 

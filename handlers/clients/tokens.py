@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.clients.observe import ClientObserver
-from handlers.credentials import Credential, Db, load_credential, lock_credential, store_credential, utcnow
+from handlers.store.credentials import Credential, Db, load_credential, lock_credential, store_credential, utcnow
 
 TokenFetch = Callable[[], Awaitable[tuple[str, float]]]  # () -> (token, expires_in seconds)
 EARLY = timedelta(minutes=10)
@@ -22,7 +22,7 @@ EARLY = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class TokenSpec:
-    key: str  # the credentials key (see handlers.credentials)
+    key: str  # the credentials key (see handlers.store.credentials)
     kind: str  # for metrics: wecom_app | wecom_contact | wecom_suite | wecom_corp | dingtalk
     fetch: TokenFetch
 

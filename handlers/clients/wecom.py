@@ -20,10 +20,10 @@ from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.snapshot import MemberBook, Progress, Ticker, for_each, is_fatal, run_all, subtree, visible_root
 from handlers.clients.tokens import Token, TokenFetch, TokenSource, TokenSpec
-from handlers.corps import Secret, SyncSettings, WecomInnerCorp
-from handlers.credentials import Db, wecom_token_key
+from handlers.config import Secret, SyncSettings, WecomInnerCorp
+from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Membership, Platform, Snapshot, Tag
-from receiver.errors import UpstreamError
+from handlers.store.credentials import Db, wecom_token_key
 
 log = logging.getLogger("corpsync.clients")
 

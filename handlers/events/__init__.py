@@ -10,18 +10,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
-from handlers.corps import AppConfig, SuiteAuth
-from handlers.credentials import Tenant
-from handlers.directory import Change, Directory, Reactivate, Source
+from handlers.config import AppConfig, SuiteAuth
 from handlers.model import Department, Member, Role, Tag
-from handlers.registry import request_sync
-from receiver.errors import CorpsyncError
+from handlers.store.corps import request_sync
+from handlers.store.credentials import Tenant
+from handlers.store.directory import Change, Directory, Reactivate, Source
 
 log = logging.getLogger("corpsync.events")
-
-
-class ApplyError(CorpsyncError):
-    """An event that cannot be applied now (retried, then dead-lettered); the message is safe to record."""
 
 
 class Outcome(StrEnum):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from handlers.directory import Reactivate
 from handlers.events import EventContext, Outcome, ensure_members
 from handlers.events.parse import DingTalkEvent
-from handlers.sql import q
+from handlers.store.directory import Reactivate
+from handlers.store.queries import q
 
 log = logging.getLogger("corpsync.events.dingtalk")
 

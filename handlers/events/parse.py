@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from handlers.xmlsafe import check_depth, parse_untrusted
-from receiver.errors import EnvelopeError
+from handlers.errors import MalformedMessage
+from handlers.events.xmlsafe import check_depth, parse_untrusted
 
 _CHANGE_CONTACT = "change_contact"
 
@@ -53,7 +53,7 @@ def _freeze(element: ET.Element, depth: int = 0) -> XmlFields:
 
 
 def parse_xml(plaintext: bytes | str) -> XmlFields:
-    """Parse a WeCom message with the hardened parser (no DTD, UTF-8 only, bounded depth); EnvelopeError else."""
+    """Parse a WeCom message with the hardened parser (no DTD, UTF-8 only, bounded depth); MalformedMessage else."""
     return _freeze(parse_untrusted(plaintext))
 
 
@@ -196,13 +196,13 @@ def parse_dingtalk(plaintext: bytes | str) -> DingTalkEvent:
     try:
         obj = json.loads(plaintext)
     except ValueError:
-        raise EnvelopeError("malformed JSON") from None
+        raise MalformedMessage("malformed JSON") from None
     if not isinstance(obj, Mapping):
-        raise EnvelopeError("DingTalk event is not a JSON object")
+        raise MalformedMessage("DingTalk event is not a JSON object")
     flat = _flatten(obj)
     event_type = _first(flat, "eventtype", "event_type", "call_back_tag")
     if not isinstance(event_type, str) or not event_type.strip():
-        raise EnvelopeError("DingTalk event without EventType")
+        raise MalformedMessage("DingTalk event without EventType")
     event_id = _first(flat, "eventid")
     corp_id = _first(flat, "corpid", "eventcorpid")
     action = _first(flat, "action")
@@ -264,7 +264,7 @@ def dedupe_key(platform: str, plaintext: bytes) -> str:
     if platform == "dingtalk":
         try:
             event = parse_dingtalk(plaintext)
-        except EnvelopeError:
+        except MalformedMessage:
             event = None
         if event is not None and event.event_id:
             return f"event:{event.event_id}"

@@ -7,14 +7,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from handlers import credentials
-from handlers.corps import SuiteAuth, WecomProxyCorp
-from handlers.directory import Directory, Source
-from handlers.events import ApplyError, CorpRef, EventContext, Outcome
+from handlers.config import SuiteAuth, WecomProxyCorp
+from handlers.errors import ApplyError, MalformedMessage
+from handlers.events import CorpRef, EventContext, Outcome
 from handlers.events.parse import XmlFields
-from handlers.registry import ensure_corp, tenant_name
-from handlers.sql import q
-from receiver.errors import EnvelopeError
+from handlers.store import credentials
+from handlers.store.corps import ensure_corp, tenant_name
+from handlers.store.directory import Directory, Source
+from handlers.store.queries import q
 
 log = logging.getLogger("corpsync.events.suite")
 
@@ -26,7 +26,7 @@ EXCHANGED_FOR = timedelta(days=1)  # how long we remember which corp an auth cod
 def _required(fields: XmlFields, name: str) -> str:
     value = fields.get(name)
     if value is None:
-        raise EnvelopeError(f"{name} missing")
+        raise MalformedMessage(f"{name} missing")
     return value
 
 

@@ -14,11 +14,11 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
 
-from handlers.directory import Reactivate
+from handlers.errors import MalformedMessage
 from handlers.events import EventContext, Outcome, ensure_members
 from handlers.events.parse import XmlFields, split_ids
 from handlers.model import Department, Member, Membership
-from receiver.errors import EnvelopeError
+from handlers.store.directory import Reactivate
 
 log = logging.getLogger("corpsync.events.wecom")
 
@@ -28,7 +28,7 @@ Handler = Callable[[EventContext, XmlFields], Awaitable[Outcome]]
 def _required(fields: XmlFields, name: str) -> str:
     value = fields.get(name)
     if value is None:
-        raise EnvelopeError(f"{name} missing")
+        raise MalformedMessage(f"{name} missing")
     return value
 
 

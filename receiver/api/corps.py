@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers.api import Corp
 from receiver.keys import CONFIG, CORP_ROWS, HTTP, POOL
-from receiver.services import client_for
+from receiver.runtime import client_for
 
 
 async def get_corp(app: web.Application, name: str) -> Corp:

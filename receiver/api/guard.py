@@ -16,11 +16,11 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from aiohttp import web
 
-from receiver.errors import InvalidInput, UnknownCorp, UnknownRecord
+from handlers.errors import UnknownCorp
+from receiver.errors import error_json
 from receiver.keys import SETTINGS
 
 log = logging.getLogger("corpsync.api")
@@ -91,20 +91,22 @@ def endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
                 return denied
             try:
                 return await handler(request)
-            except InvalidInput as exc:
-                return problem(400, exc.message, field=exc.field)
-            except UnknownCorp:
-                return problem(404, "unknown corp", corp=request.match_info.get("corp"))
-            except UnknownRecord as exc:
-                return problem(404, f"unknown {exc.kind}", ids=list(exc.ids))
-            except (TimeoutError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                log.warning("api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__})
-                return problem(503, "database unavailable, retry later")
             except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error
                 if exc.status < 400:
                     raise
                 return http_problem(exc)
-            except Exception as exc:  # a bug: answer JSON; log type and place (messages may hold personal data)
+            except Exception as exc:
+                mapped = error_json(exc)
+                if mapped is not None:
+                    status, body = mapped
+                    if isinstance(exc, UnknownCorp):
+                        body["corp"] = request.match_info.get("corp")
+                    elif status == 503:
+                        log.warning(
+                            "api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__}
+                        )
+                    return reply(body, status)
+                # a bug: answer JSON; log type and place (messages may hold personal data)
                 frame = traceback.extract_tb(exc.__traceback__)[-1]
                 where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
                 log.error("api handler failed", extra={"action": "api_error", "error": type(exc).__name__, "at": where})

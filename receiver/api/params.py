@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from handlers.api import DEFAULT_LIMIT, MAX_LIMIT, MemberFilter
-from receiver.errors import InvalidInput
+from handlers.errors import InvalidInput
 
 PAGE_PARAMS = ("limit", "cursor")
 _PLUS_AS_SPACE = re.compile(r"(:\d{2}(?:\.\d+)?) (\d{2}:?\d{2})$")

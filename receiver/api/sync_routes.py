@@ -2,7 +2,7 @@
 
 A sync started here runs in the background of this process: through the app's scheduler (``SCHEDULER``)
 when one is set and knows the corp, else through ``SyncTasks`` (one task per corp). One run per corp at a
-time across processes (the advisory lock of handlers.fullsync): a sync already under way anywhere is
+time across processes (the advisory lock of handlers.sync.fullsync): a sync already under way anywhere is
 answered with that run and ``alreadyRunning: true`` — with the options it was started with.
 """
 
@@ -16,13 +16,13 @@ from collections.abc import Callable
 from aiohttp import web
 
 from handlers.api import Corp
-from handlers.fullsync import RunStatus, SyncResult
-from handlers.reconcile import empty_counts
+from handlers.errors import UnknownCorp, UnknownRecord
+from handlers.sync.fullsync import RunStatus, SyncResult
+from handlers.sync.reconcile import empty_counts
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, problem, reply
 from receiver.api.read_routes import CORP
-from receiver.errors import UnknownCorp, UnknownRecord
 from receiver.keys import CONFIG, SCHEDULER
 
 log = logging.getLogger("corpsync.api")

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from receiver.crypto import CallbackCipher, new_nonce
+from receiver.callbacks.crypto import CallbackCipher, new_nonce
 
 
 def _cdata(text: str) -> str:

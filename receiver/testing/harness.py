@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from handlers.corps import AppConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
+from handlers.config import AppConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from receiver.testing.callbacks import sign_dingtalk_callback, sign_wecom_callback
 
 # Test credentials (the official sample key sets; never use them in production).

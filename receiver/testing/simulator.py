@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from receiver.crypto import CallbackCipher
-from receiver.errors import CorpsyncError
+from handlers.errors import CorpsyncError
+from receiver.callbacks.crypto import CallbackCipher
 from receiver.testing.accounts import DingTalkApp, SuiteTenant, WecomCorp, WecomSuite, make_secret, suite_xml
 from receiver.testing.callbacks import sign_dingtalk_callback, sign_wecom_callback
 from receiver.testing.events import failed_entry

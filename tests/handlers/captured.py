@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 import asyncpg
 
-from handlers import credentials
-from handlers.corps import AppConfig, CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
-from handlers.directory import Directory, Source
+from handlers.config import AppConfig, CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.events.parse import parse_dingtalk
 from handlers.model import Department, Member, Membership
-from handlers.registry import ensure_corp
+from handlers.store import credentials
+from handlers.store.corps import ensure_corp
+from handlers.store.directory import Directory, Source
 from receiver.testing import (
     SimDept,
     SimMember,

@@ -12,14 +12,14 @@ from typing import Any
 import asyncpg
 import orjson
 
-from handlers.corps import Secret, SuiteAuth
+from handlers.config import Secret, SuiteAuth
+from handlers.errors import UpstreamError
 from handlers.events import CorpRef, DirectoryClient, Services
 from handlers.events.parse import dedupe_key
-from handlers.inbox import InboxRecord, inbox_rows, insert_inbox_rows
 from handlers.model import Department, Member, Role, Tag
-from handlers.sql import q
-from receiver.errors import UpstreamError
-from receiver.worker import Worker, WorkerSettings
+from handlers.store.inbox import InboxRecord, inbox_rows, insert_inbox_rows
+from handlers.store.queries import q
+from handlers.worker.loop import Worker, WorkerSettings
 
 FAST = WorkerSettings(backoff_base=0.0, backoff_cap=0.0, max_attempts=3, async_commit=False, count_check_interval=0)
 

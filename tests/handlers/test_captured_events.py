@@ -33,7 +33,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from receiver.app import create_app
-from receiver.config import load_app_dir
+from receiver.appdir import load_app_dir
 from receiver.keys import POOL, WORKER
 from receiver.settings import Settings
 from receiver.testing import Simulator, run_simulator

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from handlers.clients import DingTalkClient, FailedEvent, NullObserver, RetryPolicy, make_client
-from handlers.corps import CallbackKeys, DingTalkCorp, Secret, SyncSettings
+from handlers.config import CallbackKeys, DingTalkCorp, Secret, SyncSettings
+from handlers.errors import UpstreamError
 from handlers.model import Membership
-from receiver.errors import UpstreamError
 from receiver.testing import RateLimits, SimOrg, Simulator, generate_org, run_simulator
 from receiver.testing.accounts import DingTalkApp
 

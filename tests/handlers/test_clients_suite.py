@@ -10,10 +10,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from handlers import credentials as cred
 from handlers.clients import RetryPolicy, SuiteClient, WecomClient, make_client
-from handlers.corps import Secret, SuiteAuth, WecomProxyCorp
-from receiver.errors import UnknownCorp, UpstreamError
+from handlers.config import Secret, SuiteAuth, WecomProxyCorp
+from handlers.errors import UnknownCorp, UpstreamError
+from handlers.store import credentials as cred
 from receiver.testing import Simulator, generate_org, run_simulator
 from receiver.testing.accounts import WecomSuite
 

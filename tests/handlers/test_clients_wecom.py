@@ -14,9 +14,9 @@ import pytest
 from handlers.clients import RetryPolicy, WecomClient, make_client
 from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import NullObserver
-from handlers.corps import CallbackKeys, RateLimits, Secret, SyncSettings, WecomInnerCorp
+from handlers.config import CallbackKeys, RateLimits, Secret, SyncSettings, WecomInnerCorp
+from handlers.errors import UpstreamError
 from handlers.model import Member, Membership
-from receiver.errors import UpstreamError
 from receiver.testing import SimOrg, Simulator, generate_org, run_simulator
 from receiver.testing.accounts import WecomCorp
 

@@ -10,14 +10,14 @@ import aiohttp
 import asyncpg
 import pytest
 
-from handlers import credentials
 from handlers.api import Corp, CorpData, MemberFilter, corp_page, get_agent_id
-from handlers.corps import AppConfig, CallbackKeys, Secret, SuiteAuth, WecomInnerCorp, WecomProxyCorp
-from handlers.directory import Directory, Reactivate, Source
-from handlers.fullsync import RunStatus
+from handlers.config import AppConfig, CallbackKeys, Secret, SuiteAuth, WecomInnerCorp, WecomProxyCorp
+from handlers.errors import InvalidInput, UnknownCorp, UnknownRecord
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
-from handlers.registry import ensure_corps
-from receiver.errors import InvalidInput, UnknownCorp, UnknownRecord
+from handlers.store import credentials
+from handlers.store.corps import ensure_corps
+from handlers.store.directory import Directory, Reactivate, Source
+from handlers.sync.fullsync import RunStatus
 from receiver.testing import Simulator, generate_org, run_simulator
 
 AES = "a" * 43

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from handlers import credentials as cred
 from handlers.clients.observe import NullObserver
 from handlers.clients.tokens import Token, TokenSpec
-from handlers.corps import Secret
+from handlers.config import Secret
+from handlers.store import credentials as cred
 
 
 class CountingObserver(NullObserver):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from handlers.directory import Directory, Source
 from handlers.model import Member, Membership
+from handlers.store.directory import Directory, Source
 
 
 async def corp_row(pool: asyncpg.Pool) -> int:

@@ -11,12 +11,12 @@ import asyncpg
 import orjson
 import pytest
 
-from handlers import drift
 from handlers.clients.dingtalk_records import FailedEvent
-from handlers.corps import AppConfig, CallbackKeys, DingTalkCorp, Secret
-from handlers.registry import ensure_corp
+from handlers.config import AppConfig, CallbackKeys, DingTalkCorp, Secret
+from handlers.store.corps import ensure_corp
+from handlers.sync import drift
+from handlers.worker.loop import build_worker
 from receiver.testing import Simulator, generate_org, mutations, run_simulator
-from receiver.worker import build_worker
 from tests.handlers.eventkit import FAST, StubPlatform, make_corp, member, push, sync_reason, until, wecom_xml, worker
 
 GAP = timedelta(minutes=5)
@@ -63,7 +63,7 @@ async def test_forgetting_a_process_prunes_stale_rows(pool: asyncpg.Pool) -> Non
 
 
 async def test_the_running_worker_beats(pool: asyncpg.Pool) -> None:
-    from receiver.worker import running
+    from handlers.worker.loop import running
 
     w = worker(pool)
     async with running(w):

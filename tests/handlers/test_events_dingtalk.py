@@ -8,9 +8,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from handlers.errors import MalformedMessage
 from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
 from handlers.model import Department, Member, Membership, Role
-from receiver.errors import EnvelopeError
 from tests.handlers.eventkit import (
     StubPlatform,
     changes,
@@ -73,7 +73,7 @@ def test_post_label_list_entries_are_json_strings() -> None:
 
 
 def test_an_event_without_type_is_malformed() -> None:
-    with pytest.raises(EnvelopeError):
+    with pytest.raises(MalformedMessage):
         parse_dingtalk(b'{"UserId": ["x"]}')
 
 

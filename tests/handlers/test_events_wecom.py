@@ -9,10 +9,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from handlers.corps import AppConfig, Secret, SuiteAuth, WecomProxyCorp
+from handlers.config import AppConfig, Secret, SuiteAuth, WecomProxyCorp
 from handlers.model import Department, Member, Membership, Tag
+from handlers.worker.loop import build_worker
 from receiver.testing import SimOrg, Simulator, run_simulator
-from receiver.worker import build_worker
 from tests.handlers.eventkit import (
     FAST,
     SUITE,
@@ -281,7 +281,7 @@ async def test_a_doctype_is_refused_and_dead_lettered_at_once(pool: asyncpg.Pool
     assert inbox_id is not None
     row = await inbox(pool, inbox_id)
     assert (row["status"], row["attempts"]) == ("dead", 1)
-    assert row["last_error"] == "EnvelopeError: XML with a DTD or entity declaration"
+    assert row["last_error"] == "MalformedMessage: XML with a DTD or entity declaration"
     assert await sync_reason(pool, corp) == "dead_letter"
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from handlers.corps import CallbackKeys, Secret, SyncSettings, WecomInnerCorp
-from handlers.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
+from handlers.config import CallbackKeys, Secret, SyncSettings, WecomInnerCorp
+from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot, Tag
-from handlers.registry import ensure_corp, request_sync
-from handlers.sql import q, queries
-from receiver.errors import UpstreamError
+from handlers.store.corps import ensure_corp, request_sync
+from handlers.store.queries import q, queries
+from handlers.sync.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
 
 DIRECTORY = (
     "departments",
@@ -424,7 +424,7 @@ async def test_a_run_clears_the_sync_request_and_fails_runs_left_running(pool: a
 
 @pytest.mark.parametrize("status", [RunStatus.SUCCEEDED, RunStatus.QUARANTINED, RunStatus.FAILED])
 def test_summary_names_status_and_nonzero_counts(status: RunStatus) -> None:
-    from handlers.reconcile import empty_counts
+    from handlers.sync.reconcile import empty_counts
 
     counts = empty_counts()
     counts["members"]["created"] = 5

@@ -12,9 +12,9 @@ import pytest
 
 from handlers.clients.base import RetryPolicy
 from handlers.clients.wecom import WecomClient, inner_client
-from handlers.corps import CallbackKeys, Secret, WecomInnerCorp
-from handlers.fullsync import RunStatus, SyncResult, run_full_sync
-from handlers.registry import ensure_corp
+from handlers.config import CallbackKeys, Secret, WecomInnerCorp
+from handlers.store.corps import ensure_corp
+from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
 from receiver.testing import SimOrg, Simulator, generate_org, mutations, run_simulator
 
 DIRECTORY = (

@@ -18,7 +18,7 @@ from handlers.clients.limiter import (
     TokenBucket,
     WindowSpec,
 )
-from handlers.corps import RateLimits
+from handlers.config import RateLimits
 from handlers.model import Platform
 
 

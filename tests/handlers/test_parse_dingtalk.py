@@ -10,8 +10,9 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 
+from handlers import errors
 from handlers.events.parse import DingTalkEvent, dedupe_key, parse_dingtalk
-from receiver import errors
+from receiver.errors import rejection
 
 SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 EVENTS = SHARED / "protocol" / "events" / "dingtalk"
@@ -134,7 +135,7 @@ def test_every_expected_event_file_exists() -> None:
 
 
 def test_wire_ack_is_not_an_event() -> None:
-    with pytest.raises(errors.EnvelopeError, match="EventType"):
+    with pytest.raises(errors.MalformedMessage, match="EventType"):
         parse_dingtalk(b'{"code": 200, "headers": {"messageId": "m"}, "message": "OK", "data": "{}"}')
 
 
@@ -250,9 +251,9 @@ def test_reads_time_in_milliseconds(time_field: str, expected: int | None) -> No
     [b"not json", b'["EventType"]', b"{}", b'{"EventType":""}', b'{"EventType":" "}', b'{"EventType":5}', b""],
 )
 def test_rejects_malformed_event(plaintext: bytes) -> None:
-    with pytest.raises(errors.EnvelopeError) as caught:
+    with pytest.raises(errors.MalformedMessage) as caught:
         parse_dingtalk(plaintext)
-    assert caught.value.dingtalk_code == 900007
+    assert rejection(caught.value).dingtalk_code == 900007
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from handlers import xmlsafe
+from handlers import errors
+from handlers.events import xmlsafe
 from handlers.events.parse import parse_xml, wecom_event_type
-from receiver import errors
+from receiver.errors import rejection
 
 SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 EVENTS = SHARED / "protocol" / "events" / "wecom"
@@ -38,9 +39,9 @@ def _xml(fields: dict[str, str]) -> bytes:
 
 
 def _refuses(plaintext: bytes, match: str | None = None) -> None:
-    with pytest.raises(errors.EnvelopeError, match=match) as caught:
+    with pytest.raises(errors.MalformedMessage, match=match) as caught:
         parse_xml(plaintext)
-    assert (caught.value.wecom_code, caught.value.dingtalk_code) == (-40002, 900007)
+    assert (rejection(caught.value).wecom_code, rejection(caught.value).dingtalk_code) == (-40002, 900007)
 
 
 @pytest.mark.parametrize("path", _event_files())
@@ -88,7 +89,7 @@ def test_refuses_every_wide_encoding(codec: str) -> None:
 
 def test_refuses_nul() -> None:
     _refuses(b"<xml><Event>a\x00</Event></xml>", match="NUL")
-    with pytest.raises(errors.EnvelopeError, match="NUL"):
+    with pytest.raises(errors.MalformedMessage, match="NUL"):
         parse_xml("<xml><Event>a\x00</Event></xml>")
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from handlers.corps import CallbackKeys, CorpConfig, Secret, SyncSettings, WecomInnerCorp
-from handlers.fullsync import LOCK_NAMESPACE, RunStatus
+from handlers.config import CallbackKeys, CorpConfig, Secret, SyncSettings, WecomInnerCorp
+from handlers.errors import UnknownCorp, UpstreamError
 from handlers.model import Department, Member, Membership, Snapshot
-from handlers.registry import ensure_corp, request_sync
-from handlers.triggers import CorpSyncState, SchedulerSettings, SyncScheduler, due
-from receiver.errors import UnknownCorp, UpstreamError
+from handlers.store.corps import ensure_corp, request_sync
+from handlers.sync.fullsync import LOCK_NAMESPACE, RunStatus
+from handlers.sync.scheduler import CorpSyncState, SchedulerSettings, SyncScheduler, due
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SETTINGS = SchedulerSettings(poll_seconds=0.05, debounce_seconds=60, retry_seconds=60, max_retry_seconds=600)
@@ -231,8 +231,8 @@ async def test_corps_added_later_are_served(pool: asyncpg.Pool) -> None:
 
 
 async def test_suite_tenants_authorized_at_run_time_are_discovered_and_synced(pool: asyncpg.Pool) -> None:
-    from handlers.corps import AppConfig, SuiteAuth
-    from handlers.registry import runtime_tenants
+    from handlers.config import AppConfig, SuiteAuth
+    from handlers.store.corps import runtime_tenants
 
     auth = SuiteAuth("Suite", "Suite", "dk1", Secret("s"), Secret("t"), Secret("k" * 43), None)
     config = AppConfig(root="/app", corps={"HQ": corp_config()}, auths={"Suite": auth})

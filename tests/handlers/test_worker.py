@@ -11,9 +11,9 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
+from handlers.errors import UpstreamError
 from handlers.model import Member
-from receiver.errors import UpstreamError
-from receiver.worker import Worker, WorkerSettings, describe, running
+from handlers.worker.loop import Worker, WorkerSettings, describe, running
 from tests.handlers.eventkit import (
     FAST,
     StubPlatform,
@@ -117,7 +117,7 @@ async def test_two_processes_never_apply_one_stream_in_parallel(pool: asyncpg.Po
             await push(pool, wecom_xml("create_user", UserID=f"C{i}-{n}"), stream=f"C{i}", corp=corp)
     platform = SlowPlatform(delay=0.005)
     settings = replace(FAST, batch_size=3, turn=4, concurrency=3)
-    from receiver import db
+    from handlers.store import pool as db
 
     other_pool = await db.create_pool(db_url, min_size=1, max_size=5)  # a second process: its own pool
     try:

@@ -15,13 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.corps import Secret
-from handlers.fullsync import LOCK_NAMESPACE
+from handlers.config import Secret
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
+from handlers.sync.fullsync import LOCK_NAMESPACE
 from receiver.api import get_corp
 from receiver.api.openapi import SPEC
 from receiver.app import create_app
-from receiver.config import load_app_dir
+from receiver.appdir import load_app_dir
 from receiver.keys import POOL
 from receiver.settings import Settings
 from receiver.testing import SimOrg, Simulator, generate_org, run_simulator

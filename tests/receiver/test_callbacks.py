@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from Crypto.Cipher import AES
 
-from handlers.corps import AppConfig
+from handlers.config import AppConfig
 from receiver.app import create_app
-from receiver.config import load_app_dir
-from receiver.crypto import CallbackCipher
+from receiver.appdir import load_app_dir
+from receiver.callbacks.crypto import CallbackCipher
 from receiver.keys import METRICS
 from receiver.settings import Settings
 from receiver.testing import (

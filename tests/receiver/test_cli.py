@@ -78,7 +78,7 @@ def test_two_migrates_started_together_both_succeed_and_leave_one_schema(empty_d
 
     import asyncio
 
-    from handlers.sql import migrations
+    from handlers.store.queries import migrations
 
     assert asyncio.run(versions()) == [m.version for m in migrations()]
 
@@ -142,7 +142,7 @@ async def test_export_events_then_replay_to_another_receiver_moves_every_event(
     tmp_path: Path, db_url: str, empty_db_url: str, aiohttp_server: Any
 ) -> None:
     from receiver.app import create_app
-    from receiver.config import load_app_dir
+    from receiver.appdir import load_app_dir
     from receiver.settings import Settings
     from receiver.testing import push_event
 

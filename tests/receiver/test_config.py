@@ -1,4 +1,4 @@
-"""receiver.config: the JitAI app dir becomes typed config, and every mistake is one line naming file + key."""
+"""receiver.appdir: the JitAI app dir becomes typed config, and every mistake is one line naming file + key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.corps import (
+from handlers.config import (
     DINGTALK_API_BASE,
     WECOM_API_BASE,
     AppConfig,
@@ -21,8 +21,9 @@ from handlers.corps import (
     WecomInnerCorp,
     WecomProxyCorp,
 )
-from receiver.config import describe, load_app_dir
-from receiver.errors import ConfigError, IllegalAesKey
+from handlers.errors import ConfigError
+from receiver.appdir import describe, load_app_dir
+from receiver.errors import IllegalAesKey
 
 HQ_AES = ("hqAesKey0" * 5)[:43]
 SALES_AES = ("salesAes1" * 5)[:43]

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver import errors
-from receiver.crypto import CallbackCipher, Opened, new_nonce
+from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 
 SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 VECTORS = SHARED / "protocol" / "vectors"

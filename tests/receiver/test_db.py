@@ -6,8 +6,8 @@ import asyncio
 
 import asyncpg
 
-from handlers.sql import migrations, queries
-from receiver import db
+from handlers.store import pool as db
+from handlers.store.queries import migrations, queries
 
 
 async def test_migrate_creates_schema_and_records_versions(empty_db_url: str) -> None:

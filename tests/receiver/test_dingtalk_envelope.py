@@ -6,8 +6,8 @@ import pytest
 
 from handlers.events.parse import parse_dingtalk
 from receiver import errors
-from receiver.crypto import CallbackCipher
-from receiver.dingtalk import DingTalkRequest, parse_request, success_reply
+from receiver.callbacks.crypto import CallbackCipher
+from receiver.callbacks.dingtalk import DingTalkRequest, parse_request, success_reply
 
 TOKEN = "mryue"
 KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"

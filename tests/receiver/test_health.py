@@ -15,16 +15,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from handlers.api import Corp
-from handlers.corps import AppConfig
-from handlers.fullsync import RunStatus, SyncResult
-from handlers.reconcile import empty_counts
-from receiver import health
+from handlers.config import AppConfig
+from handlers.sync.fullsync import RunStatus, SyncResult
+from handlers.sync.reconcile import empty_counts
 from receiver.api import get_corp
 from receiver.api.sync_routes import SyncTasks
 from receiver.app import create_app
-from receiver.config import load_app_dir
+from receiver.appdir import load_app_dir
 from receiver.keys import CORP_ROWS, METRICS, WORKER
-from receiver.metrics import Metrics
+from receiver.ops import health
+from receiver.ops.metrics import Metrics
 from receiver.settings import Settings
 from receiver.testing import (
     SimOrg,

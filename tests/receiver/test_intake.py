@@ -10,11 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from handlers.inbox import ROWS_PER_STATEMENT, inbox_rows, insert_inbox_rows
-from receiver import db
-from receiver.errors import EnvelopeError, StoreUnavailable
-from receiver.intake import InboxRecord, Intake
-from receiver.metrics import Metrics
+from handlers.errors import StoreUnavailable
+from handlers.store import pool as db
+from handlers.store.inbox import ROWS_PER_STATEMENT, inbox_rows, insert_inbox_rows
+from receiver.callbacks.intake import InboxRecord, Intake
+from receiver.errors import EnvelopeError
+from receiver.ops.metrics import Metrics
 
 
 def record(key: str, stream: str = "HQ") -> InboxRecord:

@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from receiver.replay import callback_path, export_events, replay_file
+from receiver.cli.replay import callback_path, export_events, replay_file
 from receiver.testing import sign_dingtalk_callback, sign_wecom_callback
 from tests.handlers.eventkit import StubPlatform, ding_json, make_corp, member, push, wecom_xml, worker
 

@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from handlers.errors import ConfigError
 from receiver.cli import _settle_heap, new_event_loop
-from receiver.errors import ConfigError
 from receiver.settings import settings_from_env
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN

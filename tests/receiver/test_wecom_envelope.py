@@ -12,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers import xmlsafe
-from receiver import errors, wecom
-from receiver.crypto import CallbackCipher, Opened
-from receiver.wecom import WecomEnvelope, parse_envelope, signed_query, url_verification_reply
+from handlers.errors import MalformedMessage
+from handlers.events import xmlsafe
+from receiver import errors
+from receiver.callbacks.crypto import CallbackCipher, Opened
+from receiver.callbacks.routes import wecom
+from receiver.callbacks.wecom import WecomEnvelope, parse_envelope, signed_query, url_verification_reply
 
 SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 VECTORS = SHARED / "protocol" / "vectors"
@@ -210,7 +212,7 @@ def _envelopes(draw: st.DrawFn) -> bytes:
 def _through_parser(body: bytes) -> WecomEnvelope | str:
     try:
         return wecom._xml_envelope(xmlsafe.parse_untrusted(body))
-    except errors.EnvelopeError:
+    except (errors.EnvelopeError, MalformedMessage):
         return "rejected"
 
 

@@ -13,12 +13,12 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.fullsync import RunStatus, SyncResult
-from handlers.triggers import SchedulerSettings, SyncScheduler
+from handlers.sync.fullsync import RunStatus, SyncResult
+from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
 from receiver.app import create_app
-from receiver.config import load_app_dir
+from receiver.appdir import load_app_dir
 from receiver.keys import CONFIG, CORP_ROWS, POOL
-from receiver.services import client_for
+from receiver.runtime import client_for
 from receiver.settings import Settings
 from receiver.testing import (
     SimOrg,

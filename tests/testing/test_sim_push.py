@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from receiver.crypto import CallbackCipher
+from receiver.callbacks.crypto import CallbackCipher
 from receiver.testing import (
     Simulator,
     describe,

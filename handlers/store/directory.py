@@ -1,0 +1,258 @@
+"""Typed, idempotent directory writes for one corp; every real change leaves one change_log row.
+
+The caller owns the transaction. ``None`` in a record means "not known here": the stored value stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import asyncpg
+
+from handlers.model import Department, Member
+from handlers.store.queries import q
+
+
+class Reactivate(StrEnum):
+    """What an upsert may do to an offline member."""
+
+    JOIN = "join"  # a new join (WeCom create_user, DingTalk user_add_org / user_active_org): always active
+    CONFIRMED = "confirmed"  # the platform confirmed the member exists: active unless an operator took them off
+    NO = "no"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a change comes from, as the change log records it."""
+
+    kind: str  # 'event' | 'full_sync' | 'api'
+    inbox_id: int | None = None
+    sync_run_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    entity: str
+    entity_id: str
+    op: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRemoval:
+    deleted: bool
+    children: int  # local sub-departments still pointing at the removed one
+    members: tuple[str, ...]  # user ids that lost the membership
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+class Directory:
+    """The directory of one corp, as seen through one connection."""
+
+    def __init__(self, conn: asyncpg.Connection, corp: int, source: Source) -> None:
+        self.conn = conn
+        self.corp = corp
+        self.source = source
+        self.changes: list[Change] = []
+
+    async def log(self, entity: str, entity_id: str, op: str, fields: Iterable[str] = ()) -> Change:
+        change = Change(entity, entity_id, op, tuple(fields))
+        await self.conn.execute(
+            q("dir_log_change"),
+            self.corp,
+            entity,
+            entity_id,
+            op,
+            list(change.fields) or None,
+            self.source.kind,
+            self.source.inbox_id,
+            self.source.sync_run_id,
+        )
+        self.changes.append(change)
+        return change
+
+    # --- departments --------------------------------------------------------------------------------
+
+    async def upsert_department(self, dept: Department) -> Change | None:
+        row = await self.conn.fetchrow(
+            q("dir_upsert_department"),
+            self.corp,
+            dept.dept_id,
+            dept.parent_id,
+            dept.name,
+            dept.name_en,
+            dept.order,
+            None if dept.leaders is None else list(dept.leaders),
+        )
+        if row is None:
+            return None
+        return await self.log("department", dept.dept_id, "create" if row["created"] else "update", row["fields"])
+
+    async def delete_department(self, dept_id: str) -> DepartmentRemoval:
+        row = await self.conn.fetchrow(q("dir_delete_department"), self.corp, dept_id)
+        removal = DepartmentRemoval(bool(row["deleted"]), int(row["children"]), tuple(row["members"]))
+        if removal.deleted:
+            await self.log("department", dept_id, "delete")
+        for user_id in removal.members:
+            await self.log("member", user_id, "update", ("departments",))
+        for tag_id in row["tags"]:
+            await self.log("tag", tag_id, "update", ("departments",))
+        return removal
+
+    async def unknown_departments(self, dept_ids: Iterable[str]) -> tuple[str, ...]:
+        ids = _unique(dept_ids)
+        if not ids:
+            return ()
+        found = await self.conn.fetchval(q("dir_unknown_departments"), self.corp, ids)
+        return tuple(found or ())
+
+    # --- members ------------------------------------------------------------------------------------
+
+    async def upsert_member(self, member: Member, *, reactivate: Reactivate = Reactivate.NO) -> Change | None:
+        """Create or update; memberships are replaced when ``member.departments`` is known."""
+        change, _ = await self.upsert_member_checked(member, reactivate=reactivate)
+        return change
+
+    async def upsert_member_checked(
+        self, member: Member, *, reactivate: Reactivate = Reactivate.NO
+    ) -> tuple[Change | None, tuple[str, ...]]:
+        """``upsert_member``, also saying which of the member's departments are not known locally."""
+        by_dept = {m.dept_id: m for m in member.departments} if member.departments is not None else None
+        row = await self.conn.fetchrow(
+            q("dir_upsert_member"),
+            self.corp,
+            member.user_id,
+            member.union_id,
+            member.open_user_id,
+            member.name,
+            member.alias,
+            member.position,
+            member.mobile,
+            member.email,
+            member.biz_mail,
+            member.telephone,
+            member.gender,
+            member.avatar,
+            member.job_number,
+            member.work_place,
+            member.hired_date,
+            None if member.direct_leaders is None else list(member.direct_leaders),
+            member.platform_status,
+            member.extattr,
+            member.main_dept_id,
+            reactivate.value,
+            None if by_dept is None else list(by_dept),
+            None if by_dept is None else [m.is_leader for m in by_dept.values()],
+            None if by_dept is None else [m.order for m in by_dept.values()],
+            self.source.kind,
+            self.source.inbox_id,
+            self.source.sync_run_id,
+        )
+        unknown = tuple(row["unknown_departments"])
+        if row["op"] is None:
+            return None, unknown
+        change = Change("member", member.user_id, row["op"], tuple(row["fields"]))  # logged by the same statement
+        self.changes.append(change)
+        return change, unknown
+
+    async def offline_member(self, user_id: str, reason: str) -> bool:
+        member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason)
+        if member_id is None:
+            return False
+        await self.log("member", user_id, "offline", ("status", "offline_reason"))
+        return True
+
+    async def rename_member(self, old_user_id: str, new_user_id: str) -> bool:
+        """Give a member a new user id, keeping its local id and links; False when nothing was renamed."""
+        member_id = await self.conn.fetchval(q("dir_rename_member"), self.corp, old_user_id, new_user_id)
+        if member_id is None:
+            return False
+        await self.log("member", new_user_id, "rename", ("user_id",))
+        return True
+
+    async def member_states(self, user_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """(status, offline_reason) of the known members among ``user_ids``."""
+        ids = _unique(user_ids)
+        if not ids:
+            return {}
+        rows = await self.conn.fetch(q("dir_member_states"), self.corp, ids)
+        return {r["user_id"]: (r["status"], r["offline_reason"]) for r in rows}
+
+    async def active_member_count(self) -> int:
+        count: int = await self.conn.fetchval(q("dir_active_member_count"), self.corp)
+        return count
+
+    # --- tags (WeCom) -------------------------------------------------------------------------------
+
+    async def upsert_tag(self, tag_id: str, name: str | None) -> Change | None:
+        row = await self.conn.fetchrow(q("dir_upsert_tag"), self.corp, tag_id, name)
+        if row is None:
+            return None
+        return await self.log("tag", tag_id, "create" if row["created"] else "update", row["fields"])
+
+    async def change_tag_links(
+        self,
+        tag_id: str,
+        *,
+        add_users: Iterable[str] = (),
+        remove_users: Iterable[str] = (),
+        add_depts: Iterable[str] = (),
+        remove_depts: Iterable[str] = (),
+    ) -> Change | None:
+        fields: list[str] = []
+        changed = 0
+        for name, ids in (("dir_tag_add_members", add_users), ("dir_tag_remove_members", remove_users)):
+            if unique := _unique(ids):
+                changed += len(await self.conn.fetch(q(name), self.corp, tag_id, unique))
+        if changed:
+            fields.append("members")
+        changed = 0
+        for name, ids in (("dir_tag_add_departments", add_depts), ("dir_tag_remove_departments", remove_depts)):
+            if unique := _unique(ids):
+                changed += len(await self.conn.fetch(q(name), self.corp, tag_id, unique))
+        if changed:
+            fields.append("departments")
+        return await self.log("tag", tag_id, "update", fields) if fields else None
+
+    # --- roles (DingTalk labels) and admins ---------------------------------------------------------
+
+    async def upsert_role(self, role_id: str, name: str | None, group_name: str | None = None) -> Change | None:
+        row = await self.conn.fetchrow(q("dir_upsert_role"), self.corp, role_id, name, group_name)
+        if row is None:
+            return None
+        return await self.log("role", role_id, "create" if row["created"] else "update", row["fields"])
+
+    async def delete_role(self, role_id: str) -> bool:
+        row = await self.conn.fetchrow(q("dir_delete_role"), self.corp, role_id)
+        if not row["deleted"]:
+            return False
+        await self.log("role", role_id, "delete")
+        return True
+
+    async def change_role_members(
+        self, role_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> Change | None:
+        changed = 0
+        for name, ids in (("dir_role_add_members", add), ("dir_role_remove_members", remove)):
+            if unique := _unique(ids):
+                changed += len(await self.conn.fetch(q(name), self.corp, role_id, unique))
+        return await self.log("role", role_id, "update", ("members",)) if changed else None
+
+    async def add_admin(self, user_id: str, level: int | None = None) -> bool:
+        member = await self.conn.fetchval(q("dir_add_admin"), self.corp, user_id, level)
+        if member is None:
+            return False
+        await self.log("admin", user_id, "create")
+        return True
+
+    async def remove_admin(self, user_id: str) -> bool:
+        member = await self.conn.fetchval(q("dir_remove_admin"), self.corp, user_id)
+        if member is None:
+            return False
+        await self.log("admin", user_id, "delete")
+        return True

@@ -1,0 +1,105 @@
+"""Database access: the asyncpg pool, and schema migrations that are safe when processes start together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import orjson
+
+from handlers.store.queries import migrations
+
+log = logging.getLogger("corpsync.db")
+
+# Every process that migrates takes this session-level advisory lock first, so two `corpsync migrate`
+# (or two `serve`) started at once apply each migration exactly once; the second waits, then finds
+# nothing to do.
+MIGRATE_LOCK = 0x636F7270_73796E63  # "corpsync"
+
+# What a lost or broken database connection can raise; callers answer 503 / retry rather than crash.
+# InternalClientError appears when a connection is terminated under asyncpg while it is idle.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+# The part of DB_ERRORS that means "no database now" rather than "this statement failed": 503, retry later.
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads
+        )
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, **kwargs: Any) -> asyncpg.Pool:
+    """A pool whose connections encode and decode json/jsonb with orjson."""
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+    if pool is None:  # asyncpg types the result as Optional
+        raise RuntimeError("asyncpg.create_pool returned no pool")
+    return pool
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply the migrations this database lacks, each in its own transaction; return the versions applied."""
+    applied: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
+    try:
+        await conn.execute(_MIGRATIONS_TABLE)
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            applied.append(migration.version)
+            log.info(
+                "migration applied",
+                extra={"action": "migration_applied", "version": migration.version, "migration": migration.name},
+            )
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+    return applied
+
+
+async def schema_version(conn: asyncpg.Connection) -> int | None:
+    """The newest applied migration, or None when the database has no corpsync schema."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return None
+    version: int | None = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+    return version
+
+
+def head_version() -> int:
+    return migrations()[-1].version

@@ -1,0 +1,140 @@
+"""Drift detection: every reason to distrust the incremental path ends in a (debounced) full-sync request.
+
+Here: gaps in the receivers' heartbeats, a platform member count that disagrees with the local active
+count, a non-empty DingTalk failed-events list, and ``request`` for dead letters. The handlers flag the
+rest as they meet it: a reference to an unknown department (``EventContext.check_departments``) and an
+unknown event type (``handlers.worker.apply``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+import asyncpg
+import orjson
+
+from handlers.clients.dingtalk_records import FailedEvent
+from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
+from handlers.store.corps import request_sync
+from handlers.store.inbox import InboxRecord, inbox_rows, insert_inbox_rows
+from handlers.store.queries import q
+
+log = logging.getLogger("corpsync.drift")
+
+
+async def request(conn: asyncpg.Connection, corp: int, reason: str, *, inbox_id: int | None = None) -> None:
+    """Ask for a full sync of ``corp`` (kept as it is when a request is already open)."""
+    await request_sync(conn, corp, reason)
+    log.info(
+        "full sync requested",
+        extra={"action": "sync_requested", "corp": corp, "reason": reason, "inbox_id": inbox_id},
+    )
+
+
+# -- heartbeats and gaps ---------------------------------------------------------------------------
+
+
+async def beat(conn: asyncpg.Connection, process: str, max_gap: timedelta) -> bool:
+    """Record this process's heartbeat; when no receiver beat for longer than ``max_gap``, request a
+    full sync of every active corp (events may have been lost meanwhile). Returns whether a gap was seen.
+
+    The first beat of a fresh database (no rows at all) is not a gap: start-up sync covers that case.
+    """
+    async with conn.transaction():
+        since: timedelta | None = await conn.fetchval(q("worker_since_last_beat"))
+        await conn.execute(q("worker_beat"), process)
+        if since is None or since <= max_gap:
+            return False
+        corps = await conn.fetch(q("worker_active_corps"))
+        for corp in corps:
+            await request_sync(conn, corp["id"], "gap")
+    log.warning(
+        "receiver gap", extra={"action": "receiver_gap", "seconds": int(since.total_seconds()), "corps": len(corps)}
+    )
+    return True
+
+
+async def forget_process(conn: asyncpg.Connection, process: str) -> None:
+    """A clean shutdown: the process's row goes; other rows older than a week are pruned too."""
+    await conn.execute(q("worker_forget_process"), process)
+
+
+# -- comparison with the platform -----------------------------------------------------------------
+
+
+class CountSource(Protocol):
+    async def member_count(self) -> int | None: ...
+
+
+async def compare_member_count(conn: asyncpg.Connection, corp: int, stream: str, client: CountSource) -> bool:
+    """Compare the platform's member count with the local active count; True when they disagree.
+
+    Skipped (False) while events of the corp are still pending, and when the platform gives no count.
+    """
+    remote = await client.member_count()
+    if remote is None:
+        return False
+    row = await conn.fetchrow(q("worker_count_check"), corp, stream)
+    if row["pending"] or remote == row["active"]:
+        return False
+    await request(conn, corp, "member_count")
+    log.info(
+        "member count differs",
+        extra={"action": "member_count_differs", "corp": corp, "remote": remote, "local": row["active"]},
+    )
+    return True
+
+
+# -- DingTalk failed-events list -------------------------------------------------------------------
+
+
+@runtime_checkable
+class FailedEventSource(Protocol):
+    """A DingTalk client: calls ``persist`` with each batch of ``get_call_back_failed_result`` entries,
+    and fetches the next batch (which deletes the previous one upstream) only after ``persist`` returned."""
+
+    async def drain_failed_events(self, persist: Callable[[list[FailedEvent]], Awaitable[None]]) -> int: ...
+
+
+async def persist_failed_entries(
+    pool: asyncpg.Pool, corp: int, stream: str, entries: Sequence[FailedEvent], *, route: str = "dingtalk-failed"
+) -> int:
+    """Commit failed-list entries to the inbox as legacy-shape plaintexts (deduped like the intake does;
+    the raw entry is kept as the body). A non-empty list is drift. Returns how many rows were new."""
+    rows: list[tuple[bytes, str]] = []
+    for entry in entries:
+        try:
+            doc = orjson.loads(entry.payload)
+        except orjson.JSONDecodeError:
+            continue
+        plaintext = normalize_failed_entry(doc) if isinstance(doc, dict) else None
+        if plaintext is not None:
+            rows.append((plaintext, entry.payload))
+    if not entries:
+        return 0
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(q("inbox_ensure_streams"), [stream])
+        records = [
+            InboxRecord(
+                stream=stream,
+                platform="dingtalk",
+                route=route,
+                corp=corp,
+                dedupe_key=dedupe_key("dingtalk", p),
+                event_type=parse_dingtalk(p).event_type,
+                query={},
+                body=body.encode(),
+                plaintext=p,
+            )
+            for p, body in rows
+        ]
+        written = await insert_inbox_rows(conn, inbox_rows(records))
+        await request(conn, corp, "failed_events")
+    log.info(
+        "failed events drained",
+        extra={"action": "failed_events_drained", "corp": corp, "entries": len(entries), "new": len(written)},
+    )
+    return len(written)

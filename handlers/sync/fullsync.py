@@ -1,0 +1,225 @@
+"""Full sync runs: one per corp at a time across processes; fetch, reconcile, leave an honest sync_runs row.
+
+``allow_deletes=True`` does not replay the removals an earlier run held (that list may be stale): it runs a
+fresh sync with the deletion guard off, and marks the quarantined runs it supersedes as confirmed. Even then
+a member or department in (or under) a department whose fetch failed is not removed: its absence proves
+nothing, so it stays held and the run stays ``quarantined``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import asyncpg
+import orjson
+
+from handlers.config import CorpConfig
+from handlers.model import Snapshot
+from handlers.store.queries import q
+from handlers.sync.reconcile import Counts, Held, apply_snapshot, changes_in, empty_counts
+
+log = logging.getLogger("corpsync.fullsync")
+
+# pg_try_advisory_lock(LOCK_NAMESPACE, corps.id): held on a dedicated connection for the whole run.
+LOCK_NAMESPACE = 0x63730001  # "cs" + 1
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total), as the platform clients report it
+
+
+class SnapshotSource(Protocol):
+    """A platform client, as full sync sees it."""
+
+    async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot: ...
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    QUARANTINED = "quarantined"  # creates and updates applied, removals held (or a fetch failed)
+    FAILED = "failed"  # nothing applied
+    ALREADY_RUNNING = "already_running"  # coalesced: another run of the corp holds the lock (run_id = that run)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    corp: str
+    trigger: str
+    status: RunStatus
+    run_id: int | None
+    counts: Counts
+    api_calls: int = 0
+    error: str | None = None
+    held: Held | None = None
+    seconds: float = 0.0  # wall time of the run
+    fetch_seconds: float = 0.0  # of which reading the platform
+
+    @property
+    def changes(self) -> int:
+        return changes_in(self.counts)
+
+
+async def run_full_sync(
+    pool: asyncpg.Pool,
+    corp_row: int,
+    corp: CorpConfig,
+    client: SnapshotSource,
+    *,
+    trigger: str,
+    allow_deletes: bool = False,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Run one full sync of a corp now, or return ``ALREADY_RUNNING`` when one is under way anywhere.
+
+    The pool must come from ``handlers.store.pool.create_pool`` (jsonb codec). Upstream failures are recorded as a
+    failed run and returned, never raised; a database failure while recording raises.
+    """
+    started = time.monotonic()
+    async with pool.acquire() as conn:
+        if not await conn.fetchval(q("fs_try_lock"), LOCK_NAMESPACE, corp_row):
+            running = await conn.fetchval(q("fs_running_run"), corp_row)
+            log.info("full sync coalesced", extra={"action": "full_sync_coalesced", "corp": corp.name})
+            return SyncResult(corp.name, trigger, RunStatus.ALREADY_RUNNING, running, empty_counts())
+        try:
+            return await _locked(conn, corp_row, corp, client, trigger, allow_deletes, progress, started)
+        finally:
+            await conn.execute(q("fs_unlock"), LOCK_NAMESPACE, corp_row)
+
+
+async def _locked(
+    conn: asyncpg.Connection,
+    corp_row: int,
+    corp: CorpConfig,
+    client: SnapshotSource,
+    trigger: str,
+    allow_deletes: bool,
+    progress: Progress | None,
+    started: float,
+) -> SyncResult:
+    await conn.execute(q("fs_fail_interrupted_runs"), corp_row)
+    run_id: int = await conn.fetchval(q("fs_start_run"), corp_row, trigger)
+    await conn.execute(q("fs_clear_sync_request"), corp_row)  # requests from now on ask for another run
+    log.info("full sync started", extra={"action": "full_sync_started", "corp": corp.name, "run_id": run_id})
+    calls_before, fetch_started = _calls(client), time.monotonic()
+    try:
+        snapshot = await client.fetch_snapshot(progress)
+    except BaseException as exc:  # any upstream or client failure: record it, apply nothing
+        calls = _calls(client) - calls_before
+        result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), calls)
+        if not isinstance(exc, Exception):  # cancelled (shutdown): record it, then let it through
+            await _record_failure(conn, result, "cancelled", started)
+            raise
+        return await _record_failure(conn, result, f"fetch failed: {_describe(exc)}", started)
+    fetched = _since(fetch_started)
+    result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), snapshot.api_calls)
+    try:
+        async with conn.transaction():
+            applied = await apply_snapshot(
+                conn,
+                corp_row,
+                run_id,
+                snapshot,
+                threshold=corp.sync.delete_threshold,
+                allow_deletes=allow_deletes,
+            )
+            # Never "succeeded" when something was held or could not be fetched.
+            incomplete = bool(applied.held) or bool(snapshot.skipped)
+            status = RunStatus.QUARANTINED if incomplete else RunStatus.SUCCEEDED
+            reasons = [_held_reason(applied.held, corp.sync.delete_threshold)] if applied.held else []
+            reasons += [f"not fetched, left as it was: {part}" for part in snapshot.skipped]
+            error = "; ".join(reasons) or None
+            held = orjson.dumps(applied.held.as_json()).decode() if applied.held else None
+            counts = orjson.dumps(applied.counts).decode()
+            await conn.execute(q("fs_finish_run"), run_id, status.value, counts, snapshot.api_calls, error, held)
+            if allow_deletes and status is RunStatus.SUCCEEDED:
+                await conn.execute(q("fs_confirm_quarantined"), corp_row, run_id)
+    except asyncio.CancelledError:
+        await _record_failure(conn, result, "cancelled", started)
+        raise
+    except Exception as exc:  # a failed statement or bad data: the transaction rolled back, nothing applied
+        return await _record_failure(conn, result, f"apply failed: {_describe(exc)}", started)
+    done = SyncResult(
+        corp.name, trigger, status, run_id, applied.counts, snapshot.api_calls, error, applied.held, _since(started),
+        fetched,
+    )  # fmt: skip
+    log.info(
+        "full sync finished",
+        extra={
+            "action": "full_sync_finished",
+            "corp": corp.name,
+            "run_id": run_id,
+            "status": status.value,
+            "changes": done.changes,
+            "api_calls": snapshot.api_calls,
+            "seconds": round(done.seconds, 3),
+            "fetch_seconds": round(fetched, 3),
+        },
+    )
+    return done
+
+
+async def _record_failure(conn: asyncpg.Connection, result: SyncResult, error: str, started: float) -> SyncResult:
+    counts = orjson.dumps(result.counts).decode()
+    await conn.execute(q("fs_finish_run"), result.run_id, "failed", counts, result.api_calls, error, None)
+    log.warning(
+        "full sync failed",
+        extra={"action": "full_sync_failed", "corp": result.corp, "run_id": result.run_id, "error": error},
+    )
+    return SyncResult(
+        result.corp, result.trigger, RunStatus.FAILED, result.run_id, result.counts, result.api_calls, error,
+        None, _since(started),
+    )  # fmt: skip
+
+
+def _calls(client: SnapshotSource) -> int:
+    """The client's running API call count, when it keeps one (the platform clients do)."""
+    calls = getattr(client, "api_calls", 0)
+    return calls if isinstance(calls, int) else 0
+
+
+_SECRET_PARAM = re.compile(r"(access_token|corpsecret|appsecret|suite_secret|secret|permanent_code)=[^&\s'\"]+")
+
+
+def _describe(exc: BaseException) -> str:
+    """The error for sync_runs.error and the log: type and message, secrets in URLs masked, bounded length."""
+    text = _SECRET_PARAM.sub(r"\1=***", str(exc))[:500]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _held_reason(held: Held, threshold: float) -> str:
+    if held.reason == "failed_departments":
+        shown = ", ".join(held.failed_departments[:10])
+        more = "…" if len(held.failed_departments) > 10 else ""
+        why = f"{len(held.failed_departments)} department fetch(es) failed ({shown}{more})"
+    else:
+        why = f"more than {threshold:.0%} of active members would go offline"
+    return f"removals held: {why}; {len(held.departments)} departments, {len(held.members)} members"
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def format_summary(result: SyncResult) -> str:
+    """A few lines for a terminal: status, counts that are not zero, what was held and why."""
+    head = f"{result.corp}: {result.status.value}"
+    if result.status is RunStatus.ALREADY_RUNNING:
+        return f"{head} (run {result.run_id}): another full sync of this corp is under way"
+    calls = f"{result.api_calls} API calls"
+    lines = [f"{head} in {result.seconds:.1f} s (run {result.run_id}, trigger {result.trigger}, {calls})"]
+    for entity, group in result.counts.items():
+        shown = [f"{key.replace('_', ' ')} {n}" for key, n in group.items() if n]
+        if shown:
+            lines.append(f"  {entity:<12} " + ", ".join(shown))
+    if result.status is not RunStatus.FAILED and not result.changes:
+        lines.append("  no changes")
+    if result.error:
+        lines.append(f"  {result.error}")
+    if result.held and (result.held.members or result.held.departments):
+        lines.append(f"  confirm the removals with: corpsync sync {result.corp} --allow-deletes")
+    return "\n".join(lines)

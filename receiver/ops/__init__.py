@@ -1,0 +1,1 @@
+"""What operators watch: health and readiness endpoints, Prometheus metrics, structured logs."""

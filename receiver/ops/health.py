@@ -1,0 +1,146 @@
+"""Operational endpoints: liveness (/healthz), readiness (/readyz) and Prometheus metrics (/metrics).
+
+``/readyz`` answers 200 when the database answers, its schema is at head and, when this process runs one,
+the inbox worker's loop is alive; otherwise 503 with short ``reasons``. It also reports, per corp, the last
+full sync (status, seconds since it finished) and the pending inbox (count, age of the oldest event). Those
+never make it 503, by design: readiness decides whether this process gets traffic, and its traffic is the
+platforms' callbacks, which must be stored most of all when a backlog grows or syncs fail; and that state is
+shared by every process on the database, so every one of them would turn unready at once and the platforms
+would retry into nothing. Alert on the ``/metrics`` gauges instead, where each site picks its thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from handlers.store import pool as db
+from handlers.store.queries import q
+from receiver.keys import METRICS, POOL, SETTINGS, WORKER
+
+routes = web.RouteTableDef()
+
+TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
+WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """An active corp, or an inbox stream of no active corp (``is_corp`` False), as the database has it now."""
+
+    name: str
+    is_corp: bool
+    last_sync_status: str | None  # of the newest finished full sync; None: never
+    last_sync_age: float | None  # seconds since it finished
+    good_sync_age: float | None  # seconds since the newest succeeded or quarantined run finished
+    pending: int
+    oldest_pending_age: float | None  # seconds since the oldest pending event was received
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> StreamState:
+        return cls(
+            name=row["name"],
+            is_corp=row["is_corp"],
+            last_sync_status=row["last_sync_status"],
+            last_sync_age=row["last_sync_age"],
+            good_sync_age=row["good_sync_age"],
+            pending=row["pending"],
+            oldest_pending_age=row["oldest_pending_age"],
+        )
+
+    def inbox_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "oldestPendingSeconds": _seconds(self.oldest_pending_age)}
+
+    def corp_json(self) -> dict[str, Any]:
+        last = None
+        if self.last_sync_status is not None:
+            last = {"status": self.last_sync_status, "ageSeconds": _seconds(self.last_sync_age)}
+        return {"lastSync": last, "inbox": self.inbox_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseState:
+    problem: str | None  # "database unreachable" | "database timeout" | None
+    version: int | None  # newest applied migration; None: unknown or no schema
+    streams: tuple[StreamState, ...]  # empty unless the schema is at head
+
+
+async def read_database(pool: asyncpg.Pool) -> DatabaseState:
+    """Schema version, then (at head) per-corp sync and inbox state: one connection, bounded time."""
+    version = None
+    try:
+        async with pool.acquire(timeout=TIMEOUT) as conn, asyncio.timeout(TIMEOUT):
+            version = await db.schema_version(conn)
+            if version != db.head_version():
+                return DatabaseState(None, version, ())
+            rows = await conn.fetch(q("health_streams"))
+    except TimeoutError:
+        return DatabaseState("database timeout", version, ())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+        return DatabaseState("database unreachable", version, ())
+    return DatabaseState(None, version, tuple(StreamState.from_record(r) for r in rows))
+
+
+def worker_state(app: web.Application) -> str:
+    """``off`` (this process runs no worker), ``running``, ``stopped`` or ``stalled``."""
+    if not app[SETTINGS].run_worker:
+        return "off"
+    worker = app.get(WORKER)
+    if worker is None or not worker.running:
+        return "stopped"
+    if time.monotonic() - worker.last_turn > max(WORKER_STALL, 30 * worker.settings.poll_interval):
+        return "stalled"
+    return "running"
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(max(value, 0.0), 3)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and serving."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 when ready, 503 with the reasons otherwise; per-corp sync and inbox state either way."""
+    state = await read_database(request.app[POOL])
+    head = db.head_version()
+    reasons: list[str] = []
+    if state.problem is not None:
+        reasons.append(state.problem)
+    elif state.version is None:
+        reasons.append("schema missing")
+    elif state.version != head:
+        reasons.append("schema not at head")
+    worker = worker_state(request.app)
+    if worker in {"stopped", "stalled"}:
+        reasons.append(f"worker {worker}")
+    body = {
+        "status": "not ready" if reasons else "ready",
+        "reasons": reasons,
+        "schemaVersion": state.version,
+        "schemaHead": head,
+        "worker": worker,
+        "corps": {s.name: s.corp_json() for s in state.streams if s.is_corp},
+        "streams": {s.name: s.inbox_json() for s in state.streams if not s.is_corp},
+    }
+    return web.json_response(body, status=503 if reasons else 200)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
+    state = await read_database(request.app[POOL])
+    registry = request.app[METRICS]
+    registry.observe_database(state.problem is None, state.streams)
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
