@@ -14,7 +14,8 @@ from types import TracebackType
 import aiohttp
 import asyncpg
 
-from handlers.api import reads, writes
+import handlers.api.reads as reads
+import handlers.api.writes as writes
 from handlers.api.data import CorpData, LocalCorpData
 from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
 from handlers.api.paging import DEFAULT_LIMIT, Page

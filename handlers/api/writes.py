@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from handlers.api import reads
+import handlers.api.reads as reads
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.store.directory import Directory, Source
 from handlers.store.queries import q

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from handlers.clients import dingtalk_records as rec
+import handlers.clients.dingtalk_records as rec
 from handlers.clients.base import Json, RetryPolicy, Transport, ident, integer, items, mapping
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.clients.dingtalk_walk import DepartmentWalk

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 
-from handlers.clients import dingtalk_records as rec
+import handlers.clients.dingtalk_records as rec
 from handlers.clients.base import Json, integer, items, mapping
 from handlers.clients.snapshot import MemberBook, Progress, Ticker, is_fatal, run_all
 from handlers.errors import UpstreamError

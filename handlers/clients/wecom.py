@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from handlers.clients import wecom_records as rec
+import handlers.clients.wecom_records as rec
 from handlers.clients.base import Json, RetryPolicy, Transport, integer, items, text
 from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
