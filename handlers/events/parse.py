@@ -115,7 +115,7 @@ def _flatten(obj: Mapping[str, object]) -> dict[str, object]:
     if isinstance(data, str):
         try:
             data = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             data = None
     merged = dict(top)
     for layer in (data, top.get("headers")):
@@ -175,7 +175,7 @@ def _labels(value: object) -> tuple[LabelInfo, ...]:
         if isinstance(item, str):
             try:
                 entry = json.loads(item)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
                 continue
         if not isinstance(entry, Mapping):
             continue
@@ -195,7 +195,7 @@ def parse_dingtalk(plaintext: bytes | str) -> DingTalkEvent:
     """Any DingTalk shape (legacy PascalCase, HTTP push v2, Stream, normalized failed-list) → one event."""
     try:
         obj = json.loads(plaintext)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise MalformedMessage("malformed JSON") from None
     if not isinstance(obj, Mapping):
         raise MalformedMessage("DingTalk event is not a JSON object")

@@ -37,6 +37,8 @@ _DINGTALK = Platform.DINGTALK.value
 
 SUITE_TENANT_SQL = "SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active'"
 
+MAX_TIMESTAMP_DIGITS = 13  # milliseconds until the year 2286: anything longer is no timestamp
+
 # A route's own work: the answer, and the outcome it is counted under.
 Route = Callable[[web.Request], Awaitable[tuple[web.StreamResponse, str]]]
 
@@ -215,10 +217,9 @@ class Callbacks:
         max_age = self._max_age
         if max_age is None:
             return
-        try:
-            stamp = int(timestamp)
-        except ValueError:
-            raise StaleTimestampError("timestamp is not a number") from None
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+            raise StaleTimestampError("timestamp is not a number of seconds or milliseconds")
+        stamp = int(timestamp)
         seconds = stamp / 1000 if stamp > 10**11 else stamp  # DingTalk sends milliseconds
         if abs(time.time() - seconds) > max_age:
             raise StaleTimestampError("timestamp outside the accepted window")

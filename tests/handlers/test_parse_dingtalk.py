@@ -303,3 +303,16 @@ def test_wecom_dedupe_key_is_always_the_sha256() -> None:
     assert dedupe_key("wecom", plaintext) == _sha(plaintext)
     for path in sorted(WECOM_EVENTS.glob("*.xml")):
         assert dedupe_key("wecom", path.read_bytes()) == _sha(path.read_bytes())
+
+
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+def test_rejects_json_nested_deeper_than_the_decoder_goes(depth: int) -> None:
+    nested = b'{"EventType":"user_add_org","x":' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(errors.MalformedMessage):
+        parse_dingtalk(nested)
+
+
+def test_a_stream_data_string_nested_too_deep_is_ignored_not_raised() -> None:
+    data = "[" * 100_000 + "]" * 100_000
+    event = parse_dingtalk(orjson.dumps({"EventType": "user_add_org", "data": data, "UserId": ["u1"]}))
+    assert event.user_ids == ("u1",)

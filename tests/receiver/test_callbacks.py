@@ -392,6 +392,26 @@ async def test_stale_timestamp_rejected_only_when_a_window_is_set(
     assert (await strict.post("/callback/wecom/HQ", params=fresh_q, data=fresh_b)).status == 200
 
 
+@pytest.mark.parametrize("timestamp", ["9" * 400, "-" + "9" * 400, "1e999", "١٤٠٣٦١٠٥١٣", " 1403610513"])
+async def test_a_timestamp_that_is_no_number_of_seconds_is_stale_not_an_error(
+    aiohttp_client: Callable[..., Any], settings: Settings, config: AppConfig, db_url: str, timestamp: str
+) -> None:
+    strict = await aiohttp_client(
+        create_app(Settings(**{**_fields(settings), "callback_max_age": 300}), config, db_url)
+    )
+    query, body = wecom_query()
+    unsigned = {**query, "timestamp": timestamp}
+    assert (await strict.post("/callback/wecom/HQ", params=unsigned, data=body)).status == 401
+    ding = {"signature": "x", "timestamp": timestamp, "nonce": "n"}
+    assert (await strict.post("/callback/dingtalk/Sales", params=ding, json={"encrypt": "abc"})).status == 401
+
+
+async def test_dingtalk_event_nested_deeper_than_the_decoder_goes_is_rejected(client: TestClient[Any, Any]) -> None:
+    deep = b'{"EventType":"user_add_org","x":' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    query, body = sign_dingtalk_callback(deep, token=DINGTALK_TOKEN, aes_key=DINGTALK_AES_KEY, receive_id=SALES_KEY)
+    assert (await client.post("/callback/dingtalk/Sales", params=query, data=body)).status == 400
+
+
 def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__slots__}
 
