@@ -12,6 +12,7 @@ import asyncpg
 
 from handlers.api import reads
 from handlers.errors import InvalidInput, UnknownRecord
+from handlers.store import locks
 from handlers.store.directory import Directory, Source
 from handlers.store.queries import q
 
@@ -19,7 +20,6 @@ MAX_ID_LENGTH = 255
 MAX_SIGNATURE_LENGTH = 64 * 1024  # a link to an image, or a data: URL of a small one
 
 API = Source("api")
-ADMINS_LOCK = 0x61646D73  # "adms": advisory-lock namespace of setAdmin, per corp
 
 
 def check_ids(field: str, ids: Iterable[str]) -> list[str]:
@@ -80,7 +80,7 @@ async def set_member_roles(conn: asyncpg.Connection, corp: int, member_id: str, 
 
 async def set_local_admins(conn: asyncpg.Connection, corp: int, member_ids: Sequence[str]) -> None:
     """Make the local admins exactly ``member_ids``; platform admins stay as the platform has them."""
-    await conn.execute(q("api_lock_admins"), ADMINS_LOCK, corp)
+    await locks.lock_admins(conn, corp)
     local = await reads.local_ids(conn, corp, member_ids)
     directory = Directory(conn, corp, API)
     for row in await conn.fetch(q("api_set_local_admins"), corp, [local[m] for m in member_ids]):

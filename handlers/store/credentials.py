@@ -79,11 +79,6 @@ async def drop_credential(db: Db, key: str, *, only_if_value: str | None = None)
         await db.execute(q("credential_delete_if_value"), key, only_if_value)
 
 
-async def lock_credential(conn: Db, key: str) -> None:
-    """Inside a transaction: wait until no other process is refreshing ``key``."""
-    await conn.execute(q("credential_lock"), key)
-
-
 # -- suite tickets (written by the suite instruction handler, read by the suite client) ----------
 
 

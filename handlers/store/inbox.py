@@ -23,6 +23,7 @@ import asyncpg
 import orjson
 
 from handlers.errors import MalformedMessage
+from handlers.store.locks import INBOX_INSERT_LOCK
 from handlers.store.queries import q
 
 __all__ = ["ROWS_PER_STATEMENT", "InboxRecord", "InboxRow", "inbox_row", "inbox_rows", "insert_inbox_rows"]
@@ -76,14 +77,14 @@ _TYPES = ("text", "text", "text", "bigint", "text", "text", "text", "bytea", "by
 
 
 def _values_row(row: int) -> str:
-    """The VALUES row of the ``row``-th InboxRow (from 0) of a statement."""
-    first = row * len(_TYPES) + 1
+    """The VALUES row of the ``row``-th InboxRow (from 0) of a statement; $1 is the lock key."""
+    first = row * len(_TYPES) + 2
     return "(" + ", ".join(f"${first + i}::{kind}" for i, kind in enumerate(_TYPES)) + ")"
 
 
 @cache
 def insert_sql(rows: int) -> str:
-    """The ``inbox_insert_rows`` statement for ``rows`` rows (parameters $1..$9 the first row, and so on)."""
+    """The ``inbox_insert_rows`` statement for ``rows`` rows (parameters $2..$10 the first row, and so on)."""
     sql = q("inbox_insert_rows")
     if _values_row(0) not in sql:
         raise RuntimeError("inbox_insert_rows no longer holds the VALUES row insert_sql repeats")
@@ -108,7 +109,7 @@ async def insert_inbox_rows(
         if not rows:
             return []
         inserted: list[asyncpg.Record] = await conn.fetch(
-            insert_sql(len(rows)), *chain.from_iterable(rows), timeout=timeout
+            insert_sql(len(rows)), INBOX_INSERT_LOCK, *chain.from_iterable(rows), timeout=timeout
         )
         return inserted
     ordered = sorted(rows, key=lambda row: row[0])

@@ -22,13 +22,11 @@ import orjson
 
 from handlers.config import CorpConfig
 from handlers.model import Snapshot
+from handlers.store import locks
 from handlers.store.queries import q
 from handlers.sync.reconcile import Counts, Held, apply_snapshot, changes_in, empty_counts
 
 log = logging.getLogger("corpsync.fullsync")
-
-# pg_try_advisory_lock(LOCK_NAMESPACE, corps.id): held on a dedicated connection for the whole run.
-LOCK_NAMESPACE = 0x63730001  # "cs" + 1
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), as the platform clients report it
 
@@ -80,15 +78,15 @@ async def run_full_sync(
     failed run and returned, never raised; a database failure while recording raises.
     """
     started = time.monotonic()
-    async with pool.acquire() as conn:
-        if not await conn.fetchval(q("fs_try_lock"), LOCK_NAMESPACE, corp_row):
+    async with pool.acquire() as conn:  # the corp's lock is held on this connection for the whole run
+        if not await locks.try_lock_full_sync(conn, corp_row):
             running = await conn.fetchval(q("fs_running_run"), corp_row)
             log.info("full sync coalesced", extra={"action": "full_sync_coalesced", "corp": corp.name})
             return SyncResult(corp.name, trigger, RunStatus.ALREADY_RUNNING, running, empty_counts())
         try:
             return await _locked(conn, corp_row, corp, client, trigger, allow_deletes, progress, started)
         finally:
-            await conn.execute(q("fs_unlock"), LOCK_NAMESPACE, corp_row)
+            await locks.unlock_full_sync(conn, corp_row)
 
 
 async def _locked(

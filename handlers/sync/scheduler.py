@@ -20,8 +20,9 @@ import asyncpg
 from handlers.config import CorpConfig, SyncSettings
 from handlers.errors import UnknownCorp
 from handlers.store.corps import ensure_corp
+from handlers.store.locks import FULL_SYNC_LOCK
 from handlers.store.queries import q
-from handlers.sync.fullsync import LOCK_NAMESPACE, Progress, RunStatus, SnapshotSource, SyncResult, run_full_sync
+from handlers.sync.fullsync import Progress, RunStatus, SnapshotSource, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.triggers")
@@ -162,7 +163,7 @@ class SyncScheduler:
         return started
 
     async def _states(self) -> dict[str, CorpSyncState]:
-        rows = await self._pool.fetch(q("fs_sync_state"), list(self._corps), LOCK_NAMESPACE)
+        rows = await self._pool.fetch(q("fs_sync_state"), list(self._corps), FULL_SYNC_LOCK)
         found = {}
         for r in rows:
             self._rows[r["name"]] = r["id"]

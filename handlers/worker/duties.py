@@ -15,6 +15,7 @@ import asyncpg
 
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.events import CorpRef, Services
+from handlers.store import locks
 from handlers.store.pool import DB_ERRORS
 from handlers.store.queries import q
 from handlers.sync import drift
@@ -22,10 +23,6 @@ from handlers.sync.drift import FailedEventSource
 from handlers.worker.apply import describe_error as describe
 
 log = logging.getLogger("corpsync.worker")
-
-FAILED_LIST_LOCK = (
-    0x64746661  # "dtfa": one drain of a DingTalk failed list at a time (each call deletes the last batch)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +148,10 @@ class Duties:
             self.wake()
 
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(q("worker_try_lock"), FAILED_LIST_LOCK, corp.name):
+            if not await locks.try_lock_failed_list(conn, corp.name):
                 return 0
             try:
                 await client.drain_failed_events(persist)
             finally:
-                await conn.fetchval(q("worker_unlock"), FAILED_LIST_LOCK, corp.name)
+                await locks.unlock_failed_list(conn, corp.name)
         return written

@@ -32,6 +32,7 @@ from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.errors import MalformedMessage
 from handlers.events import CorpRef, DirectoryClient, Services, Shared
+from handlers.store import locks
 from handlers.store.pool import DB_ERRORS
 from handlers.store.queries import q
 from handlers.sync import drift
@@ -40,8 +41,6 @@ from handlers.worker.apply import describe_error as describe
 from handlers.worker.duties import Duties, DutySettings
 
 log = logging.getLogger("corpsync.worker")
-
-STREAM_LOCK = 0x696E6278  # "inbx": advisory-lock namespace of inbox streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +223,7 @@ class Worker:
         settled = 0
         shared = Shared()
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(q("worker_try_lock"), STREAM_LOCK, stream):
+            if not await locks.try_lock_stream(conn, stream):
                 self._elsewhere[stream] = time.monotonic() + self.settings.poll_interval
                 return 0
             try:
@@ -243,7 +242,7 @@ class Worker:
                         break
                     after = due[-1].id
             finally:
-                await conn.fetchval(q("worker_unlock"), STREAM_LOCK, stream)
+                await locks.unlock_stream(conn, stream)
                 if self.settings.async_commit:
                     await conn.execute("RESET synchronous_commit")
         return settled

@@ -248,7 +248,3 @@ SELECT EXISTS (SELECT 1 FROM sync_runs WHERE corp = $1 AND status IN ('succeeded
 -- name: api_lock_member
 -- Serializes the API's writes to one member (roles, signature) until the transaction ends.
 SELECT id FROM members WHERE corp = $1 AND user_id = $2 FOR UPDATE;
-
--- name: api_lock_admins
--- Serializes setAdmin calls of one corp until the transaction ends ($1 = the lock namespace).
-SELECT pg_advisory_xact_lock($1::int, $2::int);

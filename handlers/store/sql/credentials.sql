@@ -24,10 +24,6 @@ SELECT key, value, expires_at FROM credentials
 WHERE starts_with(key, $1) AND (expires_at IS NULL OR expires_at > now())
 ORDER BY updated_at;
 
--- name: credential_lock
--- Serializes the refresh of one credential across processes, until the transaction ends.
-SELECT pg_advisory_xact_lock(1129270340, hashtext($1));
-
 -- name: tenant_get
 SELECT auth_name, corp_id, permanent_code, agent_id, auth_info, status, updated_at
 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2;

@@ -1,12 +1,6 @@
--- Full sync: the run record, the per-corp advisory lock, staging tables and the set-based merge.
+-- Full sync: the run record, the scheduler's view of it, staging tables and the set-based merge.
 -- $1 is always the corps row id; $2, where used, the sync_runs id (for change_log.sync_run_id).
 -- Every merge writes only rows whose values differ (IS DISTINCT FROM), and logs exactly what it wrote.
-
--- name: fs_try_lock
-SELECT pg_try_advisory_lock($1::int, $2::int);
-
--- name: fs_unlock
-SELECT pg_advisory_unlock($1::int, $2::int);
 
 -- name: fs_fail_interrupted_runs
 -- Runs left 'running' by a process that died; only called while holding the corp's lock.

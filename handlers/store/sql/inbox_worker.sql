@@ -21,13 +21,6 @@ INSERT INTO inbox_streams (stream)
 SELECT DISTINCT stream FROM inbox WHERE status = 'pending'
 ON CONFLICT DO NOTHING;
 
--- name: worker_try_lock
--- Session-level: held across the per-event transactions of one drain; released on unlock or disconnect.
-SELECT pg_try_advisory_lock($1::int, hashtext($2));
-
--- name: worker_unlock
-SELECT pg_advisory_unlock($1::int, hashtext($2));
-
 -- name: worker_batch
 -- $3: the last id this drain settled, so the scan starts past the (not yet vacuumed) rows it just marked.
 SELECT id, stream, platform, route, corp, event_type, plaintext, attempts, next_attempt_at,
