@@ -179,6 +179,11 @@ async def set_tenant_status(db: Db, auth_name: str, corp_id: str, status: str) -
     await db.execute(q("tenant_set_status"), auth_name, corp_id, status)
 
 
+async def is_active_tenant(db: Db, auth_name: str, corp_id: str) -> bool:
+    """Whether the corp has authorized the suite and not cancelled it."""
+    return await db.fetchval(q("tenant_is_active"), auth_name, corp_id) is not None
+
+
 async def active_tenants(db: Db, auth_name: str) -> list[tuple[str, str | None]]:
     """(corp_id, agent_id) of every active tenant with a permanent code."""
     rows = await db.fetch(q("tenants_active"), auth_name)

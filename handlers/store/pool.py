@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,9 @@ from handlers.store.locks import MIGRATE_LOCK
 from handlers.store.queries import migrations
 
 log = logging.getLogger("corpsync.db")
+
+Db = asyncpg.Pool | asyncpg.Connection  # where a statement needs no transaction of its own
+Row = Mapping[str, Any]  # an asyncpg Record, read by column name
 
 # What a lost or broken database connection can raise; callers answer 503 / retry rather than crash.
 # InternalClientError appears when a connection is terminated under asyncpg while it is idle.

@@ -4,7 +4,7 @@
 -- One statement for a group of callbacks; duplicates (same stream + dedupe key) are skipped.
 -- As written it stores one row; handlers.store.inbox.insert_sql repeats the VALUES row for each row of a group
 -- (parameters $11..$19 the second, and so on), and handlers.store.inbox.insert_inbox_rows passes the fields of
--- each InboxRow in order.
+-- each InboxValues in order.
 -- The worker applies a stream in id order and reads on from the last id it applied, so a stream's ids
 -- must become visible in order: each stream's transaction-level advisory lock is taken (in sorted order,
 -- so groups never deadlock) before any id is drawn, and held until this statement's transaction commits.
