@@ -20,7 +20,7 @@ APPLIED = frozenset({"done", "ignored"})
 
 
 @dataclass(frozen=True)
-class InboxRow:
+class InboxState:
     status: str
     attempts: int
     applied: float | None  # extract(epoch FROM applied_at): PostgreSQL's clock_timestamp() when it was marked
@@ -34,7 +34,7 @@ class Outcome:
     mix: dict[str, int]  # events per change kind
     events: int
     corp_of: list[int]  # per event (global order): its corp index
-    inbox: dict[int, InboxRow]  # per event: its inbox row, when it has one
+    inbox: dict[int, InboxState]  # per event: its inbox row, when it has one
     loaders: list[dict[str, Any]]  # bench/_load.py's results, with answer logs
     cpu_before: dict[str, float]
     cpu_after: dict[str, float]

@@ -57,7 +57,7 @@ from bench._apply_probe import (
     cpu_sample,
     differences,
 )
-from bench._apply_report import InboxRow, Outcome, report
+from bench._apply_report import InboxState, Outcome, report
 from bench._load import drive, http_request, write_requests
 from bench.ingest import Server, free_port, scratch_database, stop, wait_healthy
 from receiver.testing import sign_wecom_callback, write_wecom_corp
@@ -272,7 +272,7 @@ async def run(args: argparse.Namespace, tmp: Path, url: str, name: str) -> Outco
         # complete now the servers have stopped
         log_text = "".join(p.read_text(errors="replace") for p in sorted(app_dir.glob("*.log")))
     event_of = {hashlib.sha256(plaintext.encode()).hexdigest(): g for g, (_, _, plaintext) in enumerate(events)}
-    inbox = {event_of[r["dedupe_key"]]: InboxRow(r["status"], r["attempts"], r["applied"]) for r in rows}
+    inbox = {event_of[r["dedupe_key"]]: InboxState(r["status"], r["attempts"], r["applied"]) for r in rows}
     return Outcome(
         synced=synced, mix=made["mix"], events=len(events), corp_of=[e[0] for e in events], inbox=inbox,
         loaders=results, cpu_before=before, cpu_after=after, samples=sampler.samples, drained=drained, calls=calls,

@@ -24,8 +24,8 @@ from handlers.clients import DirectoryClient, make_client
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.model import Snapshot
+from handlers.store import reads as stored
 from handlers.store.directory import Directory, Reactivate
-from handlers.store.queries import q
 from handlers.sync.fullsync import Progress, RunStatus, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
@@ -150,7 +150,7 @@ class Corp:
 
     async def init_corp(self, *, progress: Progress | None = None) -> SyncResult:
         """The first full sync of the corp (a later call syncs again: JitAI runs initCorp once per corp)."""
-        synced = await self._pool.fetchval(q("api_has_good_sync"), self.row_id)
+        synced = await stored.has_good_sync(self._pool, self.row_id)
         return await self.sync_corp(trigger="manual" if synced else "first", progress=progress)
 
     async def get_third_corp_data(self, progress: Progress | None = None) -> CorpData:
@@ -200,8 +200,8 @@ class Corp:
     # -- the local copy -------------------------------------------------------------------------------
 
     async def get_corp_info(self) -> CorpInfo:
-        row = await self._pool.fetchrow(q("api_corp_row"), self.name)
-        stats = await self._pool.fetchrow(q("api_corp_stats"), self.row_id)
+        row = await stored.corp_row(self._pool, self.name)
+        stats = await stored.corp_stats(self._pool, self.row_id)
         return CorpInfo(
             name=self.name,
             title=self.title,
@@ -277,7 +277,7 @@ class Corp:
 
     async def get_user_signature(self, member_id: str) -> SignatureView:
         local = await reads.local_ids(self._pool, self.row_id, [member_id])
-        row = await self._pool.fetchrow(q("api_signature"), self.row_id, local[member_id])
+        row = await stored.signature(self._pool, self.row_id, local[member_id])
         if row is None:
             return SignatureView(member_id, None, None)
         return SignatureView(member_id, row["signature"], row["updated_at"])
@@ -290,13 +290,11 @@ class Corp:
 
     async def last_sync_run_id(self) -> int:
         """The newest run id of the corp (0 before the first run)."""
-        found: int = await self._pool.fetchval(q("api_last_sync_run_id"), self.row_id)
-        return found
+        return await stored.last_sync_run_id(self._pool, self.row_id)
 
     async def running_sync_run(self, after: int = 0) -> int | None:
         """The newest run still running with an id above ``after``."""
-        found: int | None = await self._pool.fetchval(q("api_running_sync_run"), self.row_id, after)
-        return found
+        return await stored.running_sync_run(self._pool, self.row_id, after)
 
     # -- local writes (change_log source 'api') -------------------------------------------------------
 

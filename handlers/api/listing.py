@@ -9,7 +9,7 @@ from handlers.api.corp import Corp
 from handlers.api.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from handlers.api.views import CorpInfo
 from handlers.config import AppConfig
-from handlers.store.queries import q
+from handlers.store import reads
 
 
 async def corp_page(
@@ -21,8 +21,8 @@ async def corp_page(
 ) -> Page[CorpInfo]:
     after = decode_cursor("corps", cursor, str)
     names, auths = sorted(config.corps), sorted(config.auths)
-    rows = await pool.fetch(q("api_corps_page"), names, auths, after, check_limit(limit) + 1)
-    total = await pool.fetchval(q("api_corps_count"), names, auths)
+    rows = await reads.corps_page(pool, names, auths, after, check_limit(limit) + 1)
+    total = await reads.corps_count(pool, names, auths)
     items = []
     for row in rows[:limit]:
         corp = await Corp.open(pool, config, row["name"], session)

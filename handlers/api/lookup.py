@@ -8,9 +8,8 @@ import asyncpg
 
 from handlers.config import AppConfig, CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.errors import UnknownCorp, UnknownRecord
-from handlers.store import credentials
-from handlers.store.corps import ensure_corp
-from handlers.store.queries import q
+from handlers.store import credentials, reads
+from handlers.store.corps import corp_id_by_name, ensure_corp
 
 MASK = "***"
 
@@ -19,12 +18,12 @@ async def resolve(pool: asyncpg.Pool, config: AppConfig, name: str) -> tuple[Cor
     """A configured corp, or a suite tenant authorized at run time (a corps row of a configured auth)."""
     corp = config.corps.get(name)
     if corp is not None:
-        row_id = await pool.fetchval(q("corp_id_by_name"), name)
+        row_id = await corp_id_by_name(pool, name)
         if row_id is None:
             async with pool.acquire() as conn:
                 row_id = await ensure_corp(conn, corp)
         return corp, row_id
-    row = await pool.fetchrow(q("api_corp_row"), name)
+    row = await reads.corp_row(pool, name)
     auth = None if row is None or row["auth_name"] is None else config.auths.get(row["auth_name"])
     if row is None or auth is None:
         raise UnknownCorp(name)

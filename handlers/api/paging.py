@@ -17,6 +17,7 @@ MAX_LIMIT = 1000
 
 View = TypeVar("View", bound=JsonView)
 Key = str | int
+K = TypeVar("K", str, int)  # the key type of one list
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ def encode_cursor(kind: str, key: Key) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(kind: str, cursor: str | None, key_type: type[Key]) -> Key | None:
+def decode_cursor(kind: str, cursor: str | None, key_type: type[K]) -> K | None:
     """The key a cursor of list ``kind`` carries; None for no cursor. Anything else is a 400 on ``cursor``."""
     if cursor is None:
         return None
@@ -55,9 +56,7 @@ def decode_cursor(kind: str, cursor: str | None, key_type: type[Key]) -> Key | N
     if not isinstance(data, dict) or data.get("l") != kind:
         raise InvalidInput("cursor", f"not a cursor of this list ({kind})")
     key = data.get("k")
-    if key_type is str and isinstance(key, str):
-        return key
-    if key_type is int and isinstance(key, int) and not isinstance(key, bool):
+    if isinstance(key, key_type) and not isinstance(key, bool):
         return key
     raise InvalidInput("cursor", "not a cursor this API issued")
 

@@ -12,14 +12,13 @@ import asyncpg
 
 import handlers.api.reads as reads
 from handlers.errors import InvalidInput, UnknownRecord
+from handlers.store import locks, operator
 from handlers.store.directory import Directory, Source
-from handlers.store.queries import q
 
 MAX_ID_LENGTH = 255
 MAX_SIGNATURE_LENGTH = 64 * 1024  # a link to an image, or a data: URL of a small one
 
 API = Source("api")
-ADMINS_LOCK = 0x61646D73  # "adms": advisory-lock namespace of setAdmin, per corp
 
 
 def check_ids(field: str, ids: Iterable[str]) -> list[str]:
@@ -37,7 +36,7 @@ def check_ids(field: str, ids: Iterable[str]) -> list[str]:
 
 async def lock_member(conn: asyncpg.Connection, corp: int, member_id: str) -> int:
     """The member's local id, its row locked until the transaction ends (concurrent writes queue up)."""
-    local_id: int | None = await conn.fetchval(q("api_lock_member"), corp, member_id)
+    local_id = await operator.lock_member(conn, corp, member_id)
     if local_id is None:
         raise UnknownRecord("member", member_id)
     return local_id
@@ -50,7 +49,7 @@ async def offline_members(conn: asyncpg.Connection, corp: int, member_ids: Seque
     from then on neither an update event nor a full sync re-activates it; only a new join does.
     """
     await reads.local_ids(conn, corp, member_ids)
-    rows = await conn.fetch(q("api_offline_members"), corp, list(member_ids))
+    rows = await operator.offline_members(conn, corp, list(member_ids))
     directory = Directory(conn, corp, API)
     for row in rows:
         was_active = row["was"] == "active"
@@ -65,26 +64,26 @@ async def set_member_roles(conn: asyncpg.Connection, corp: int, member_id: str, 
     A platform role (DingTalk 角色) is refused: its members follow the platform, a full sync would undo it.
     """
     local_id = await lock_member(conn, corp, member_id)
-    platform = [r["role_id"] for r in await conn.fetch(q("api_platform_roles_among"), corp, list(role_ids))]
+    platform = await operator.platform_roles_among(conn, corp, list(role_ids))
     if platform:
         raise InvalidInput(
             "roleIds", f"platform roles follow the platform and cannot be set here: {', '.join(platform)}"
         )
     directory = Directory(conn, corp, API)
-    for role_id in sorted(r["role_id"] for r in await conn.fetch(q("api_create_local_roles"), corp, list(role_ids))):
+    for role_id in sorted(await operator.create_local_roles(conn, corp, list(role_ids))):
         await directory.log("role", role_id, "create")
-    for row in await conn.fetch(q("api_set_member_local_roles"), corp, local_id, list(role_ids)):
-        await directory.log("role", row["role_id"], "update", ("members",))
+    for role_id in await operator.set_member_local_roles(conn, corp, local_id, list(role_ids)):
+        await directory.log("role", role_id, "update", ("members",))
     return local_id
 
 
 async def set_local_admins(conn: asyncpg.Connection, corp: int, member_ids: Sequence[str]) -> None:
     """Make the local admins exactly ``member_ids``; platform admins stay as the platform has them."""
-    await conn.execute(q("api_lock_admins"), ADMINS_LOCK, corp)
+    await locks.lock_admins(conn, corp)
     local = await reads.local_ids(conn, corp, member_ids)
     directory = Directory(conn, corp, API)
-    for row in await conn.fetch(q("api_set_local_admins"), corp, [local[m] for m in member_ids]):
-        await directory.log("admin", row["user_id"], row["op"])
+    for user_id, op in await operator.set_local_admins(conn, corp, [local[m] for m in member_ids]):
+        await directory.log("admin", user_id, op)
 
 
 def check_signature(signature: object) -> str:
@@ -98,7 +97,7 @@ def check_signature(signature: object) -> str:
 async def save_signature(conn: asyncpg.Connection, corp: int, member_id: str, signature: str) -> int:
     """Store the member's signature (an image link); returns its local id."""
     local_id = await lock_member(conn, corp, member_id)
-    created = await conn.fetchval(q("api_save_signature"), corp, local_id, signature)
+    created = await operator.save_signature(conn, corp, local_id, signature)
     if created is not None:
         await Directory(conn, corp, API).log("signature", member_id, "create" if created else "update", ("signature",))
     return local_id

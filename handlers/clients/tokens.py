@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.clients.observe import ClientObserver
-from handlers.store.credentials import Credential, Db, load_credential, lock_credential, store_credential, utcnow
+from handlers.store.credentials import Credential, Db, load_credential, store_credential, utcnow
+from handlers.store.locks import lock_credential
 
 TokenFetch = Callable[[], Awaitable[tuple[str, float]]]  # () -> (token, expires_in seconds)
 EARLY = timedelta(minutes=10)

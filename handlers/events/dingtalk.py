@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from handlers.events import EventContext, Outcome, ensure_members
 from handlers.events.parse import DingTalkEvent
+from handlers.store.corps import set_corp_status
 from handlers.store.directory import Reactivate
-from handlers.store.queries import q
 
 log = logging.getLogger("corpsync.events.dingtalk")
 
@@ -158,7 +158,7 @@ async def org_change(ctx: EventContext, event: DingTalkEvent) -> Outcome:
 async def org_remove(ctx: EventContext, event: DingTalkEvent) -> Outcome:
     """The organization was dissolved: the corp is disabled; its directory is kept as it was."""
     if ctx.corp is not None and ctx.corp.status != "disabled":
-        await ctx.conn.execute(q("set_corp_status"), ctx.corp.id, "disabled")
+        await set_corp_status(ctx.conn, ctx.corp.id, "disabled")
         await ctx.directory().log("corp", ctx.corp.corp_id, "disable", ("status",))
     return Outcome.DONE
 

@@ -12,9 +12,8 @@ from handlers.errors import ApplyError, MalformedMessage
 from handlers.events import CorpRef, EventContext, Outcome
 from handlers.events.parse import XmlFields
 from handlers.store import credentials
-from handlers.store.corps import ensure_corp, tenant_name
+from handlers.store.corps import corp_by_name, corp_for_tenant, ensure_corp, set_corp_status, tenant_name
 from handlers.store.directory import Directory, Source
-from handlers.store.queries import q
 
 log = logging.getLogger("corpsync.events.suite")
 
@@ -40,7 +39,7 @@ def suite_auth(ctx: EventContext, fields: XmlFields) -> SuiteAuth | None:
 
 
 async def tenant_corp(ctx: EventContext, auth: SuiteAuth, corp_id: str) -> CorpRef | None:
-    row = await ctx.conn.fetchrow(q("worker_corp_for_tenant"), auth.name, corp_id)
+    row = await corp_for_tenant(ctx.conn, auth.name, corp_id)
     return None if row is None else CorpRef.from_row(row)
 
 
@@ -60,13 +59,15 @@ async def register_tenant(ctx: EventContext, auth: SuiteAuth, corp_id: str, corp
     )
     before = await tenant_corp(ctx, auth, corp_id)
     row_id = await ensure_corp(ctx.conn, corp)
-    await ctx.conn.execute(q("set_corp_status"), row_id, "active")
+    await set_corp_status(ctx.conn, row_id, "active")
     directory = Directory(ctx.conn, row_id, Source("event", inbox_id=ctx.inbox_id))
     if before is None:
         await directory.log("corp", corp_id, "create")
     elif before.status != "active":
         await directory.log("corp", corp_id, "enable", ("status",))
-    row = await ctx.conn.fetchrow(q("corp_by_name"), corp.name)
+    row = await corp_by_name(ctx.conn, corp.name)
+    if row is None:  # ensure_corp wrote it in this transaction
+        raise RuntimeError(f"corp {corp.name} vanished while it was registered")
     return CorpRef.from_row(row)
 
 
@@ -127,7 +128,7 @@ async def cancel_auth(ctx: EventContext, fields: XmlFields) -> Outcome:
     await credentials.set_tenant_status(ctx.conn, auth.name, corp_id, "cancelled")
     ctx.corp = await tenant_corp(ctx, auth, corp_id)
     if ctx.corp is not None and ctx.corp.status != "disabled":
-        await ctx.conn.execute(q("set_corp_status"), ctx.corp.id, "disabled")
+        await set_corp_status(ctx.conn, ctx.corp.id, "disabled")
         await ctx.directory().log("corp", corp_id, "disable", ("status",))
     return Outcome.DONE
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
+from handlers.store.pool import Db, Row
 from handlers.store.queries import q
 
 
@@ -20,7 +21,7 @@ async def ensure_corp(conn: asyncpg.Connection, corp: CorpConfig) -> int:
         q("upsert_corp"), corp.name, corp.platform.value, corp.type.value, corp.corp_id, auth, corp.title, root
     )
     if row_id is None:  # unchanged: the upsert's WHERE skipped the update
-        row_id = await conn.fetchval(q("corp_id_by_name"), corp.name)
+        row_id = await corp_id_by_name(conn, corp.name)
     if row_id is None:
         raise RuntimeError(f"corp {corp.name} could not be registered")
     return row_id
@@ -45,3 +46,36 @@ async def runtime_tenants(pool: asyncpg.Pool, config: AppConfig) -> dict[str, We
         )
         for r in rows
     }
+
+
+async def corp_id_by_name(db: Db, name: str) -> int | None:
+    row_id: int | None = await db.fetchval(q("corp_id_by_name"), name)
+    return row_id
+
+
+async def corp_by_id(conn: asyncpg.Connection, corp_row: int) -> Row | None:
+    row: Row | None = await conn.fetchrow(q("corp_by_id"), corp_row)
+    return row
+
+
+async def corp_by_name(conn: asyncpg.Connection, name: str) -> Row | None:
+    """The corp's row, with its open full-sync request (sync_requested_at, sync_request_reason)."""
+    row: Row | None = await conn.fetchrow(q("corp_by_name"), name)
+    return row
+
+
+async def corp_for_tenant(conn: asyncpg.Connection, auth_name: str, corp_id: str) -> Row | None:
+    """The corps row of a suite tenant (the oldest, should the app dir also configure it)."""
+    row: Row | None = await conn.fetchrow(q("corp_for_tenant"), auth_name, corp_id)
+    return row
+
+
+async def active_corps(db: Db) -> list[Row]:
+    """Every active corp, by row id."""
+    rows: list[Row] = await db.fetch(q("active_corps"))
+    return rows
+
+
+async def set_corp_status(conn: asyncpg.Connection, corp_row: int, status: str) -> None:
+    """``active``, or ``disabled`` (an organization dissolved, a suite authorization cancelled)."""
+    await conn.execute(q("set_corp_status"), corp_row, status)

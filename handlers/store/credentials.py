@@ -79,11 +79,6 @@ async def drop_credential(db: Db, key: str, *, only_if_value: str | None = None)
         await db.execute(q("credential_delete_if_value"), key, only_if_value)
 
 
-async def lock_credential(conn: Db, key: str) -> None:
-    """Inside a transaction: wait until no other process is refreshing ``key``."""
-    await conn.execute(q("credential_lock"), key)
-
-
 # -- suite tickets (written by the suite instruction handler, read by the suite client) ----------
 
 
@@ -182,6 +177,11 @@ async def store_auth_info(
 async def set_tenant_status(db: Db, auth_name: str, corp_id: str, status: str) -> None:
     """``cancelled`` after cancel_auth; ``active`` again after a new create_auth."""
     await db.execute(q("tenant_set_status"), auth_name, corp_id, status)
+
+
+async def is_active_tenant(db: Db, auth_name: str, corp_id: str) -> bool:
+    """Whether the corp has authorized the suite and not cancelled it."""
+    return await db.fetchval(q("tenant_is_active"), auth_name, corp_id) is not None
 
 
 async def active_tenants(db: Db, auth_name: str) -> list[tuple[str, str | None]]:

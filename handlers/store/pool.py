@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 import orjson
 
+from handlers.store.locks import MIGRATE_LOCK
 from handlers.store.queries import migrations
 
 log = logging.getLogger("corpsync.db")
 
-# Every process that migrates takes this session-level advisory lock first, so two `corpsync migrate`
-# (or two `serve`) started at once apply each migration exactly once; the second waits, then finds
-# nothing to do.
-MIGRATE_LOCK = 0x636F7270_73796E63  # "corpsync"
+Db = asyncpg.Pool | asyncpg.Connection  # where a statement needs no transaction of its own
+Row = Mapping[str, Any]  # an asyncpg Record, read by column name
 
 # What a lost or broken database connection can raise; callers answer 503 / retry rather than crash.
 # InternalClientError appears when a connection is terminated under asyncpg while it is idle.
@@ -66,7 +66,11 @@ async def connect(url: str) -> asyncpg.Connection:
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply the migrations this database lacks, each in its own transaction; return the versions applied."""
+    """Apply the migrations this database lacks, each in its own transaction; return the versions applied.
+
+    Two processes that migrate at once (two ``corpsync migrate``, or two ``serve``) apply each migration exactly
+    once: the second waits for MIGRATE_LOCK, then finds nothing to do.
+    """
     applied: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
     try:

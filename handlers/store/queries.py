@@ -1,7 +1,8 @@
 """Named SQL blocks, loaded once from ``handlers/store/sql/*.sql``, and the numbered schema migrations.
 
-A block starts with ``-- name: <name>`` and runs to the next one. Each concept keeps its own file
-(``inbox.sql``, ``directory.sql``, ``sync.sql``, ``credentials.sql``, ...); names are unique across files.
+A block starts with ``-- name: <name>`` and runs to the next one; the comment line right under it names its
+parameters. Each concept keeps its own file (``inbox.sql``, ``directory.sql``, ``merge.sql``, ...); names are
+unique across files.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import orjson
 
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
-from handlers.store.corps import request_sync
-from handlers.store.inbox import InboxRecord, inbox_rows, insert_inbox_rows
-from handlers.store.queries import q
+from handlers.store.corps import active_corps, request_sync
+from handlers.store.drift import active_and_pending, forget_beats, record_beat, since_last_beat
+from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
 
 log = logging.getLogger("corpsync.drift")
 
@@ -44,11 +44,11 @@ async def beat(conn: asyncpg.Connection, process: str, max_gap: timedelta) -> bo
     The first beat of a fresh database (no rows at all) is not a gap: start-up sync covers that case.
     """
     async with conn.transaction():
-        since: timedelta | None = await conn.fetchval(q("worker_since_last_beat"))
-        await conn.execute(q("worker_beat"), process)
+        since = await since_last_beat(conn)
+        await record_beat(conn, process)
         if since is None or since <= max_gap:
             return False
-        corps = await conn.fetch(q("worker_active_corps"))
+        corps = await active_corps(conn)
         for corp in corps:
             await request_sync(conn, corp["id"], "gap")
     log.warning(
@@ -59,7 +59,7 @@ async def beat(conn: asyncpg.Connection, process: str, max_gap: timedelta) -> bo
 
 async def forget_process(conn: asyncpg.Connection, process: str) -> None:
     """A clean shutdown: the process's row goes; other rows older than a week are pruned too."""
-    await conn.execute(q("worker_forget_process"), process)
+    await forget_beats(conn, process)
 
 
 # -- comparison with the platform -----------------------------------------------------------------
@@ -77,13 +77,13 @@ async def compare_member_count(conn: asyncpg.Connection, corp: int, stream: str,
     remote = await client.member_count()
     if remote is None:
         return False
-    row = await conn.fetchrow(q("worker_count_check"), corp, stream)
-    if row["pending"] or remote == row["active"]:
+    active, pending = await active_and_pending(conn, corp, stream)
+    if pending or remote == active:
         return False
     await request(conn, corp, "member_count")
     log.info(
         "member count differs",
-        extra={"action": "member_count_differs", "corp": corp, "remote": remote, "local": row["active"]},
+        extra={"action": "member_count_differs", "corp": corp, "remote": remote, "local": active},
     )
     return True
 
@@ -116,7 +116,7 @@ async def persist_failed_entries(
     if not entries:
         return 0
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(q("inbox_ensure_streams"), [stream])
+        await ensure_streams(conn, [stream])
         records = [
             InboxRecord(
                 stream=stream,
@@ -131,7 +131,7 @@ async def persist_failed_entries(
             )
             for p, body in rows
         ]
-        written = await insert_inbox_rows(conn, inbox_rows(records))
+        written = await insert_inbox_rows(conn, inbox_values_of(records))
         await request(conn, corp, "failed_events")
     log.info(
         "failed events drained",

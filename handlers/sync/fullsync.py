@@ -22,13 +22,10 @@ import orjson
 
 from handlers.config import CorpConfig
 from handlers.model import Snapshot
-from handlers.store.queries import q
+from handlers.store import locks, sync_runs
 from handlers.sync.reconcile import Counts, Held, apply_snapshot, changes_in, empty_counts
 
 log = logging.getLogger("corpsync.fullsync")
-
-# pg_try_advisory_lock(LOCK_NAMESPACE, corps.id): held on a dedicated connection for the whole run.
-LOCK_NAMESPACE = 0x63730001  # "cs" + 1
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), as the platform clients report it
 
@@ -80,15 +77,15 @@ async def run_full_sync(
     failed run and returned, never raised; a database failure while recording raises.
     """
     started = time.monotonic()
-    async with pool.acquire() as conn:
-        if not await conn.fetchval(q("fs_try_lock"), LOCK_NAMESPACE, corp_row):
-            running = await conn.fetchval(q("fs_running_run"), corp_row)
+    async with pool.acquire() as conn:  # the corp's lock is held on this connection for the whole run
+        if not await locks.try_lock_full_sync(conn, corp_row):
+            running = await sync_runs.running_run(conn, corp_row)
             log.info("full sync coalesced", extra={"action": "full_sync_coalesced", "corp": corp.name})
             return SyncResult(corp.name, trigger, RunStatus.ALREADY_RUNNING, running, empty_counts())
         try:
             return await _locked(conn, corp_row, corp, client, trigger, allow_deletes, progress, started)
         finally:
-            await conn.execute(q("fs_unlock"), LOCK_NAMESPACE, corp_row)
+            await locks.unlock_full_sync(conn, corp_row)
 
 
 async def _locked(
@@ -101,9 +98,9 @@ async def _locked(
     progress: Progress | None,
     started: float,
 ) -> SyncResult:
-    await conn.execute(q("fs_fail_interrupted_runs"), corp_row)
-    run_id: int = await conn.fetchval(q("fs_start_run"), corp_row, trigger)
-    await conn.execute(q("fs_clear_sync_request"), corp_row)  # requests from now on ask for another run
+    await sync_runs.fail_interrupted_runs(conn, corp_row)
+    run_id = await sync_runs.start_run(conn, corp_row, trigger)
+    await sync_runs.clear_sync_request(conn, corp_row)  # requests from now on ask for another run
     log.info("full sync started", extra={"action": "full_sync_started", "corp": corp.name, "run_id": run_id})
     calls_before, fetch_started = _calls(client), time.monotonic()
     try:
@@ -119,7 +116,7 @@ async def _locked(
     result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), snapshot.api_calls)
     try:
         async with conn.transaction():
-            applied = await apply_snapshot(
+            merged = await apply_snapshot(
                 conn,
                 corp_row,
                 run_id,
@@ -128,23 +125,23 @@ async def _locked(
                 allow_deletes=allow_deletes,
             )
             # Never "succeeded" when something was held or could not be fetched.
-            incomplete = bool(applied.held) or bool(snapshot.skipped)
+            incomplete = bool(merged.held) or bool(snapshot.skipped)
             status = RunStatus.QUARANTINED if incomplete else RunStatus.SUCCEEDED
-            reasons = [_held_reason(applied.held, corp.sync.delete_threshold)] if applied.held else []
+            reasons = [_held_reason(merged.held, corp.sync.delete_threshold)] if merged.held else []
             reasons += [f"not fetched, left as it was: {part}" for part in snapshot.skipped]
             error = "; ".join(reasons) or None
-            held = orjson.dumps(applied.held.as_json()).decode() if applied.held else None
-            counts = orjson.dumps(applied.counts).decode()
-            await conn.execute(q("fs_finish_run"), run_id, status.value, counts, snapshot.api_calls, error, held)
+            held = orjson.dumps(merged.held.as_json()).decode() if merged.held else None
+            counts = orjson.dumps(merged.counts).decode()
+            await sync_runs.finish_run(conn, run_id, status.value, counts, snapshot.api_calls, error, held)
             if allow_deletes and status is RunStatus.SUCCEEDED:
-                await conn.execute(q("fs_confirm_quarantined"), corp_row, run_id)
+                await sync_runs.confirm_quarantined(conn, corp_row, run_id)
     except asyncio.CancelledError:
         await _record_failure(conn, result, "cancelled", started)
         raise
     except Exception as exc:  # a failed statement or bad data: the transaction rolled back, nothing applied
         return await _record_failure(conn, result, f"apply failed: {_describe(exc)}", started)
     done = SyncResult(
-        corp.name, trigger, status, run_id, applied.counts, snapshot.api_calls, error, applied.held, _since(started),
+        corp.name, trigger, status, run_id, merged.counts, snapshot.api_calls, error, merged.held, _since(started),
         fetched,
     )  # fmt: skip
     log.info(
@@ -165,7 +162,7 @@ async def _locked(
 
 async def _record_failure(conn: asyncpg.Connection, result: SyncResult, error: str, started: float) -> SyncResult:
     counts = orjson.dumps(result.counts).decode()
-    await conn.execute(q("fs_finish_run"), result.run_id, "failed", counts, result.api_calls, error, None)
+    await sync_runs.finish_run(conn, result.run_id, "failed", counts, result.api_calls, error, None)
     log.warning(
         "full sync failed",
         extra={"action": "full_sync_failed", "corp": result.corp, "run_id": result.run_id, "error": error},

@@ -19,9 +19,9 @@ import asyncpg
 
 from handlers.config import CorpConfig, SyncSettings
 from handlers.errors import UnknownCorp
-from handlers.store.corps import ensure_corp
-from handlers.store.queries import q
-from handlers.sync.fullsync import LOCK_NAMESPACE, Progress, RunStatus, SnapshotSource, SyncResult, run_full_sync
+from handlers.store import sync_runs
+from handlers.store.corps import corp_id_by_name, ensure_corp
+from handlers.sync.fullsync import Progress, RunStatus, SnapshotSource, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.triggers")
@@ -162,7 +162,7 @@ class SyncScheduler:
         return started
 
     async def _states(self) -> dict[str, CorpSyncState]:
-        rows = await self._pool.fetch(q("fs_sync_state"), list(self._corps), LOCK_NAMESPACE)
+        rows = await sync_runs.sync_states(self._pool, list(self._corps))
         found = {}
         for r in rows:
             self._rows[r["name"]] = r["id"]
@@ -180,7 +180,7 @@ class SyncScheduler:
         row = self._rows.get(corp.name)
         if row is None:
             async with self._pool.acquire() as conn:
-                row = await conn.fetchval(q("corp_id_by_name"), corp.name) or await ensure_corp(conn, corp)
+                row = await corp_id_by_name(conn, corp.name) or await ensure_corp(conn, corp)
             self._rows[corp.name] = row
         return row
 

@@ -9,48 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from handlers.errors import CorpsyncError, MalformedMessage, UpstreamError
 from handlers.events import CorpRef, EventContext, FetchKey, Outcome, Services, Shared, dingtalk, suite, wecom
 from handlers.events.parse import DingTalkEvent, XmlFields, parse_dingtalk, parse_xml, wecom_event_type
-from handlers.store.queries import q
+from handlers.store.corps import corp_by_id, corp_by_name
+from handlers.store.inbox import InboxRow
 
 log = logging.getLogger("corpsync.apply")
 
 SUITE_ROUTE = "wecom-suite"
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRow:
-    id: int
-    stream: str
-    platform: str
-    route: str
-    corp: int | None
-    event_type: str | None
-    plaintext: str
-    attempts: int
-    next_attempt_at: datetime
-
-    @classmethod
-    def from_record(cls, row: Mapping[str, Any]) -> InboxRow:
-        return cls(
-            id=row["id"],
-            stream=row["stream"],
-            platform=row["platform"],
-            route=row["route"],
-            corp=row["corp"],
-            event_type=row["event_type"],
-            plaintext=row["plaintext"],
-            attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +38,9 @@ async def corp_of(conn: asyncpg.Connection, row: InboxRow, shared: Shared | None
     if shared is not None and key in shared.corps:
         return shared.corps[key]
     if row.corp is not None:
-        found = await conn.fetchrow(q("worker_corp_by_id"), row.corp)
+        found = await corp_by_id(conn, row.corp)
     else:
-        found = await conn.fetchrow(q("corp_by_name"), row.stream)
+        found = await corp_by_name(conn, row.stream)
     corp = None if found is None else CorpRef.from_row(found)
     if shared is not None:
         shared.corps[key] = corp

@@ -15,17 +15,14 @@ import asyncpg
 
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.events import CorpRef, Services
+from handlers.store import housekeeping, locks
+from handlers.store.corps import active_corps
 from handlers.store.pool import DB_ERRORS
-from handlers.store.queries import q
 from handlers.sync import drift
 from handlers.sync.drift import FailedEventSource
-from handlers.worker.apply import describe_error as describe
+from handlers.worker.apply import describe_error
 
 log = logging.getLogger("corpsync.worker")
-
-FAILED_LIST_LOCK = (
-    0x64746661  # "dtfa": one drain of a DingTalk failed list at a time (each call deletes the last batch)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,7 @@ class Duties:
                         async with self.pool.acquire() as conn:
                             await drift.beat(conn, self.process, timedelta(seconds=self.settings.max_gap))
                 except DB_ERRORS as exc:
-                    log.warning("heartbeat failed", extra={"action": "heartbeat_failed", "error": describe(exc)})
+                    log.warning("heartbeat failed", extra={"action": "heartbeat_failed", "error": describe_error(exc)})
                 now = time.monotonic()
                 if checks is None or checks.done():
                     failed_due, count_due = (
@@ -100,31 +97,20 @@ class Duties:
                     await drift.forget_process(conn, self.process)
 
     async def housekeeping(self) -> None:
-        """What autovacuum would do, sooner: on a fresh database the directory tables grow from empty, and
-        plans made on empty tables scan a whole corp per event until statistics exist (autovacuum looks once
-        a minute); a busy inbox collects dead rows the pending index then walks. Skipped when locked."""
+        """What autovacuum would do, sooner (see ``handlers.store.housekeeping``); a locked table is skipped."""
         try:
             async with self.pool.acquire() as conn:
-                for row in await conn.fetch(q("worker_housekeeping")):
-                    table = '"' + row["relname"] + '"'  # a name from the query's fixed list
-                    statement = f"VACUUM (ANALYZE) {table}" if row["vacuum"] else f"ANALYZE {table}"
-                    await conn.execute("SET lock_timeout = '100ms'")
-                    try:
-                        await conn.execute(statement)
-                    except asyncpg.LockNotAvailableError:
-                        continue
-                    finally:
-                        await conn.execute("RESET lock_timeout")
-                    log.debug("table maintained", extra={"action": "worker_housekeeping", "table": row["relname"],
-                                                          "vacuum": row["vacuum"]})  # fmt: skip
+                async for done in housekeeping.maintain_tables(conn):
+                    log.debug("table maintained", extra={"action": "worker_housekeeping", "table": done.table,
+                                                          "vacuum": done.vacuum})  # fmt: skip
         except DB_ERRORS as exc:
-            log.warning("housekeeping failed", extra={"action": "housekeeping_failed", "error": describe(exc)})
+            log.warning("housekeeping failed", extra={"action": "housekeeping_failed", "error": describe_error(exc)})
 
     async def check_corps(self, *, failed_lists: bool = True, counts: bool = True) -> None:
         """Drain DingTalk failed-events lists and compare member counts, for every active corp."""
         if self.services.clients is None:
             return
-        rows = await self.pool.fetch(q("worker_active_corps"))
+        rows = await active_corps(self.pool)
         for corp in (CorpRef.from_row(r) for r in rows):
             try:
                 client = await self.services.clients.client(corp)
@@ -138,7 +124,7 @@ class Duties:
             except Exception as exc:  # one corp's trouble must not stop the others' checks
                 log.warning(
                     "corp check failed",
-                    extra={"action": "corp_check_failed", "corp": corp.name, "error": describe(exc)},
+                    extra={"action": "corp_check_failed", "corp": corp.name, "error": describe_error(exc)},
                 )
 
     async def drain_failed_list(self, corp: CorpRef, client: FailedEventSource) -> int:
@@ -151,10 +137,10 @@ class Duties:
             self.wake()
 
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(q("worker_try_lock"), FAILED_LIST_LOCK, corp.name):
+            if not await locks.try_lock_failed_list(conn, corp.name):
                 return 0
             try:
                 await client.drain_failed_events(persist)
             finally:
-                await conn.fetchval(q("worker_unlock"), FAILED_LIST_LOCK, corp.name)
+                await locks.unlock_failed_list(conn, corp.name)
         return written

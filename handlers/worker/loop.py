@@ -32,16 +32,14 @@ from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.errors import MalformedMessage
 from handlers.events import CorpRef, DirectoryClient, Services, Shared
+from handlers.store import inbox, locks
+from handlers.store.inbox import InboxRow
 from handlers.store.pool import DB_ERRORS
-from handlers.store.queries import q
 from handlers.sync import drift
-from handlers.worker.apply import SUITE_ROUTE, InboxRow, apply_row, corp_of, prefetch
-from handlers.worker.apply import describe_error as describe
+from handlers.worker.apply import SUITE_ROUTE, apply_row, corp_of, describe_error, prefetch
 from handlers.worker.duties import Duties, DutySettings
 
 log = logging.getLogger("corpsync.worker")
-
-STREAM_LOCK = 0x696E6278  # "inbx": advisory-lock namespace of inbox streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +136,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         self._task, self.last_turn = asyncio.current_task(), time.monotonic()
         async with self.pool.acquire() as conn:
-            await conn.execute(q("worker_adopt_streams"))
+            await inbox.adopt_streams(conn)
         duties = asyncio.create_task(self.duties.run(stop), name="corpsync-worker-duties")
         stopper = asyncio.create_task(self._wake_on(stop))
         log.info("worker started", extra={"action": "worker_started", "worker": self.process})
@@ -171,9 +169,9 @@ class Worker:
         now = time.monotonic()
         self._elsewhere = {s: until for s, until in self._elsewhere.items() if until > now}
         try:
-            rows = await self.pool.fetch(q("worker_due_streams"), self.settings.concurrency * 4)
+            rows = await inbox.due_streams(self.pool, self.settings.concurrency * 4)
         except DB_ERRORS as exc:
-            log.warning("inbox unavailable", extra={"action": "worker_poll_failed", "error": describe(exc)})
+            log.warning("inbox unavailable", extra={"action": "worker_poll_failed", "error": describe_error(exc)})
             return wait
         for row in rows:
             stream = row["stream"]
@@ -197,9 +195,9 @@ class Worker:
         """Apply everything that is due now, stream by stream, and return how many rows were settled."""
         settled = 0
         async with self.pool.acquire() as conn:
-            await conn.execute(q("worker_adopt_streams"))
+            await inbox.adopt_streams(conn)
         while True:
-            rows = await self.pool.fetch(q("worker_due_streams"), 1000)
+            rows = await inbox.due_streams(self.pool, 1000)
             due = [r["stream"] for r in rows if r["due"]]
             if not due:
                 return settled
@@ -215,7 +213,8 @@ class Worker:
             await self._drain_stream(stream)
         except Exception as exc:  # the loop must survive a broken connection or database
             log.warning(
-                "stream drain failed", extra={"action": "worker_drain_failed", "stream": stream, "error": describe(exc)}
+                "stream drain failed",
+                extra={"action": "worker_drain_failed", "stream": stream, "error": describe_error(exc)},
             )
             self._elsewhere[stream] = time.monotonic() + self.settings.poll_interval
 
@@ -224,16 +223,16 @@ class Worker:
         settled = 0
         shared = Shared()
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(q("worker_try_lock"), STREAM_LOCK, stream):
+            if not await locks.try_lock_stream(conn, stream):
                 self._elsewhere[stream] = time.monotonic() + self.settings.poll_interval
                 return 0
             try:
                 if self.settings.async_commit:
-                    await conn.execute("SET synchronous_commit TO off")
+                    await inbox.commit_asynchronously(conn, True)
                 after = 0  # rows up to here were settled by this drain
                 while settled < self.settings.turn and not self._stopping:
-                    records = await conn.fetch(q("worker_batch"), stream, self.settings.batch_size, after)
-                    due = [InboxRow.from_record(r) for r in itertools.takewhile(lambda r: r["due"], records)]
+                    records = await inbox.pending_rows(conn, stream, self.settings.batch_size, after)
+                    due = list(itertools.takewhile(lambda r: r.due, records))
                     if not due:
                         break
                     await prefetch(conn, due, self.services, shared)
@@ -243,9 +242,9 @@ class Worker:
                         break
                     after = due[-1].id
             finally:
-                await conn.fetchval(q("worker_unlock"), STREAM_LOCK, stream)
+                await locks.unlock_stream(conn, stream)
                 if self.settings.async_commit:
-                    await conn.execute("RESET synchronous_commit")
+                    await inbox.commit_asynchronously(conn, False)
         return settled
 
     async def _apply_rows(self, conn: asyncpg.Connection, rows: list[InboxRow], shared: Shared) -> tuple[int, bool]:
@@ -271,19 +270,18 @@ class Worker:
         try:
             async with asyncio.timeout(self.settings.apply_timeout), conn.transaction():
                 outcomes = [await apply_row(conn, row, self.services, shared) for row in rows]
-                marked = await conn.fetch(
-                    q("worker_mark_done_many"),
+                waited = await inbox.mark_done_many(
+                    conn,
                     [row.id for row in rows],
                     [a.outcome.value for a in outcomes],
                     [a.event_type for a in outcomes],
                 )
-                if len(marked) != len(rows):
+                if len(waited) != len(rows):
                     raise _RowSettledError
         except Exception:  # includes _RowSettledError: every row is retried on its own
             shared.requested.clear()
             return False
         if self.events is not None:
-            waited = {r["id"]: r["waited"] for r in marked}
             for row, done in zip(rows, outcomes, strict=True):
                 self.events.on_applied(row.platform, done.outcome.value, waited[row.id])
         log.debug("events applied", extra={"action": "events_applied", "stream": rows[0].stream, "rows": len(rows),
@@ -296,10 +294,10 @@ class Worker:
         try:
             async with asyncio.timeout(self.settings.apply_timeout), conn.transaction():
                 if self.settings.async_commit and row.route == SUITE_ROUTE:
-                    await conn.execute("SET LOCAL synchronous_commit TO on")  # a used auth code must not be lost
+                    await inbox.commit_synchronously(conn)  # a used auth code must not be lost
                 applied = await apply_row(conn, row, self.services, shared)
-                marked = await conn.fetchrow(q("worker_mark_done"), row.id, applied.outcome.value, applied.event_type)
-                if marked is None:
+                waited = await inbox.mark_done(conn, row.id, applied.outcome.value, applied.event_type)
+                if waited is None:
                     raise _RowSettledError
         except _RowSettledError:
             shared.requested.clear()
@@ -309,7 +307,7 @@ class Worker:
             dead = await self._record_failure(conn, row, exc)
             return False, dead
         if self.events is not None:
-            self.events.on_applied(row.platform, applied.outcome.value, marked["waited"])
+            self.events.on_applied(row.platform, applied.outcome.value, waited)
         log.debug(
             "event applied",
             extra={
@@ -327,15 +325,15 @@ class Worker:
         """Count the attempt; dead-letter after the last one (or at once when retrying cannot help)."""
         permanent = isinstance(exc, MalformedMessage)
         async with conn.transaction():
-            marked = await conn.fetchrow(
-                q("worker_mark_failed"),
+            status = await inbox.mark_failed(
+                conn,
                 row.id,
-                describe(exc),
+                describe_error(exc),
                 self.settings.max_attempts,
                 self.settings.backoff(row.attempts + 1),
                 permanent,
             )
-            dead = marked is not None and marked["status"] == "dead"
+            dead = status == "dead"
             if dead:
                 corp = row.corp
                 if corp is None:
@@ -348,7 +346,7 @@ class Worker:
             "inbox_id": row.id,
             "stream": row.stream,
             "attempts": row.attempts + 1,
-            "error": describe(exc),
+            "error": describe_error(exc),
         }
         log.warning("event dead-lettered" if dead else "event failed", extra=extra)
         if dead and self.events is not None:

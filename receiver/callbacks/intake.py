@@ -27,9 +27,15 @@ from typing import NamedTuple
 import asyncpg
 
 from handlers.errors import MalformedMessage, StoreUnavailable
-from handlers.store.inbox import ROWS_PER_STATEMENT, InboxRecord, InboxRow, inbox_row, insert_inbox_rows
+from handlers.store.inbox import (
+    ROWS_PER_STATEMENT,
+    InboxRecord,
+    InboxValues,
+    ensure_streams,
+    inbox_values,
+    insert_inbox_rows,
+)
 from handlers.store.pool import DB_ERRORS
-from handlers.store.queries import q
 from receiver.errors import EnvelopeError, rejection
 from receiver.ops.metrics import Metrics
 
@@ -41,7 +47,7 @@ __all__ = ["InboxRecord", "Intake"]
 class _Pending(NamedTuple):
     stream: str
     dedupe_key: str
-    row: InboxRow
+    row: InboxValues
     future: asyncio.Future[bool]
 
 
@@ -75,14 +81,10 @@ class Intake:
         # before the intake gets a turn, so one unbounded group would take them all and leave the server
         # idle while it commits, then the database idle while the server parses the next wave. Small groups
         # let some commit while the server works on the others, and still share each commit between many
-        # callbacks. At a closed loop of 64 connections, unbounded groups kept the server 82% busy; groups of
-        # 32 (two groups, both often at the database at once) 88%; groups of 16, 96%, for 1% more
-        # instructions per callback (callgrind).
+        # callbacks.
         # At most ``max_in_flight`` groups are at the database at once. One stream's groups commit one after
         # the other anyway (the advisory lock in inbox_insert_rows), and each backend working at the same time
-        # takes a core from the server: on 2 cores, with four in flight the server waited for a CPU 6-8% of
-        # the time and was 86-89% busy; with two, 0-1% and 97-99%, for about 14% more callbacks/s (uvloop,
-        # a closed loop of 64 connections, three alternating 5-s runs of each).
+        # takes a core from the server, which then waits for a CPU instead of parsing callbacks.
         self._linger = linger
         self._full_group = full_group
         self._full = asyncio.Event()
@@ -117,13 +119,13 @@ class Intake:
     def submit(self, record: InboxRecord) -> asyncio.Future[bool]:
         """Queue ``record``; the future is True once it is committed, False for a duplicate.
 
-        Raises EnvelopeError at once for a record whose query cannot be written (see ``inbox_row``); the future
+        Raises EnvelopeError at once for a record whose query cannot be written (see ``inbox_values``); the future
         raises EnvelopeError for one whose text PostgreSQL refuses, StoreUnavailable if the database cannot commit.
         """
         if self._runner is None:
             raise StoreUnavailable("intake is not running")
         try:
-            row = inbox_row(record)
+            row = inbox_values(record)
         except MalformedMessage as exc:
             raise rejection(exc) from exc
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -199,7 +201,7 @@ class Intake:
         try:
             if new_streams:
                 async with conn.transaction():
-                    await conn.execute(q("inbox_ensure_streams"), new_streams, timeout=timeout)
+                    await ensure_streams(conn, new_streams, timeout=timeout)
                     inserted = await insert_inbox_rows(conn, rows, timeout=timeout)
             else:  # one statement, one implicit transaction, committed when it returns
                 inserted = await insert_inbox_rows(conn, rows, timeout=timeout)

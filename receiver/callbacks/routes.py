@@ -23,6 +23,7 @@ import receiver.callbacks.dingtalk as dingtalk
 import receiver.callbacks.wecom as wecom
 from handlers.errors import MalformedMessage, StoreUnavailable, UnknownCorp
 from handlers.model import Platform
+from handlers.store.credentials import is_active_tenant
 from handlers.store.inbox import InboxRecord
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 from receiver.callbacks.endpoints import CorpEndpoint, Endpoints, SuiteEndpoint
@@ -34,8 +35,6 @@ log = logging.getLogger("corpsync.callbacks")
 
 _WECOM = Platform.WECOM.value  # read once: an enum member's value is a Python-level property
 _DINGTALK = Platform.DINGTALK.value
-
-SUITE_TENANT_SQL = "SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active'"
 
 MAX_TIMESTAMP_DIGITS = 13  # milliseconds until the year 2286: anything longer is no timestamp
 
@@ -156,10 +155,9 @@ class Callbacks:
         query = request.query
         opened = self._open_wecom_post(query, body, endpoint.cipher, None)
         tenant = opened.receive_id
-        if tenant not in endpoint.configured_tenants:
-            found = await self._app[POOL].fetchval(SUITE_TENANT_SQL, endpoint.auth.name, tenant)
-            if found is None:
-                raise ReceiveIdError("receive-id is not an authorized corp of this suite")
+        configured = tenant in endpoint.configured_tenants
+        if not configured and not await is_active_tenant(self._app[POOL], endpoint.auth.name, tenant):
+            raise ReceiveIdError("receive-id is not an authorized corp of this suite")
         record = self._wecom_record(
             query,
             body,

@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from handlers.api import Corp
+from handlers.store.inbox import pending_count
 from handlers.sync.fullsync import format_summary
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
@@ -133,7 +134,7 @@ def random_change(org: SimOrg, rng: random.Random) -> tuple[str, Callable[[], Ca
 async def wait_applied(app: web.Application, within: float = 30) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        pending = await app[POOL].fetchval("SELECT count(*) FROM inbox WHERE status = 'pending'")
+        pending = await pending_count(app[POOL])
         if pending == 0:
             return True
         await asyncio.sleep(0.1)

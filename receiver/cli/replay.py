@@ -20,8 +20,9 @@ import asyncpg
 import orjson
 
 from handlers.events.parse import dedupe_key
-from handlers.store.inbox import InboxRecord, inbox_rows, insert_inbox_rows
-from handlers.store.queries import q
+from handlers.store.corps import corp_id_by_name
+from handlers.store.inbox import InboxRecord, ensure_streams, export_page, inbox_values_of, insert_inbox_rows
+from handlers.store.pool import Row
 from handlers.worker.loop import Worker
 
 log = logging.getLogger("corpsync.replay")
@@ -52,10 +53,10 @@ def callback_path(route: str, stream: str, corp_name: str | None, auth_name: str
     return None
 
 
-async def _rows(pool: asyncpg.Pool, corp: str | None, since: datetime | None) -> AsyncIterator[asyncpg.Record]:
+async def _rows(pool: asyncpg.Pool, corp: str | None, since: datetime | None) -> AsyncIterator[Row]:
     last = 0
     while True:
-        rows = await pool.fetch(q("replay_export"), corp, since, last, PAGE)
+        rows = await export_page(pool, corp, since, last, PAGE)
         for row in rows:
             yield row
         if len(rows) < PAGE:
@@ -102,8 +103,8 @@ def read_lines(path: Path | str) -> Iterator[dict[str, Any]]:
 async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
     plaintext = str(line["plaintext"])
     async with pool.acquire() as conn, conn.transaction():
-        corp = await conn.fetchval(q("corp_id_by_name"), line.get("corp")) if line.get("corp") else None
-        await conn.execute(q("inbox_ensure_streams"), [line["stream"]])
+        corp = await corp_id_by_name(conn, line["corp"]) if line.get("corp") else None
+        await ensure_streams(conn, [line["stream"]])
         record = InboxRecord(
             stream=line["stream"],
             platform=line["platform"],
@@ -115,7 +116,7 @@ async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
             body=str(line.get("body") or "").encode(),
             plaintext=plaintext.encode(),
         )
-        rows = await insert_inbox_rows(conn, inbox_rows([record]))
+        rows = await insert_inbox_rows(conn, inbox_values_of([record]))
     return bool(rows)
 
 

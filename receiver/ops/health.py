@@ -21,8 +21,8 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from handlers.store import health
 from handlers.store import pool as db
-from handlers.store.queries import q
 from receiver.keys import METRICS, POOL, SETTINGS, WORKER
 
 routes = web.RouteTableDef()
@@ -80,10 +80,10 @@ async def read_database(pool: asyncpg.Pool) -> DatabaseState:
             version = await db.schema_version(conn)
             if version != db.head_version():
                 return DatabaseState(None, version, ())
-            rows = await conn.fetch(q("health_streams"))
+            rows = await health.stream_states(conn)
     except TimeoutError:
         return DatabaseState("database timeout", version, ())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+    except db.DB_ERRORS:
         return DatabaseState("database unreachable", version, ())
     return DatabaseState(None, version, tuple(StreamState.from_record(r) for r in rows))
 

@@ -17,8 +17,7 @@ from handlers.errors import UpstreamError
 from handlers.events import CorpRef, DirectoryClient, Services
 from handlers.events.parse import dedupe_key
 from handlers.model import Department, Member, Role, Tag
-from handlers.store.inbox import InboxRecord, inbox_rows, insert_inbox_rows
-from handlers.store.queries import q
+from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
 from handlers.worker.loop import Worker, WorkerSettings
 
 FAST = WorkerSettings(backoff_base=0.0, backoff_cap=0.0, max_attempts=3, async_commit=False, count_check_interval=0)
@@ -62,7 +61,7 @@ async def push(
     """Commit one callback to the inbox as the intake would; None for a duplicate."""
     raw = plaintext.encode() if isinstance(plaintext, str) else plaintext
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(q("inbox_ensure_streams"), [stream])
+        await ensure_streams(conn, [stream])
         record = InboxRecord(
             stream=stream,
             platform=platform,
@@ -74,7 +73,7 @@ async def push(
             body=body.encode(),
             plaintext=raw,
         )
-        rows = await insert_inbox_rows(conn, inbox_rows([record]))
+        rows = await insert_inbox_rows(conn, inbox_values_of([record]))
     return rows[0]["id"] if rows else None
 
 

@@ -13,7 +13,8 @@ from handlers.config import CallbackKeys, CorpConfig, Secret, SyncSettings, Weco
 from handlers.errors import UnknownCorp, UpstreamError
 from handlers.model import Department, Member, Membership, Snapshot
 from handlers.store.corps import ensure_corp, request_sync
-from handlers.sync.fullsync import LOCK_NAMESPACE, RunStatus
+from handlers.store.locks import FULL_SYNC_LOCK
+from handlers.sync.fullsync import RunStatus
 from handlers.sync.scheduler import CorpSyncState, SchedulerSettings, SyncScheduler, due
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -141,7 +142,7 @@ async def test_a_run_in_another_process_is_seen_and_coalesced(pool: asyncpg.Pool
     row = await registered(pool, corp)
     other = await asyncpg.connect(db_url)  # another process holding the corp's sync lock
     try:
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1::int, $2::int)", LOCK_NAMESPACE, row)
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1::int, $2::int)", FULL_SYNC_LOCK, row)
         scheduler = SyncScheduler(pool, {"HQ": corp}, lambda _: Source(), SETTINGS)
         assert await scheduler.tick(startup=True) == []
         result = await scheduler.request("HQ", "manual")

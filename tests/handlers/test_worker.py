@@ -13,7 +13,8 @@ import pytest
 
 from handlers.errors import UpstreamError
 from handlers.model import Member
-from handlers.worker.loop import Worker, WorkerSettings, describe, running
+from handlers.worker.apply import describe_error
+from handlers.worker.loop import Worker, WorkerSettings, running
 from tests.handlers.eventkit import (
     FAST,
     StubPlatform,
@@ -203,10 +204,10 @@ async def test_dead_letter_requests_a_sync_and_the_stream_moves_on(pool: asyncpg
 
 def test_last_error_names_types_and_codes_only() -> None:
     assert (
-        describe(UpstreamError("user/get", 60111, "userid zhangsan not found"))
+        describe_error(UpstreamError("user/get", 60111, "userid zhangsan not found"))
         == "UpstreamError: user/get errcode=60111"
     )
-    assert describe(KeyError("zhangsan")) == "KeyError"
+    assert describe_error(KeyError("zhangsan")) == "KeyError"
     assert WorkerSettings(backoff_base=2, backoff_cap=100).backoff(1) == 2
     assert WorkerSettings(backoff_base=2, backoff_cap=100).backoff(10) == 100
 

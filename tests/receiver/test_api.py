@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from handlers.config import Secret
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
-from handlers.sync.fullsync import LOCK_NAMESPACE
+from handlers.store.locks import FULL_SYNC_LOCK
 from receiver.api import get_corp
 from receiver.api.openapi import SPEC
 from receiver.app import create_app
@@ -445,7 +445,7 @@ async def test_a_sync_running_elsewhere_is_answered_with_that_run(rig: Rig, db_u
     row = await rig.pool.fetchval("SELECT id FROM corps WHERE name = 'HQ'")
     other = await asyncpg.connect(db_url)  # another process, holding the corp's sync lock
     try:
-        await other.execute("SELECT pg_advisory_lock($1::int, $2::int)", LOCK_NAMESPACE, row)
+        await other.execute("SELECT pg_advisory_lock($1::int, $2::int)", FULL_SYNC_LOCK, row)
         run_id = await other.fetchval("INSERT INTO sync_runs (corp, trigger) VALUES ($1, 'schedule') RETURNING id", row)
         status, body = await rig.send("POST", "/api/corps/HQ/sync", {"allowDeletes": True})
         assert (status, body["runId"], body["alreadyRunning"]) == (202, str(run_id), True)

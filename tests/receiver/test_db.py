@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import asyncpg
 
@@ -58,6 +59,16 @@ async def test_every_named_query_prepares(pool: asyncpg.Pool) -> None:
                     raise AssertionError(f"query {name} does not prepare: {exc}") from exc
         finally:
             await tx.rollback()
+
+
+def test_every_named_query_with_parameters_names_them_first() -> None:
+    """The comment line right under ``-- name:`` says what $1, $2, ... are."""
+    unnamed = []
+    for name, sql in queries().items():
+        code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+        if re.search(r"\$\d", code) and not sql.startswith("-- $"):
+            unnamed.append(name)
+    assert unnamed == []
 
 
 async def test_tests_get_isolated_databases(pool: asyncpg.Pool) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from handlers.errors import StoreUnavailable
 from handlers.store import pool as db
-from handlers.store.inbox import ROWS_PER_STATEMENT, inbox_rows, insert_inbox_rows
+from handlers.store.inbox import ROWS_PER_STATEMENT, inbox_values_of, insert_inbox_rows
 from receiver.callbacks.intake import InboxRecord, Intake
 from receiver.errors import EnvelopeError
 from receiver.ops.metrics import Metrics
@@ -153,7 +153,7 @@ async def test_pool_closed_raises_store_unavailable(db_url: str) -> None:
 
 
 async def _insert(conn: asyncpg.Connection, *records: InboxRecord) -> list[int]:
-    rows = await insert_inbox_rows(conn, inbox_rows(records))
+    rows = await insert_inbox_rows(conn, inbox_values_of(records))
     return [row["id"] for row in rows]
 
 
@@ -203,13 +203,13 @@ async def test_a_write_larger_than_one_statement_is_one_transaction(pool: asyncp
     keys = [f"k{i}" for i in range(20)] + ["k3", "k17"] + [f"k{i}" for i in range(20, 38)]
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO inbox_streams (stream) VALUES ('HQ')")
-        bad = inbox_rows([*(record(f"x{i}") for i in range(39)), record("x39")._replace(plaintext=b"a\x00")])
+        bad = inbox_values_of([*(record(f"x{i}") for i in range(39)), record("x39")._replace(plaintext=b"a\x00")])
         with pytest.raises(asyncpg.DataError):
             await insert_inbox_rows(conn, bad)
         assert not conn.is_in_transaction()
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 0
 
-        stored = await insert_inbox_rows(conn, inbox_rows(record(k) for k in keys))
+        stored = await insert_inbox_rows(conn, inbox_values_of(record(k) for k in keys))
     assert len(keys) > 2 * ROWS_PER_STATEMENT
     assert [row["dedupe_key"] for row in stored] == [f"k{i}" for i in range(38)]
     ids = [row["id"] for row in stored]
@@ -220,7 +220,7 @@ async def test_a_write_larger_than_one_statement_is_one_transaction(pool: asyncp
 async def test_a_large_write_takes_its_streams_in_one_order(pool: asyncpg.Pool) -> None:
     """Rows of several streams beyond one statement are stored sorted by stream (each stream's in its own order),
     so every statement takes its streams' locks after those of the statements before it: no deadlock."""
-    rows = inbox_rows(
+    rows = inbox_values_of(
         [*(record(f"b{i}", stream="B") for i in range(20)), *(record(f"a{i}", stream="A") for i in range(20))]
     )
     async with pool.acquire() as conn:

@@ -1,13 +1,15 @@
--- The directory API (handlers.api): reads with keyset pages, and the operator's writes.
--- $1 is always the corps row id. A NULL page key starts at the beginning; a NULL limit means "all".
+-- The directory API (handlers.api): reads with keyset pages (handlers.store.reads), and the operator's writes
+-- (handlers.store.operator). A NULL page key starts at the beginning; a NULL limit means "all".
 -- Departments are listed in natural id order (length, then text: '2' before '10'), members by local id.
 
 -- name: api_corp_row
+-- $1 corp name
 SELECT id, name, platform, type, corp_id, auth_name, title, status, root_dept_id, created_at, updated_at
 FROM corps WHERE name = $1;
 
 -- name: api_corps_page
--- The corps the app serves: the configured names ($1) and the tenants of its suite auths ($2).
+-- $1 configured corp names, $2 configured suite auth names, $3 the last name of the previous page, $4 the limit
+-- The corps the app serves: the configured corps and the tenants of its suite auths.
 SELECT id, name, platform, type, corp_id, auth_name, title, status, root_dept_id, created_at, updated_at
 FROM corps
 WHERE (name = ANY($1::text[]) OR auth_name = ANY($2::text[])) AND ($3::text IS NULL OR name > $3)
@@ -15,9 +17,11 @@ ORDER BY name
 LIMIT $4;
 
 -- name: api_corps_count
+-- $1 configured corp names, $2 configured suite auth names
 SELECT count(*) FROM corps WHERE name = ANY($1::text[]) OR auth_name = ANY($2::text[]);
 
 -- name: api_corp_stats
+-- $1 corps row id
 SELECT (SELECT count(*) FROM departments WHERE corp = $1) AS departments,
        (SELECT count(*) FROM members WHERE corp = $1 AND status = 'active') AS active_members,
        (SELECT count(*) FROM members WHERE corp = $1 AND status = 'offline') AS offline_members,
@@ -25,6 +29,7 @@ SELECT (SELECT count(*) FROM departments WHERE corp = $1) AS departments,
            AS last_good_sync_at;
 
 -- name: api_depts_page
+-- $1 corps row id, $2 the last dept id of the previous page, $3 the limit
 SELECT dept_id, parent_id, name, name_en, "order", leaders, created_at, updated_at
 FROM departments
 WHERE corp = $1 AND ($2::text IS NULL OR (length(dept_id), dept_id) > (length($2::text), $2::text))
@@ -32,13 +37,16 @@ ORDER BY length(dept_id), dept_id
 LIMIT $3;
 
 -- name: api_depts_count
+-- $1 corps row id
 SELECT count(*) FROM departments WHERE corp = $1;
 
 -- name: api_dept
+-- $1 corps row id, $2 dept id
 SELECT dept_id, parent_id, name, name_en, "order", leaders, created_at, updated_at
 FROM departments WHERE corp = $1 AND dept_id = $2;
 
 -- name: api_root_dept
+-- $1 corps row id
 -- corps.root_dept_id when that department is stored, else the top of the stored tree: a department whose
 -- parent is not a department of the corp. Several tops (a partial visible scope, or an orphan whose
 -- parent was removed): the one with the largest subtree, then the lowest id.
@@ -63,8 +71,8 @@ ORDER BY p.rank, p.size DESC, length(p.dept_id), p.dept_id
 LIMIT 1;
 
 -- name: api_members_page
--- Filters ($2 status, $3 direct department, $4 updated since) are skipped when NULL, $5 the last local id
--- of the previous page, $6 the limit.
+-- $1 corps row id; filters, skipped when NULL: $2 status, $3 direct department, $4 updated since; $5 the last
+-- local id of the previous page, $6 the limit.
 SELECT m.id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at, m.main_dept_id, m.union_id,
        m.open_user_id, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone, m.gender, m.avatar,
        m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status, m.extattr,
@@ -86,6 +94,7 @@ ORDER BY m.id
 LIMIT $6;
 
 -- name: api_members_count
+-- $1 corps row id; filters, skipped when NULL: $2 status, $3 direct department, $4 updated since
 SELECT count(*) FROM members m
 WHERE m.corp = $1
   AND ($2::text IS NULL OR m.status = $2::text)
@@ -94,6 +103,7 @@ WHERE m.corp = $1
   AND ($4::timestamptz IS NULL OR m.updated_at >= $4::timestamptz);
 
 -- name: api_members_by_user_ids
+-- $1 corps row id, $2 user ids
 SELECT m.id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at, m.main_dept_id, m.union_id,
        m.open_user_id, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone, m.gender, m.avatar,
        m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status, m.extattr,
@@ -109,10 +119,12 @@ WHERE m.corp = $1 AND m.user_id = ANY($2::text[])
 ORDER BY m.id;
 
 -- name: api_member_keys
+-- $1 corps row id, $2 user ids
 -- Local ids of the given user ids (the caller reports the ones missing).
 SELECT user_id, id FROM members WHERE corp = $1 AND user_id = ANY($2::text[]);
 
 -- name: api_offline_members
+-- $1 corps row id, $2 user ids
 -- offlineMember: active members, and members offline for a platform reason, become offline by the operator
 -- (so no full sync or update re-activates them, only a new join does). Returns each one changed and its
 -- status before.
@@ -132,6 +144,7 @@ WITH old AS (
 SELECT o.user_id, o.status AS was FROM old o JOIN up u ON u.id = o.id ORDER BY o.user_id;
 
 -- name: api_member_roles
+-- $1 corps row id, $2 the member's local id
 SELECT rm.role_id, r.name, r.group_name, coalesce(r.source, 'local') AS source, rm.created_at
 FROM role_members rm
 LEFT JOIN roles r ON r.corp = rm.corp AND r.role_id = rm.role_id
@@ -139,16 +152,19 @@ WHERE rm.corp = $1 AND rm.member = $2
 ORDER BY rm.role_id;
 
 -- name: api_platform_roles_among
+-- $1 corps row id, $2 role ids
 SELECT role_id FROM roles WHERE corp = $1 AND source = 'platform' AND role_id = ANY($2::text[]) ORDER BY role_id;
 
 -- name: api_create_local_roles
+-- $1 corps row id, $2 role ids
 INSERT INTO roles (corp, role_id, source)
 SELECT $1, r, 'local' FROM unnest($2::text[]) AS r
 ON CONFLICT (corp, role_id) DO NOTHING
 RETURNING role_id;
 
 -- name: api_set_member_local_roles
--- setUserRole: the member's memberships in local roles become exactly $3 (platform roles are left alone:
+-- $1 corps row id, $2 the member's local id, $3 role ids
+-- setUserRole: the member's memberships in local roles become exactly the roles given (platform roles are left alone:
 -- their members follow the platform). Returns the roles whose member list changed.
 WITH removed AS (
     DELETE FROM role_members rm
@@ -164,6 +180,7 @@ WITH removed AS (
 SELECT role_id FROM removed UNION SELECT role_id FROM added ORDER BY role_id;
 
 -- name: api_admins_page
+-- $1 corps row id, $2 the last local member id of the previous page, $3 the limit
 SELECT a.member, m.user_id, m.name, m.status, a.level, a.source, a.created_at
 FROM admins a JOIN members m ON m.id = a.member
 WHERE a.corp = $1 AND ($2::bigint IS NULL OR a.member > $2::bigint)
@@ -171,10 +188,12 @@ ORDER BY a.member
 LIMIT $3;
 
 -- name: api_admins_count
+-- $1 corps row id
 SELECT count(*) FROM admins WHERE corp = $1;
 
 -- name: api_set_local_admins
--- setAdmin: the local admins become exactly the members $2 (local ids), platform admins are left alone.
+-- $1 corps row id, $2 local member ids
+-- setAdmin: the local admins become exactly the members given, platform admins are left alone.
 WITH removed AS (
     DELETE FROM admins a WHERE a.corp = $1 AND a.source = 'local' AND a.member <> ALL($2::bigint[])
     RETURNING a.member
@@ -190,9 +209,11 @@ SELECT m.user_id, 'create' FROM added a JOIN members m ON m.id = a.member
 ORDER BY 1;
 
 -- name: api_signature
+-- $1 corps row id, $2 the member's local id
 SELECT signature, updated_at FROM signatures WHERE corp = $1 AND member = $2;
 
 -- name: api_save_signature
+-- $1 corps row id, $2 the member's local id, $3 signature
 -- Writes only a different signature, and returns whether the row is new (no row when unchanged).
 WITH old AS (
     SELECT 1 FROM signatures WHERE corp = $1 AND member = $2
@@ -205,6 +226,7 @@ WITH old AS (
 SELECT NOT EXISTS (SELECT 1 FROM old) AS created FROM up;
 
 -- name: api_roles_all
+-- $1 corps row id
 SELECT r.role_id, r.name, r.group_name, r.source,
        ARRAY(SELECT m.user_id FROM role_members rm JOIN members m ON m.id = rm.member
              WHERE rm.corp = $1 AND rm.role_id = r.role_id ORDER BY m.user_id) AS member_ids
@@ -212,6 +234,7 @@ FROM roles r WHERE r.corp = $1
 ORDER BY r.role_id;
 
 -- name: api_tags_all
+-- $1 corps row id
 SELECT t.tag_id, t.name,
        ARRAY(SELECT m.user_id FROM tag_members tm JOIN members m ON m.id = tm.member
              WHERE tm.corp = $1 AND tm.tag_id = t.tag_id ORDER BY m.user_id) AS member_ids,
@@ -221,7 +244,7 @@ FROM tags t WHERE t.corp = $1
 ORDER BY length(t.tag_id), t.tag_id;
 
 -- name: api_sync_runs_page
--- Newest first, $2 the last run id of the previous page.
+-- $1 corps row id, $2 the last run id of the previous page, $3 the limit. Newest first.
 SELECT id, trigger, status, started_at, finished_at, counts, api_calls, error, held, confirmed_at
 FROM sync_runs
 WHERE corp = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
@@ -229,26 +252,27 @@ ORDER BY id DESC
 LIMIT $3;
 
 -- name: api_sync_runs_count
+-- $1 corps row id
 SELECT count(*) FROM sync_runs WHERE corp = $1;
 
 -- name: api_sync_run
+-- $1 corps row id, $2 run id
 SELECT id, trigger, status, started_at, finished_at, counts, api_calls, error, held, confirmed_at
 FROM sync_runs WHERE corp = $1 AND id = $2;
 
 -- name: api_last_sync_run_id
+-- $1 corps row id
 SELECT coalesce(max(id), 0) FROM sync_runs WHERE corp = $1;
 
 -- name: api_running_sync_run
--- The newest running run of the corp with an id above $2.
+-- $1 corps row id, $2 a run id: the newest running run of the corp with an id above it.
 SELECT id FROM sync_runs WHERE corp = $1 AND status = 'running' AND id > $2 ORDER BY id DESC LIMIT 1;
 
 -- name: api_has_good_sync
+-- $1 corps row id
 SELECT EXISTS (SELECT 1 FROM sync_runs WHERE corp = $1 AND status IN ('succeeded', 'quarantined'));
 
 -- name: api_lock_member
+-- $1 corps row id, $2 user id
 -- Serializes the API's writes to one member (roles, signature) until the transaction ends.
 SELECT id FROM members WHERE corp = $1 AND user_id = $2 FOR UPDATE;
-
--- name: api_lock_admins
--- Serializes setAdmin calls of one corp until the transaction ends ($1 = the lock namespace).
-SELECT pg_advisory_xact_lock($1::int, $2::int);

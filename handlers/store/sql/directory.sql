@@ -3,6 +3,7 @@
 -- only when something really changed (IS DISTINCT FROM), with the names of the changed columns.
 
 -- name: dir_upsert_department
+-- $1 corps row id, $2 dept id, $3 parent id, $4 name, $5 English name, $6 order, $7 leaders' user ids
 WITH old AS (
     SELECT parent_id, name, name_en, "order", leaders FROM departments WHERE corp = $1 AND dept_id = $2
 ), up AS (
@@ -32,6 +33,7 @@ SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_delete_department
+-- $1 corps row id, $2 dept id
 -- Removes the department and every link to it; reports the members who lost the membership and
 -- how many local sub-departments still point at it.
 WITH gone AS (
@@ -47,12 +49,13 @@ SELECT EXISTS (SELECT 1 FROM gone) AS deleted,
        ARRAY(SELECT DISTINCT tag_id FROM td ORDER BY tag_id) AS tags;
 
 -- name: dir_unknown_departments
--- The ids among $2 that are not (yet) departments of the corp.
+-- $1 corps row id, $2 dept ids: those that are not (yet) departments of the corp.
 SELECT array_agg(x.dept_id ORDER BY x.dept_id) AS unknown
 FROM (SELECT DISTINCT unnest($2::text[]) AS dept_id) x
 WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = x.dept_id);
 
 -- name: dir_upsert_member
+-- $1 corps row id, $2 user id, $3..$20 the member's fields in the INSERT's column order.
 -- $21 reactivate: 'join' (a new join: active again whatever the reason), 'confirmed' (the platform
 -- confirmed the member: reactivate unless an operator took them offline), 'no'.
 -- $22 department ids (NULL: unknown, memberships kept), $23 is_leader / $24 order aligned with them.
@@ -184,11 +187,13 @@ WITH old AS (
 SELECT id, op, fields, unknown_departments FROM final;
 
 -- name: dir_offline_member
+-- $1 corps row id, $2 user id, $3 offline reason
 UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
 WHERE corp = $1 AND user_id = $2 AND status = 'active'
 RETURNING id;
 
 -- name: dir_rename_member
+-- $1 corps row id, $2 old user id, $3 new user id
 -- Keeps members.id (and so every link); refuses when the new user id is already taken.
 UPDATE members SET user_id = $3, updated_at = now()
 WHERE corp = $1 AND user_id = $2
@@ -196,12 +201,15 @@ WHERE corp = $1 AND user_id = $2
 RETURNING id;
 
 -- name: dir_member_states
+-- $1 corps row id, $2 user ids
 SELECT user_id, id, status, offline_reason FROM members WHERE corp = $1 AND user_id = ANY($2::text[]);
 
 -- name: dir_active_member_count
+-- $1 corps row id
 SELECT count(*) FROM members WHERE corp = $1 AND status = 'active';
 
 -- name: dir_upsert_tag
+-- $1 corps row id, $2 tag id, $3 name
 WITH old AS (
     SELECT name FROM tags WHERE corp = $1 AND tag_id = $2
 ), up AS (
@@ -215,27 +223,32 @@ SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_tag_add_members
+-- $1 corps row id, $2 tag id, $3 user ids
 INSERT INTO tag_members (corp, tag_id, member)
 SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
 ON CONFLICT DO NOTHING
 RETURNING member;
 
 -- name: dir_tag_remove_members
+-- $1 corps row id, $2 tag id, $3 user ids
 DELETE FROM tag_members tm USING members m
 WHERE tm.corp = $1 AND tm.tag_id = $2 AND tm.member = m.id AND m.user_id = ANY($3::text[])
 RETURNING tm.member;
 
 -- name: dir_tag_add_departments
+-- $1 corps row id, $2 tag id, $3 dept ids
 INSERT INTO tag_departments (corp, tag_id, dept_id)
 SELECT $1, $2, d FROM unnest($3::text[]) AS d
 ON CONFLICT DO NOTHING
 RETURNING dept_id;
 
 -- name: dir_tag_remove_departments
+-- $1 corps row id, $2 tag id, $3 dept ids
 DELETE FROM tag_departments WHERE corp = $1 AND tag_id = $2 AND dept_id = ANY($3::text[])
 RETURNING dept_id;
 
 -- name: dir_upsert_role
+-- $1 corps row id, $2 role id, $3 name, $4 group name
 WITH old AS (
     SELECT name, group_name FROM roles WHERE corp = $1 AND role_id = $2
 ), up AS (
@@ -255,6 +268,7 @@ SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_delete_role
+-- $1 corps row id, $2 role id
 -- Only platform roles: a role set up locally (setUserRole) is not the platform's to remove.
 WITH gone AS (
     DELETE FROM roles WHERE corp = $1 AND role_id = $2 AND source = 'platform' RETURNING role_id
@@ -264,27 +278,32 @@ WITH gone AS (
 SELECT EXISTS (SELECT 1 FROM gone) AS deleted, (SELECT count(*) FROM links) AS members;
 
 -- name: dir_role_add_members
+-- $1 corps row id, $2 role id, $3 user ids
 INSERT INTO role_members (corp, role_id, member)
 SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
 ON CONFLICT DO NOTHING
 RETURNING member;
 
 -- name: dir_role_remove_members
+-- $1 corps row id, $2 role id, $3 user ids
 DELETE FROM role_members rm USING members m
 WHERE rm.corp = $1 AND rm.role_id = $2 AND rm.member = m.id AND m.user_id = ANY($3::text[])
 RETURNING rm.member;
 
 -- name: dir_add_admin
+-- $1 corps row id, $2 user id, $3 level
 INSERT INTO admins (corp, member, level, source)
 SELECT $1, m.id, $3, 'platform' FROM members m WHERE m.corp = $1 AND m.user_id = $2
 ON CONFLICT (corp, member) DO NOTHING
 RETURNING member;
 
 -- name: dir_remove_admin
+-- $1 corps row id, $2 user id
 DELETE FROM admins a USING members m
 WHERE a.corp = $1 AND a.member = m.id AND m.user_id = $2 AND a.source = 'platform'
 RETURNING a.member;
 
 -- name: dir_log_change
+-- $1 corps row id, $2 entity, $3 entity id, $4 op, $5 changed fields, $6 source kind, $7 inbox id, $8 sync run id
 INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8);

@@ -1,8 +1,9 @@
 -- The worker's side of the inbox: find streams with due work, own one stream at a time (session advisory
--- lock), read its pending rows in id order, mark each row in the transaction that applied it.
--- Also the receivers' heartbeats and the corps the periodic checks visit.
+-- lock), read its pending rows in id order, mark each row in the transaction that applied it. Also the
+-- export of inbox rows (corpsync export-events).
 
 -- name: worker_due_streams
+-- $1 how many streams at most
 -- Streams whose oldest pending row exists; due = that row may be tried now. A failing head blocks its stream.
 SELECT s.stream, h.next_attempt_at <= now() AS due,
        greatest(extract(epoch FROM h.next_attempt_at - now()), 0)::float8 AS wait_seconds
@@ -21,27 +22,22 @@ INSERT INTO inbox_streams (stream)
 SELECT DISTINCT stream FROM inbox WHERE status = 'pending'
 ON CONFLICT DO NOTHING;
 
--- name: worker_try_lock
--- Session-level: held across the per-event transactions of one drain; released on unlock or disconnect.
-SELECT pg_try_advisory_lock($1::int, hashtext($2));
-
--- name: worker_unlock
-SELECT pg_advisory_unlock($1::int, hashtext($2));
-
 -- name: worker_batch
--- $3: the last id this drain settled, so the scan starts past the (not yet vacuumed) rows it just marked.
+-- $1 stream, $2 how many rows at most, $3 the last id this drain settled, so the scan starts past the
+-- (not yet vacuumed) rows it just marked.
 SELECT id, stream, platform, route, corp, event_type, plaintext, attempts, next_attempt_at,
        next_attempt_at <= now() AS due
 FROM inbox WHERE stream = $1 AND status = 'pending' AND id > $3
 ORDER BY id LIMIT $2;
 
 -- name: worker_mark_done
+-- $1 inbox id, $2 outcome ('done' | 'ignored'), $3 event type (kept when the row has one)
 UPDATE inbox SET status = $2, applied_at = clock_timestamp(), event_type = coalesce(event_type, $3)
 WHERE id = $1 AND status = 'pending'
 RETURNING id, extract(epoch FROM applied_at - received_at)::float8 AS waited;
 
 -- name: worker_mark_failed
--- $3 max attempts, $4 delay (s) before the next try, $5 permanent (dead at once).
+-- $1 inbox id, $2 error (no payload), $3 max attempts, $4 delay (s) before the next try, $5 permanent (dead at once).
 UPDATE inbox SET attempts = attempts + 1, last_error = $2,
        status = CASE WHEN $5::boolean OR attempts + 1 >= $3 THEN 'dead' ELSE 'pending' END,
        next_attempt_at = now() + make_interval(secs => $4::float8),
@@ -49,33 +45,9 @@ UPDATE inbox SET attempts = attempts + 1, last_error = $2,
 WHERE id = $1 AND status = 'pending'
 RETURNING status, attempts;
 
--- name: worker_corp_by_id
-SELECT id, name, platform, type, corp_id, auth_name, title, status, root_dept_id FROM corps WHERE id = $1;
-
--- name: worker_corp_for_tenant
-SELECT id, name, platform, type, corp_id, auth_name, title, status, root_dept_id FROM corps
-WHERE auth_name = $1 AND corp_id = $2 ORDER BY id LIMIT 1;
-
--- name: worker_active_corps
-SELECT id, name, platform, type, corp_id, auth_name, title, status, root_dept_id FROM corps
-WHERE status = 'active' ORDER BY id;
-
--- name: worker_count_check
-SELECT (SELECT count(*) FROM members WHERE corp = $1 AND status = 'active') AS active,
-       EXISTS (SELECT 1 FROM inbox WHERE status = 'pending' AND (stream = $2 OR corp = $1)) AS pending;
-
--- name: worker_since_last_beat
-SELECT now() - max(beat_at) FROM heartbeats;
-
--- name: worker_beat
-INSERT INTO heartbeats (process) VALUES ($1)
-ON CONFLICT (process) DO UPDATE SET beat_at = now();
-
--- name: worker_forget_process
-DELETE FROM heartbeats WHERE process = $1 OR beat_at < now() - interval '7 days';
-
 -- name: replay_export
--- Inbox rows for export, oldest first; $1 corp name (NULL: all), $2 received since (NULL: all).
+-- $1 corp or stream name (NULL: all), $2 received since (NULL: all), $3 the last id exported, $4 the limit.
+-- Inbox rows for export, oldest first.
 SELECT i.id, i.stream, i.platform, i.route, c.name AS corp_name, c.auth_name, i.dedupe_key, i.event_type,
        i.received_at, i.query, i.body, i.plaintext, i.status
 FROM inbox i LEFT JOIN corps c ON c.id = i.corp
@@ -86,21 +58,22 @@ ORDER BY i.id
 LIMIT $4;
 
 -- name: worker_mark_done_many
+-- $1 inbox ids, $2 their outcomes, $3 their event types (arrays aligned)
 UPDATE inbox i SET status = u.status, applied_at = clock_timestamp(), event_type = coalesce(i.event_type, u.event_type)
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u (id, status, event_type)
 WHERE i.id = u.id AND i.status = 'pending'
 RETURNING i.id, extract(epoch FROM i.applied_at - i.received_at)::float8 AS waited;
 
--- name: worker_housekeeping
--- Tables whose statistics lag far behind their growth (a fresh database: autovacuum looks once a minute,
--- and plans made on empty tables scan whole corps), and an inbox full of dead rows (the pending index
--- then walks them on every look-up).
-SELECT c.relname::text AS relname,
-       s.n_mod_since_analyze > greatest(500, c.reltuples::bigint) AS analyze,
-       c.relname = 'inbox' AND s.n_dead_tup > greatest(5000, c.reltuples::bigint / 5) AS vacuum
-FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.schemaname = current_schema()
-  AND c.relname IN ('inbox', 'members', 'member_departments', 'departments', 'change_log', 'tags', 'tag_members',
-                    'roles', 'role_members', 'admins')
-  AND (s.n_mod_since_analyze > greatest(500, c.reltuples::bigint)
-       OR (c.relname = 'inbox' AND s.n_dead_tup > greatest(5000, c.reltuples::bigint / 5)));
+-- name: inbox_pending_count
+SELECT count(*) FROM inbox WHERE status = 'pending';
+
+-- name: worker_async_commit
+-- For the session: a commit returns before its WAL reaches the disk (a lost commit leaves the row pending).
+SET synchronous_commit TO off;
+
+-- name: worker_reset_commit
+RESET synchronous_commit;
+
+-- name: worker_sync_commit_local
+-- For the rest of the transaction: its commit waits for the WAL on disk.
+SET LOCAL synchronous_commit TO on;

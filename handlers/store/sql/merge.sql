@@ -1,68 +1,11 @@
--- Full sync: the run record, the per-corp advisory lock, staging tables and the set-based merge.
+-- Full sync's merge: staging tables for a snapshot, and the set-based merge into the corp's directory.
 -- $1 is always the corps row id; $2, where used, the sync_runs id (for change_log.sync_run_id).
 -- Every merge writes only rows whose values differ (IS DISTINCT FROM), and logs exactly what it wrote.
 
--- name: fs_try_lock
-SELECT pg_try_advisory_lock($1::int, $2::int);
-
--- name: fs_unlock
-SELECT pg_advisory_unlock($1::int, $2::int);
-
--- name: fs_fail_interrupted_runs
--- Runs left 'running' by a process that died; only called while holding the corp's lock.
-UPDATE sync_runs SET status = 'failed', finished_at = now(), error = 'interrupted: the syncing process stopped'
-WHERE corp = $1 AND status = 'running';
-
--- name: fs_start_run
-INSERT INTO sync_runs (corp, trigger) VALUES ($1, $2) RETURNING id, started_at;
-
--- name: fs_running_run
-SELECT id FROM sync_runs WHERE corp = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1;
-
--- name: fs_finish_run
--- counts and held arrive as JSON text (independent of the connection's jsonb codec).
-UPDATE sync_runs
-SET status = $2, finished_at = now(), counts = $3::text::jsonb, api_calls = $4, error = $5, held = $6::text::jsonb
-WHERE id = $1
-RETURNING finished_at;
-
--- name: fs_confirm_quarantined
--- A run with the guard off supersedes the removals earlier runs held.
-UPDATE sync_runs SET confirmed_at = now()
-WHERE corp = $1 AND status = 'quarantined' AND confirmed_at IS NULL AND id < $2;
-
--- name: fs_clear_sync_request
-UPDATE corps SET sync_requested_at = NULL, sync_request_reason = NULL
-WHERE id = $1 AND sync_requested_at IS NOT NULL;
-
 -- name: fs_set_root
+-- $1 corps row id, $2 the snapshot's root dept id
 UPDATE corps SET root_dept_id = $2, updated_at = now()
 WHERE id = $1 AND root_dept_id IS DISTINCT FROM $2;
-
--- name: fs_sync_state
--- What the scheduler needs per corp, on the database clock: is a run holding the corp's lock ($2 = the
--- lock namespace), the newest run, the newest good run, failed runs since, and the open request.
-SELECT c.id, c.name, now() AS now, c.sync_requested_at, c.sync_request_reason,
-       EXISTS (
-           SELECT 1 FROM pg_locks l
-           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-             AND l.classid = $2::int::oid AND l.objid = c.id::oid
-       ) AS running,
-       last.started_at AS last_started_at, last.status AS last_status,
-       good.finished_at AS last_good_at,
-       (SELECT count(*) FROM sync_runs f
-        WHERE f.corp = c.id AND f.status = 'failed' AND f.started_at > coalesce(good.started_at, '-infinity')
-       ) AS failures
-FROM corps c
-LEFT JOIN LATERAL (
-    SELECT started_at, status FROM sync_runs WHERE corp = c.id ORDER BY started_at DESC LIMIT 1
-) last ON true
-LEFT JOIN LATERAL (
-    SELECT started_at, finished_at FROM sync_runs
-    WHERE corp = c.id AND status IN ('succeeded', 'quarantined') ORDER BY started_at DESC LIMIT 1
-) good ON true
-WHERE c.name = ANY($1::text[]) AND c.status = 'active';
 
 -- name: fs_create_staging
 CREATE TEMP TABLE fs_departments (
@@ -92,13 +35,14 @@ CREATE TEMP TABLE fs_failed (dept_id text PRIMARY KEY) ON COMMIT DROP;
 ANALYZE fs_departments, fs_members, fs_member_departments;
 
 -- name: fs_local_size
+-- $1 corps row id
 SELECT (SELECT count(*) FROM departments WHERE corp = $1) AS departments,
        (SELECT count(*) FROM members WHERE corp = $1) AS members,
        (SELECT count(*) FROM members WHERE corp = $1 AND status = 'active') AS active;
 
 -- name: fs_keep_unfetched_members
--- $2: columns no staged member has a value for. The API withheld them (e.g. WeCom's privacy fields for
--- newer apps), so the stored values stay; only the staging table is written.
+-- $1 corps row id, $2 the member columns no staged member has a value for. The API withheld them (e.g.
+-- WeCom's privacy fields for newer apps), so the stored values stay; only the staging table is written.
 UPDATE fs_members s SET
     union_id = CASE WHEN 'union_id' = ANY($2::text[]) THEN m.union_id ELSE s.union_id END,
     open_user_id = CASE WHEN 'open_user_id' = ANY($2::text[]) THEN m.open_user_id ELSE s.open_user_id END,
@@ -122,6 +66,7 @@ FROM members m
 WHERE m.corp = $1 AND m.user_id = s.user_id;
 
 -- name: fs_keep_unfetched_departments
+-- $1 corps row id, $2 the department columns no staged department has a value for
 UPDATE fs_departments s SET
     name = CASE WHEN 'name' = ANY($2::text[]) THEN d.name ELSE s.name END,
     name_en = CASE WHEN 'name_en' = ANY($2::text[]) THEN d.name_en ELSE s.name_en END,
@@ -131,6 +76,7 @@ FROM departments d
 WHERE d.corp = $1 AND d.dept_id = s.dept_id;
 
 -- name: fs_merge_departments
+-- $1 corps row id, $2 sync run id
 WITH diff AS (
     SELECT s.*, d.dept_id IS NULL AS is_new,
            array_remove(ARRAY[
@@ -158,6 +104,7 @@ WITH diff AS (
 SELECT count(*) FILTER (WHERE is_new) AS created, count(*) FILTER (WHERE NOT is_new) AS updated FROM changed;
 
 -- name: fs_removal_plan
+-- $1 corps row id
 -- Departments and active members the snapshot no longer has. "uncertain": in or under a department whose
 -- fetch failed (known from the stored tree or the snapshot's), so its absence proves nothing.
 WITH RECURSIVE tree AS (
@@ -178,6 +125,7 @@ WHERE m.corp = $1 AND m.status = 'active' AND NOT EXISTS (SELECT 1 FROM fs_membe
 ORDER BY 1, 2;
 
 -- name: fs_delete_departments
+-- $1 corps row id, $2 sync run id, $3 dept ids
 WITH gone AS (
     DELETE FROM departments WHERE corp = $1 AND dept_id = ANY($3::text[]) RETURNING dept_id
 ), logged AS (
@@ -187,6 +135,7 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: fs_rename_members
+-- $1 corps row id, $2 sync run id
 -- A user listed under a new userid with the union_id or open_userid of a stored member the snapshot no
 -- longer lists is that member renamed (a WeCom userid may change once): keep its members.id. Only
 -- one-to-one matches are taken; anything ambiguous stays a create plus a removal.
@@ -216,6 +165,7 @@ WITH new_users AS (
 SELECT count(*) FROM renamed;
 
 -- name: fs_diff_members
+-- $1 corps row id
 -- One row per staged member that needs a write: create, reactivate (offline for a platform reason), or
 -- update (changed columns; 'departments' when the membership rows differ). Operator-offlined members are
 -- updated but stay offline.
@@ -260,6 +210,7 @@ SELECT user_id, member, op, fields FROM (
 WHERE op <> 'update' OR cardinality(fields) > 0;
 
 -- name: fs_insert_members
+-- $1 corps row id
 INSERT INTO members (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
                      telephone, gender, avatar, job_number, work_place, hired_date, direct_leaders,
                      platform_status, extattr, main_dept_id)
@@ -283,6 +234,7 @@ FROM fs_member_diff d JOIN fs_members s ON s.user_id = d.user_id
 WHERE m.id = d.member AND d.op <> 'create';
 
 -- name: fs_replace_member_departments
+-- $1 corps row id
 -- Only members created now or whose membership rows differ; the rest are not touched.
 WITH target AS (
     SELECT m.id AS member, m.user_id
@@ -302,6 +254,7 @@ WHERE (member_departments.is_leader, member_departments."order")
       IS DISTINCT FROM (EXCLUDED.is_leader, EXCLUDED."order");
 
 -- name: fs_log_members
+-- $1 corps row id, $2 sync run id
 WITH logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
     SELECT $1, 'member', user_id, op, CASE WHEN op = 'create' THEN NULL ELSE fields END, 'full_sync', $2
@@ -311,6 +264,7 @@ WITH logged AS (
 SELECT op, count(*) AS n FROM logged GROUP BY op;
 
 -- name: fs_offline_members
+-- $1 corps row id, $2 sync run id, $3 user ids
 WITH gone AS (
     UPDATE members SET status = 'offline', offline_reason = 'platform', offline_at = now(), updated_at = now()
     WHERE corp = $1 AND status = 'active' AND user_id = ANY($3::text[])
@@ -322,6 +276,7 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: fs_merge_tags
+-- $1 corps row id, $2 sync run id
 WITH diff AS (
     SELECT s.tag_id, s.name, t.tag_id IS NULL AS is_new
     FROM fs_tags s LEFT JOIN tags t ON t.corp = $1 AND t.tag_id = s.tag_id
@@ -348,6 +303,7 @@ WITH diff AS (
 SELECT op, count(*) AS n FROM changes GROUP BY op;
 
 -- name: fs_sync_tag_members
+-- $1 corps row id, $2 sync run id
 -- Tags whose member list the snapshot has: add and remove rows to match (users known locally only).
 WITH want AS (
     SELECT w.tag_id, m.id AS member
@@ -372,6 +328,7 @@ WITH want AS (
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
 -- name: fs_sync_tag_departments
+-- $1 corps row id, $2 sync run id
 WITH want AS (
     SELECT w.tag_id, w.dept_id FROM fs_tag_departments w JOIN fs_tags s ON s.tag_id = w.tag_id AND s.departments_known
 ), added AS (
@@ -394,6 +351,7 @@ WITH want AS (
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
 -- name: fs_merge_roles
+-- $1 corps row id, $2 sync run id
 -- Platform roles only: a local role (source 'local', set through the API) is never changed or removed.
 WITH diff AS (
     SELECT s.role_id, s.name, s.group_name, r.role_id IS NULL AS is_new,
@@ -428,6 +386,7 @@ WITH diff AS (
 SELECT op, count(*) AS n FROM changes GROUP BY op;
 
 -- name: fs_sync_role_members
+-- $1 corps row id, $2 sync run id
 -- Members of platform roles follow the snapshot; members of local roles are left alone.
 WITH platform_roles AS (
     SELECT role_id FROM roles WHERE corp = $1 AND source = 'platform'
@@ -454,6 +413,7 @@ WITH platform_roles AS (
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
 -- name: fs_sync_admins
+-- $1 corps row id, $2 sync run id
 -- Platform admins follow the snapshot; admins set through the API (source 'local') are left alone.
 WITH want AS (
     SELECT m.id AS member, a.level FROM fs_admins a JOIN members m ON m.corp = $1 AND m.user_id = a.user_id

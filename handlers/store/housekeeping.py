@@ -1,0 +1,36 @@
+"""Early housekeeping: ANALYZE the tables a fresh database grows from empty, VACUUM an inbox of dead rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from handlers.store.queries import q
+
+
+@dataclass(frozen=True, slots=True)
+class Maintained:
+    table: str
+    vacuum: bool  # VACUUM (ANALYZE); else ANALYZE only
+
+
+async def maintain_tables(conn: asyncpg.Connection) -> AsyncIterator[Maintained]:
+    """ANALYZE (or VACUUM) each table that needs it now; a table someone else holds locked is skipped.
+
+    On a fresh database the directory tables grow from empty, and plans made on empty tables scan a whole corp
+    per event until statistics exist (autovacuum looks once a minute); a busy inbox collects dead rows the
+    pending index then walks. Yields each table once it is maintained.
+    """
+    for row in await conn.fetch(q("housekeeping_tables")):
+        table = '"' + row["relname"] + '"'  # a name from the query's fixed list
+        statement = f"VACUUM (ANALYZE) {table}" if row["vacuum"] else f"ANALYZE {table}"
+        await conn.execute(q("housekeeping_lock_timeout"))
+        try:
+            await conn.execute(statement)
+        except asyncpg.LockNotAvailableError:
+            continue
+        finally:
+            await conn.execute(q("housekeeping_reset_lock_timeout"))
+        yield Maintained(row["relname"], bool(row["vacuum"]))

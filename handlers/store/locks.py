@@ -1,0 +1,62 @@
+"""Every advisory-lock key of corpsync, and the statements that take and release them.
+
+A key is the first of PostgreSQL's two int4 lock keys (the second is a corps row id or a hashed name), except
+MIGRATE_LOCK, one bigint. A session lock is held until it is released or the connection closes, a transaction
+lock until the transaction ends. Keys must stay unique and unchanged: processes of different versions share a
+database.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from handlers.store.queries import q
+
+MIGRATE_LOCK = 0x636F7270_73796E63  # "corpsync", session: one process applies the migrations at a time
+INBOX_INSERT_LOCK = 0x63690001  # per stream, transaction: writers of one inbox stream commit one after the other
+STREAM_LOCK = 0x696E6278  # "inbx", per stream, session: one worker connection drains an inbox stream at a time
+FAILED_LIST_LOCK = 0x64746661  # "dtfa", per corp, session: one drain of its DingTalk failed list at a time
+FULL_SYNC_LOCK = 0x63730001  # per corps row, session: one full sync of a corp at a time, across processes
+ADMINS_LOCK = 0x61646D73  # "adms", per corps row, transaction: setAdmin calls of one corp queue up
+CREDENTIAL_LOCK = 0x434F4C44  # per credential key, transaction: one process renews a cached credential at a time
+
+
+async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
+    """Own the inbox stream on this connection; False when another connection owns it."""
+    locked: bool = await conn.fetchval(q("try_lock_name"), STREAM_LOCK, stream)
+    return locked
+
+
+async def unlock_stream(conn: asyncpg.Connection, stream: str) -> None:
+    await conn.fetchval(q("unlock_name"), STREAM_LOCK, stream)
+
+
+async def try_lock_failed_list(conn: asyncpg.Connection, corp_name: str) -> bool:
+    """Own the drain of the corp's DingTalk failed-events list (each fetch deletes the batch before it); False
+    when another connection owns it."""
+    locked: bool = await conn.fetchval(q("try_lock_name"), FAILED_LIST_LOCK, corp_name)
+    return locked
+
+
+async def unlock_failed_list(conn: asyncpg.Connection, corp_name: str) -> None:
+    await conn.fetchval(q("unlock_name"), FAILED_LIST_LOCK, corp_name)
+
+
+async def try_lock_full_sync(conn: asyncpg.Connection, corp_row: int) -> bool:
+    """Own the corp's full sync on this connection; False when a run holds it anywhere."""
+    locked: bool = await conn.fetchval(q("try_lock_row"), FULL_SYNC_LOCK, corp_row)
+    return locked
+
+
+async def unlock_full_sync(conn: asyncpg.Connection, corp_row: int) -> None:
+    await conn.execute(q("unlock_row"), FULL_SYNC_LOCK, corp_row)
+
+
+async def lock_admins(conn: asyncpg.Connection, corp_row: int) -> None:
+    """Inside a transaction: wait until no other setAdmin of the corp is under way."""
+    await conn.execute(q("xact_lock_row"), ADMINS_LOCK, corp_row)
+
+
+async def lock_credential(conn: asyncpg.Connection, key: str) -> None:
+    """Inside a transaction: wait until no other process is renewing the credential ``key``."""
+    await conn.execute(q("xact_lock_name"), CREDENTIAL_LOCK, key)
