@@ -1,25 +1,26 @@
-"""The app factory: routes, the answer to unrouted requests, and the resources opened and closed with the app."""
+"""The app factory: routes, the answer to unrouted requests, and the resources opened and closed with the app
+(built by receiver.runtime)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from handlers.config import AppConfig
-from handlers.store import pool as db
-from handlers.store.corps import ensure_corps
+from handlers.sync.scheduler import SchedulerSettings
+from handlers.worker.loop import running
 from receiver import api
-from receiver import runtime as services
 from receiver.api.guard import http_problem
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
 from receiver.callbacks.routes import Callbacks
-from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, POOL, SETTINGS, WORKER
+from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, INTAKE, METRICS, POOL, RUNTIME, SCHEDULER, SETTINGS, WORKER
 from receiver.ops import health
 from receiver.ops.metrics import Metrics
+from receiver.runtime import open_runtime
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.app")
@@ -64,39 +65,52 @@ def add_unrouted(app: web.Application, metrics: Metrics) -> None:
     catch_all.add_route("*", unrouted)
 
 
-def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.Application:
-    """Build the app; the database pool, HTTP session and background services open in ``cleanup_ctx``."""
+def create_app(
+    settings: Settings, config: AppConfig, database_url: str, *, scheduler: SchedulerSettings | None = None
+) -> web.Application:
+    """Build the app; its runtime (pool, HTTP session, clients), worker, intake and scheduler open in
+    ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the drift debounce)."""
     app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks.routes
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[METRICS] = metrics = Metrics()
     app[ENDPOINTS] = endpoints = build_endpoints(config)
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await db.create_pool(database_url)
-        async with pool.acquire() as conn:
-            await db.migrate(conn)
-            app[CORP_ROWS] = await ensure_corps(conn, config)
-        app[POOL] = pool
-        yield
-        await pool.close()
+    async def runtime(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(database_url, config, metrics=metrics) as opened:
+            app[RUNTIME] = opened
+            app[POOL] = opened.pool
+            app[CORP_ROWS] = opened.corp_rows
+            yield
 
-    async def http_session(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
-        app[HTTP] = session
-        yield
-        await session.close()
+    async def worker(app: web.Application) -> AsyncIterator[None]:
+        """Applies the inbox, per corp in arrival order; intake wakes it after each commit."""
+        app[WORKER] = built = app[RUNTIME].worker()
+        if not settings.run_worker:
+            yield
+            return
+        async with running(built):
+            yield
 
     async def intake(app: web.Application) -> AsyncIterator[None]:
-        writer = Intake(app[POOL], metrics=app[METRICS], on_commit=app[WORKER].wake)
+        writer = Intake(app[POOL], metrics=metrics, on_commit=app[WORKER].wake)
         writer.start()
         app[INTAKE] = writer
         yield
         await writer.close()
 
-    app.cleanup_ctx.extend(
-        [database, http_session, services.clients, services.worker, intake, services.scheduler, api.lifecycle]
-    )
+    async def full_syncs(app: web.Application) -> AsyncIterator[None]:
+        """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
+        app[SCHEDULER] = sched = app[RUNTIME].scheduler(scheduler)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler") if settings.run_scheduler else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await sched.close()  # the syncs the API started when the loop does not run
+
+    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs, api.lifecycle])
     app.add_routes(Callbacks(app, endpoints, metrics, settings.callback_max_age).routes())
     app.add_routes(health.routes)
     app.add_routes(api.routes)

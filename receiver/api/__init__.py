@@ -4,7 +4,7 @@
     params       query and body parsing: 400 naming the field
     read_routes  corps, departments, members, roles, signatures, admins, local data
     write_routes offline a member, set roles, set admins, save a signature (local only)
-    sync_routes  start a full sync, read the runs
+    sync_routes  start a full sync (through the app's scheduler), read the runs
     openapi      the OpenAPI 3.1 document, served at /api/openapi.json
 
 ``create_app`` adds ``routes`` and the ``lifecycle`` cleanup context.
@@ -20,8 +20,7 @@ from aiohttp import web
 from receiver.api import openapi, read_routes, sync_routes, write_routes
 from receiver.api.corps import get_corp
 from receiver.api.guard import routes
-from receiver.api.sync_routes import SYNC_TASKS, SyncTasks
-from receiver.keys import METRICS, SETTINGS
+from receiver.keys import SETTINGS
 
 __all__ = ["get_corp", "lifecycle", "openapi", "read_routes", "routes", "sync_routes", "write_routes"]
 
@@ -29,13 +28,10 @@ log = logging.getLogger("corpsync.api")
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Say once how /api is guarded; on shutdown, cancel the syncs the API started."""
+    """Say once how /api is guarded (the syncs the API starts are the scheduler's: see sync_routes)."""
     if app[SETTINGS].admin_token is None:
         log.warning(
             "api answers loopback only: no admin token",
             extra={"action": "api_loopback_only", "hint": "set CORPSYNC_ADMIN_TOKEN to call /api from elsewhere"},
         )
-    tasks = SyncTasks(on_finished=app[METRICS].sync_finished)
-    app[SYNC_TASKS] = tasks
     yield
-    await tasks.close()

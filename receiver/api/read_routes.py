@@ -8,7 +8,7 @@ from handlers.api import corp_page
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, reply
-from receiver.keys import CONFIG, HTTP, POOL
+from receiver.keys import RUNTIME
 
 CORP = "/api/corps/{corp}"
 
@@ -16,8 +16,8 @@ CORP = "/api/corps/{corp}"
 @endpoint("GET", "/api/corps")
 async def list_corps(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
-    app = request.app
-    return reply((await corp_page(app[POOL], app[CONFIG], limit, cursor, app[HTTP])).to_json())
+    runtime = request.app[RUNTIME]
+    return reply((await corp_page(runtime.pool, runtime.config, limit, cursor, runtime.session)).to_json())
 
 
 @endpoint("GET", CORP)

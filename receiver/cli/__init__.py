@@ -135,12 +135,10 @@ SYNC_EXIT = {"succeeded": 0, "failed": 1, "quarantined": 3, "already_running": 4
 @command("sync")
 def sync(args: argparse.Namespace, settings: Settings) -> int:
     """Full sync of one corp now: progress bar on a terminal, then the summary. Exit 3 when quarantined."""
-    import aiohttp
-
-    from handlers.clients import make_client
     from handlers.store.corps import ensure_corp
     from handlers.sync.fullsync import format_summary, run_full_sync
     from receiver.cli.progress import ProgressBar
+    from receiver.runtime import open_runtime
 
     config = load_config(settings)
     corp = config.corps.get(args.corp)
@@ -150,25 +148,22 @@ def sync(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def run(url: str) -> str:
-        pool = await db.create_pool(url, min_size=1, max_size=8)
         bar = ProgressBar()
         try:
-            async with pool.acquire() as conn:
-                await db.migrate(conn)
-                row = await ensure_corp(conn, corp)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10)) as session:
+            async with open_runtime(url, config, min_size=1, max_size=8, register=False) as runtime:
+                async with runtime.pool.acquire() as conn:
+                    row = await ensure_corp(conn, corp)
                 result = await run_full_sync(
-                    pool,
+                    runtime.pool,
                     row,
                     corp,
-                    make_client(corp, session, pool),
+                    runtime.client(corp),
                     trigger="manual",
                     allow_deletes=args.allow_deletes,
                     progress=bar if bar.enabled else None,
                 )
         finally:
             bar.close()
-            await pool.close()
         print(format_summary(result))
         return str(result.status.value)
 
@@ -199,16 +194,14 @@ def _since(text: str | None) -> datetime | None:
 @command("export-events")
 def export_events(args: argparse.Namespace, settings: Settings) -> int:
     """Inbox rows as JSON lines (raw request and plaintext) on stdout or into --out."""
+    from receiver import runtime
     from receiver.cli.replay import export_events as export
 
     since = _since(args.since)
 
     async def run(url: str, out: TextIO) -> int:
-        pool = await db.create_pool(url, min_size=1, max_size=2)
-        try:
+        async with runtime.database(url, min_size=1, max_size=2) as pool:
             return await export(pool, out, args.corp, since)
-        finally:
-            await pool.close()
 
     with database(settings) as url, contextlib.ExitStack() as files:
         out = files.enter_context(open(args.out, "w", encoding="utf-8")) if args.out else sys.stdout
@@ -220,32 +213,22 @@ def export_events(args: argparse.Namespace, settings: Settings) -> int:
 @command("replay")
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     """Re-apply exported events through the handlers, or re-send their raw requests to a running receiver."""
-    import aiohttp
-
-    from handlers.store.corps import ensure_corps
-    from handlers.worker.loop import build_worker
     from receiver.cli.replay import replay_file
+    from receiver.runtime import http_session, open_runtime
 
     if not Path(args.file).is_file():
         print(f"corpsync: no such file: {args.file}", file=sys.stderr)
         return 2
 
     async def resend() -> str:
-        async with aiohttp.ClientSession() as session:
+        async with http_session() as session:
             report = await replay_file(args.file, url=args.url.rstrip("/"), session=session)
         return f"read {report.read}, sent {report.sent}, failed {report.failed}, skipped {report.skipped}"
 
     async def reapply(url: str) -> str:
         config = load_config(settings)
-        pool = await db.create_pool(url, min_size=1, max_size=8)
-        try:
-            async with pool.acquire() as conn:
-                await db.migrate(conn)
-                await ensure_corps(conn, config)
-            async with aiohttp.ClientSession() as session:
-                report = await replay_file(args.file, pool=pool, worker=build_worker(pool, config, session))
-        finally:
-            await pool.close()
+        async with open_runtime(url, config, min_size=1, max_size=8) as runtime:
+            report = await replay_file(args.file, pool=runtime.pool, worker=runtime.worker())
         return f"read {report.read}, new {report.inserted}, duplicates {report.duplicates}, applied {report.applied}"
 
     if args.url:

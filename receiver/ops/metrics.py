@@ -2,7 +2,7 @@
 
 Counters and histograms move as things happen in this process: callbacks (``CallbackSeries``), inbox
 commits (intake), applied and dead-lettered events (the worker, through ``EventMetrics``), full syncs (the
-scheduler, and the API's own sync tasks, through ``sync_finished``), platform calls and token fetches (the
+scheduler, which runs the API's too, through ``sync_finished``), platform calls and token fetches (the
 clients, through ``ClientMetrics``). The gauges of database state (backlog, oldest pending event, age of the
 last good sync, database up) are shared by every process on the database: they are read at scrape time.
 """
