@@ -19,7 +19,6 @@ from handlers.sync.fullsync import RunStatus, SyncResult
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, problem, reply
-from receiver.api.read_routes import CORP
 from receiver.keys import SCHEDULER
 
 log = logging.getLogger("corpsync.api")
@@ -48,7 +47,7 @@ async def _run_id(corp: Corp, task: asyncio.Task[SyncResult], after: int) -> tup
         await asyncio.wait({task}, timeout=POLL)
 
 
-@endpoint("POST", CORP + "/sync")
+@endpoint
 async def start_sync(request: web.Request) -> web.Response:
     params.query(request, ())
     allow_deletes = params.flag(await params.body(request, ("allowDeletes",), optional=True), "allowDeletes", False)
@@ -67,14 +66,14 @@ async def start_sync(request: web.Request) -> web.Response:
     return reply(body, 202, headers)
 
 
-@endpoint("GET", CORP + "/sync-runs")
+@endpoint
 async def sync_runs(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.page_sync_runs(limit, cursor)).to_json())
 
 
-@endpoint("GET", CORP + "/sync-runs/{runId}")
+@endpoint
 async def sync_run(request: web.Request) -> web.Response:
     params.query(request, ())
     raw = request.match_info["runId"]

@@ -25,8 +25,6 @@ from handlers.store import pool as db
 from handlers.store.queries import q
 from receiver.keys import METRICS, POOL, SETTINGS, WORKER
 
-routes = web.RouteTableDef()
-
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
 WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
 
@@ -104,13 +102,11 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(max(value, 0.0), 3)
 
 
-@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and serving."""
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """200 when ready, 503 with the reasons otherwise; per-corp sync and inbox state either way."""
     state = await read_database(request.app[POOL])
@@ -137,7 +133,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if reasons else 200)
 
 
-@routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
     state = await read_database(request.app[POOL])
