@@ -12,16 +12,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import accumulate
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from handlers.sync.fullsync import RunStatus, SyncResult
-
-if TYPE_CHECKING:
-    from receiver.ops.health import StreamState
+from receiver.ops.state import StreamState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LATENCY_LE = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # the le labels, as prometheus_client writes them
