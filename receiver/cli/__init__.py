@@ -18,7 +18,8 @@ from aiohttp import web
 from handlers.config import AppConfig
 from handlers.errors import ConfigError
 from handlers.store import pool as db
-from receiver.appdir import describe, load_app_dir
+from receiver.appdir import load_app_dir
+from receiver.appdir.registration import registration_lines
 from receiver.embedded import EmbeddedPostgres, start_embedded
 from receiver.ops.logs import configure_logging
 from receiver.settings import Settings, settings_from_env
@@ -242,7 +243,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 @command("check-config")
 def check_config(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
-    for line in describe(config, settings.base_url):
+    for line in registration_lines(config, settings.base_url):
         print(line)
     return 0
 
