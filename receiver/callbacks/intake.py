@@ -69,20 +69,11 @@ class Intake:
         if max_batch > ROWS_PER_STATEMENT:  # a group must stay one statement: one implicit transaction
             raise ValueError(f"max_batch must be at most {ROWS_PER_STATEMENT}")
         self._pool = pool
-        # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: far fewer
-        # synchronous commits at steady rates (the CPU goes to the worker), no wait under heavy load. Under
-        # heavy load no group is bigger than ``max_batch``: the event loop runs every request that arrived
-        # before the intake gets a turn, so one unbounded group would take them all and leave the server
-        # idle while it commits, then the database idle while the server parses the next wave. Small groups
-        # let some commit while the server works on the others, and still share each commit between many
-        # callbacks. At a closed loop of 64 connections, unbounded groups kept the server 82% busy; groups of
-        # 32 (two groups, both often at the database at once) 88%; groups of 16, 96%, for 1% more
-        # instructions per callback (callgrind).
-        # At most ``max_in_flight`` groups are at the database at once. One stream's groups commit one after
-        # the other anyway (the advisory lock in inbox_insert_rows), and each backend working at the same time
-        # takes a core from the server: on 2 cores, with four in flight the server waited for a CPU 6-8% of
-        # the time and was 86-89% busy; with two, 0-1% and 97-99%, for about 14% more callbacks/s (uvloop,
-        # a closed loop of 64 connections, three alternating 5-s runs of each).
+        # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: fewer
+        # synchronous commits at steady rates, no wait under heavy load. Groups stay small (``max_batch``) so
+        # some commit while the server parses the others, instead of server and database idling in turn.
+        # At most ``max_in_flight`` groups are at the database at once: each busy backend takes a core from
+        # the server, and one stream's groups commit one after the other anyway (inbox_insert_rows' lock).
         self._linger = linger
         self._full_group = full_group
         self._full = asyncio.Event()
