@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
-from receiver.cli import new_event_loop
+from receiver.cli.serve import new_event_loop
 from receiver.testing import sign_wecom_callback
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN
 

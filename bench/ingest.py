@@ -44,7 +44,7 @@ from aiohttp import web
 
 from bench._load import drive
 from bench.crypto import measure
-from receiver.cli import new_event_loop
+from receiver.cli.serve import new_event_loop
 from receiver.settings import EVENT_LOOPS
 from receiver.testing import write_wecom_corp
 

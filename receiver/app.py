@@ -1,34 +1,90 @@
-"""The app factory: routes, the answer to unrouted requests, and the resources opened and closed with the app."""
+"""The app factory: the one route table, the answer to unrouted requests, and the resources opened and closed with
+the app (built by receiver.runtime)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from handlers.config import AppConfig
-from handlers.store import pool as db
-from handlers.store.corps import ensure_corps
-from receiver import api
-from receiver import runtime as services
-from receiver.api.guard import http_problem
+from handlers.sync.scheduler import SchedulerSettings
+from handlers.worker.loop import running
+from receiver.api import openapi, read_routes, sync_routes, write_routes
+from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
 from receiver.callbacks.routes import Callbacks
-from receiver.keys import CONFIG, CORP_ROWS, ENDPOINTS, HTTP, INTAKE, METRICS, POOL, SETTINGS, WORKER
+from receiver.keys import (
+    CONFIG,
+    CORP_ROWS,
+    ENDPOINTS,
+    INTAKE,
+    METRICS,
+    POOL,
+    RUNTIME,
+    SCHEDULER,
+    SETTINGS,
+    WORKER,
+)
 from receiver.ops import health
 from receiver.ops.metrics import Metrics
+from receiver.runtime import open_runtime
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.app")
+
+CORP = "/api/corps/{corp}"
 
 _CALLBACK_KINDS = {
     "wecom": ("wecom", "wecom"),
     "wecom-suite": ("wecom", "wecom-suite"),
     "dingtalk": ("dingtalk", "dingtalk"),
 }
+
+
+def routes(callbacks: Callbacks) -> list[web.RouteDef]:
+    """Every route of the app, in match order: the catch-all ``unrouted`` is last."""
+    answered, c = callbacks.answered, callbacks
+    read, write, sync = read_routes, write_routes, sync_routes
+    return [
+        # the platforms' callbacks: receiver.callbacks.routes
+        web.get("/callback/wecom/{corp}", answered("wecom", "wecom", c.wecom_verify)),
+        web.post("/callback/wecom/{corp}", answered("wecom", "wecom", c.wecom_event)),
+        web.get("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", c.suite_verify)),
+        web.post("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", c.suite_instruction)),
+        web.get("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", c.suite_data_verify)),
+        web.post("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", c.suite_data)),
+        web.post("/callback/dingtalk/{corp}", answered("dingtalk", "dingtalk", c.dingtalk_event)),
+        # probes and metrics: receiver.ops.health
+        web.get("/healthz", health.healthz),
+        web.get("/readyz", health.readyz),
+        web.get("/metrics", health.metrics),
+        # the directory API: receiver.api, every handler behind receiver.api.guard.endpoint
+        web.get("/api/openapi.json", openapi.openapi),
+        web.get("/api/corps", read.list_corps),
+        web.get(CORP, read.corp_info),
+        web.get(CORP + "/root-dept", read.root_dept),
+        web.get(CORP + "/depts", read.depts),
+        web.get(CORP + "/depts/{deptId}", read.dept),
+        web.get(CORP + "/members", read.members),
+        web.get(CORP + "/members/{memberId}", read.member),
+        web.post(CORP + "/members/{memberId}/offline", write.offline_member),
+        web.get(CORP + "/members/{memberId}/roles", read.member_roles),
+        web.put(CORP + "/members/{memberId}/roles", write.set_roles),
+        web.get(CORP + "/members/{memberId}/signature", read.signature),
+        web.put(CORP + "/members/{memberId}/signature", write.save_signature),
+        web.get(CORP + "/admins", read.admins),
+        web.put(CORP + "/admins", write.set_admins),
+        web.get(CORP + "/local-data", read.local_data),
+        web.post(CORP + "/sync", sync.start_sync),
+        web.get(CORP + "/sync-runs", sync.sync_runs),
+        web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
+        # what no route above takes
+        web.route("*", "/{tail:.*}", unrouted, name="unrouted"),
+    ]
 
 
 def _callback_labels(path: str) -> tuple[str, str] | None:
@@ -42,63 +98,70 @@ def _callback_labels(path: str) -> tuple[str, str] | None:
     return platform, route
 
 
-def add_unrouted(app: web.Application, metrics: Metrics) -> None:
-    """Register, last, the answer to what no route takes: 405 with ``Allow`` where another method would be
-    taken, else 404. JSON under /api, as the API's other errors; counted like any answer under /callback."""
-    catch_all = app.router.add_resource("/{tail:.*}", name="unrouted")
-
-    async def unrouted(request: web.Request) -> web.StreamResponse:
-        allowed: set[str] = set()
-        for resource in app.router.resources():
-            if resource is not catch_all:
-                _, methods = await resource.resolve(request)
-                allowed |= methods
-        error: web.HTTPException = web.HTTPMethodNotAllowed(request.method, allowed) if allowed else web.HTTPNotFound()
-        labels = _callback_labels(request.path)
-        if labels is not None:
-            metrics.callback_series(*labels).observe(f"http_{error.status}", 0.0)
-        if request.path.startswith("/api"):
-            return http_problem(error)
-        raise error
-
-    catch_all.add_route("*", unrouted)
+async def unrouted(request: web.Request) -> web.StreamResponse:
+    """The answer to what no route takes: 405 with ``Allow`` where another method would be taken, else 404.
+    JSON under /api, as the API's other errors; counted like any answer under /callback."""
+    catch_all = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not catch_all:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    error: web.HTTPException = web.HTTPMethodNotAllowed(request.method, allowed) if allowed else web.HTTPNotFound()
+    labels = _callback_labels(request.path)
+    if labels is not None:
+        request.app[METRICS].callback_series(*labels).observe(f"http_{error.status}", 0.0)
+    if request.path.startswith("/api"):
+        return http_problem(error)
+    raise error
 
 
-def create_app(settings: Settings, config: AppConfig, database_url: str) -> web.Application:
-    """Build the app; the database pool, HTTP session and background services open in ``cleanup_ctx``."""
+def create_app(
+    settings: Settings, config: AppConfig, database_url: str, *, scheduler: SchedulerSettings | None = None
+) -> web.Application:
+    """Build the app; its runtime (pool, HTTP session, clients), worker, intake and scheduler open in
+    ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the drift debounce)."""
     app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks.routes
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[METRICS] = metrics = Metrics()
     app[ENDPOINTS] = endpoints = build_endpoints(config)
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await db.create_pool(database_url)
-        async with pool.acquire() as conn:
-            await db.migrate(conn)
-            app[CORP_ROWS] = await ensure_corps(conn, config)
-        app[POOL] = pool
-        yield
-        await pool.close()
+    async def runtime(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(database_url, config, metrics=metrics) as opened:
+            app[RUNTIME] = opened
+            app[POOL] = opened.pool
+            app[CORP_ROWS] = opened.corp_rows
+            yield
 
-    async def http_session(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
-        app[HTTP] = session
-        yield
-        await session.close()
+    async def worker(app: web.Application) -> AsyncIterator[None]:
+        """Applies the inbox, per corp in arrival order; intake wakes it after each commit."""
+        app[WORKER] = built = app[RUNTIME].worker()
+        if not settings.run_worker:
+            yield
+            return
+        async with running(built):
+            yield
 
     async def intake(app: web.Application) -> AsyncIterator[None]:
-        writer = Intake(app[POOL], metrics=app[METRICS], on_commit=app[WORKER].wake)
+        writer = Intake(app[POOL], metrics=metrics, on_commit=app[WORKER].wake)
         writer.start()
         app[INTAKE] = writer
         yield
         await writer.close()
 
-    app.cleanup_ctx.extend(
-        [database, http_session, services.clients, services.worker, intake, services.scheduler, api.lifecycle]
-    )
-    app.add_routes(Callbacks(app, endpoints, metrics, settings.callback_max_age).routes())
-    app.add_routes(health.routes)
-    app.add_routes(api.routes)
-    add_unrouted(app, metrics)
+    async def full_syncs(app: web.Application) -> AsyncIterator[None]:
+        """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
+        app[SCHEDULER] = sched = app[RUNTIME].scheduler(scheduler)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler") if settings.run_scheduler else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await sched.close()  # the syncs the API started when the loop does not run
+
+    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs])
+    app.on_startup.append(warn_if_loopback_only)
+    app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

@@ -74,7 +74,8 @@ def due(state: CorpSyncState, sync: SyncSettings, settings: SchedulerSettings, *
 
 
 class SyncScheduler:
-    """Runs full syncs for the configured corps; ``run`` is the loop, ``request`` the on-demand entry."""
+    """Runs full syncs for the configured corps: ``run`` is the loop, ``request`` and ``start`` the on-demand
+    entries. It owns every sync task of its process: one per corp at a time, cancelled by ``close``."""
 
     def __init__(
         self,
@@ -115,14 +116,24 @@ class SyncScheduler:
         corp = self._corps.get(corp_name)
         if corp is None:
             raise UnknownCorp(corp_name)
-        task = self._tasks.get(corp_name)
+        task, _ = self.start(corp, trigger, allow_deletes=allow_deletes, progress=progress)
+        return task
+
+    def start(
+        self, corp: CorpConfig, trigger: str, *, allow_deletes: bool = False, progress: Progress | None = None
+    ) -> tuple[asyncio.Task[SyncResult], bool]:
+        """(task, started now): a full sync of ``corp``, or the one of it already running in this process.
+
+        ``corp`` need not be one this scheduler serves yet (a suite tenant authorized since its last tick).
+        """
+        task = self._tasks.get(corp.name)
         if task is not None and not task.done():
-            return task
-        task = asyncio.create_task(self._sync(corp, trigger, allow_deletes, progress), name=f"full-sync:{corp_name}")
-        self._tasks[corp_name] = task
+            return task, False
+        task = asyncio.create_task(self._sync(corp, trigger, allow_deletes, progress), name=f"full-sync:{corp.name}")
+        self._tasks[corp.name] = task
         if self._on_finished is not None:
             task.add_done_callback(self._finished)
-        return task
+        return task, True
 
     def _finished(self, task: asyncio.Task[SyncResult]) -> None:
         if self._on_finished is not None and not task.cancelled() and task.exception() is None:
@@ -141,10 +152,14 @@ class SyncScheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_seconds)
         finally:
-            tasks = [t for t in self._tasks.values() if not t.done()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+
+    async def close(self) -> None:
+        """Cancel the syncs still running (full sync records them as failed: 'cancelled')."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def tick(self, *, startup: bool = False) -> list[str]:
         """Start the runs that are due now; return the names of the corps started."""

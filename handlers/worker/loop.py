@@ -20,18 +20,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
 import asyncpg
 
-from handlers.clients import LimiterRegistry, SuiteClient, make_client
-from handlers.clients.observe import ClientObserver
-from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.errors import MalformedMessage
-from handlers.events import CorpRef, DirectoryClient, Services, Shared
+from handlers.events import Services, Shared
 from handlers.store import inbox, locks
 from handlers.store.inbox import InboxRow
 from handlers.store.pool import DB_ERRORS
@@ -352,54 +348,6 @@ class Worker:
         if dead and self.events is not None:
             self.events.on_dead(row.stream)
         return dead
-
-
-# -- composition -----------------------------------------------------------------------------------
-
-
-class ConfigClients:
-    """One platform client per corps row, built once: configured corps from the app dir, suite tenants
-    registered at run time as a ``WecomProxyCorp`` of their auth. None for a corp the config cannot serve."""
-
-    def __init__(self, config: AppConfig, make: Callable[[CorpConfig], DirectoryClient]) -> None:
-        self._config = config
-        self._make = make
-        self._clients: dict[str, DirectoryClient | None] = {}
-
-    async def client(self, corp: CorpRef) -> DirectoryClient | None:
-        if corp.name not in self._clients:
-            config: CorpConfig | None = self._config.corps.get(corp.name)
-            auth = self._config.auths.get(corp.auth_name or "")
-            if config is None and auth is not None:
-                config = WecomProxyCorp(name=corp.name, title=corp.name, corp_id=corp.corp_id, auth=auth)
-            self._clients[corp.name] = None if config is None else self._make(config)
-        return self._clients[corp.name]
-
-
-def build_worker(
-    pool: asyncpg.Pool,
-    config: AppConfig,
-    session: aiohttp.ClientSession,
-    settings: WorkerSettings | None = None,
-    *,
-    limiters: LimiterRegistry | None = None,
-    observer: ClientObserver | None = None,
-    events: EventObserver | None = None,
-) -> Worker:
-    """The worker of ``corpsync serve``, with real platform clients sharing one limiter registry."""
-    registry = limiters or LimiterRegistry()
-    suites: dict[str, SuiteClient] = {}
-
-    def make(corp: CorpConfig) -> DirectoryClient:
-        return make_client(corp, session, pool, observer=observer, limiters=registry)
-
-    def suite_api(auth: SuiteAuth) -> SuiteClient:
-        if auth.name not in suites:
-            suites[auth.name] = SuiteClient(auth, session, pool, observer=observer, limiters=registry)
-        return suites[auth.name]
-
-    services = Services(clients=ConfigClients(config, make), config=config, suite_api=suite_api, pool=pool)
-    return Worker(pool, services, settings, events=events)
 
 
 @contextlib.asynccontextmanager

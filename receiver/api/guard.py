@@ -1,4 +1,4 @@
-"""Who may call ``/api``, and how its errors look: every route is registered through ``endpoint``.
+"""Who may call ``/api``, and how its errors look: every /api handler is wrapped by ``endpoint``.
 
 With ``CORPSYNC_ADMIN_TOKEN`` set, a request needs ``Authorization: Bearer <token>`` (compared in constant
 time) or gets 401. Without a token the API answers only loopback peers (403 otherwise); a request that
@@ -24,8 +24,6 @@ from receiver.errors import error_json
 from receiver.keys import SETTINGS
 
 log = logging.getLogger("corpsync.api")
-
-routes = web.RouteTableDef()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,39 +78,44 @@ def authorize(request: web.Request) -> web.Response | None:
     return None
 
 
-def endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
-    """Register an /api handler behind ``authorize``, with the API's errors mapped to JSON answers."""
+def endpoint(handler: Handler) -> Handler:
+    """``handler`` behind ``authorize``, with the API's errors mapped to JSON answers (routes: receiver.app)."""
 
-    def register(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            denied = authorize(request)
-            if denied is not None:
-                return denied
-            try:
-                return await handler(request)
-            except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error
-                if exc.status < 400:
-                    raise
-                return http_problem(exc)
-            except Exception as exc:
-                mapped = error_json(exc)
-                if mapped is not None:
-                    status, body = mapped
-                    if isinstance(exc, UnknownCorp):
-                        body["corp"] = request.match_info.get("corp")
-                    elif status == 503:
-                        log.warning(
-                            "api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__}
-                        )
-                    return reply(body, status)
-                # a bug: answer JSON; log type and place (messages may hold personal data)
-                frame = traceback.extract_tb(exc.__traceback__)[-1]
-                where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-                log.error("api handler failed", extra={"action": "api_error", "error": type(exc).__name__, "at": where})
-                return problem(500, "internal error")
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        denied = authorize(request)
+        if denied is not None:
+            return denied
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error
+            if exc.status < 400:
+                raise
+            return http_problem(exc)
+        except Exception as exc:
+            mapped = error_json(exc)
+            if mapped is not None:
+                status, body = mapped
+                if isinstance(exc, UnknownCorp):
+                    body["corp"] = request.match_info.get("corp")
+                elif status == 503:
+                    log.warning(
+                        "api store unavailable", extra={"action": "api_unavailable", "error": type(exc).__name__}
+                    )
+                return reply(body, status)
+            # a bug: answer JSON; log type and place (messages may hold personal data)
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+            log.error("api handler failed", extra={"action": "api_error", "error": type(exc).__name__, "at": where})
+            return problem(500, "internal error")
 
-        routes.route(method, path)(guarded)
-        return handler
+    return guarded
 
-    return register
+
+async def warn_if_loopback_only(app: web.Application) -> None:
+    """Say once, at start-up, that /api answers loopback callers only (no admin token is set)."""
+    if app[SETTINGS].admin_token is None:
+        log.warning(
+            "api answers loopback only: no admin token",
+            extra={"action": "api_loopback_only", "hint": "set CORPSYNC_ADMIN_TOKEN to call /api from elsewhere"},
+        )

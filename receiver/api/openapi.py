@@ -214,6 +214,6 @@ SPEC: Schema = {
 }
 
 
-@endpoint("GET", "/api/openapi.json")
+@endpoint
 async def openapi(request: web.Request) -> web.Response:
     return reply(SPEC)

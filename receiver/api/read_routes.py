@@ -8,47 +8,45 @@ from handlers.api import corp_page
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, reply
-from receiver.keys import CONFIG, HTTP, POOL
-
-CORP = "/api/corps/{corp}"
+from receiver.keys import RUNTIME
 
 
-@endpoint("GET", "/api/corps")
+@endpoint
 async def list_corps(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
-    app = request.app
-    return reply((await corp_page(app[POOL], app[CONFIG], limit, cursor, app[HTTP])).to_json())
+    runtime = request.app[RUNTIME]
+    return reply((await corp_page(runtime.pool, runtime.config, limit, cursor, runtime.session)).to_json())
 
 
-@endpoint("GET", CORP)
+@endpoint
 async def corp_info(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.get_corp_info()).to_json())
 
 
-@endpoint("GET", CORP + "/root-dept")
+@endpoint
 async def root_dept(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.get_root_dept()).to_json())
 
 
-@endpoint("GET", CORP + "/depts")
+@endpoint
 async def depts(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.page_depts(limit, cursor)).to_json())
 
 
-@endpoint("GET", CORP + "/depts/{deptId}")
+@endpoint
 async def dept(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.get_dept(request.match_info["deptId"])).to_json())
 
 
-@endpoint("GET", CORP + "/members")
+@endpoint
 async def members(request: web.Request) -> web.Response:
     given = params.query(request, params.MEMBER_PARAMS)
     where, limit, cursor = params.member_filter(given), params.limit(given), params.cursor(given)
@@ -56,14 +54,14 @@ async def members(request: web.Request) -> web.Response:
     return reply((await corp.page_members(where, limit, cursor)).to_json())
 
 
-@endpoint("GET", CORP + "/members/{memberId}")
+@endpoint
 async def member(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.get_member(request.match_info["memberId"])).to_json())
 
 
-@endpoint("GET", CORP + "/members/{memberId}/roles")
+@endpoint
 async def member_roles(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
@@ -71,21 +69,21 @@ async def member_roles(request: web.Request) -> web.Response:
     return reply({"items": [r.to_json() for r in roles], "total": len(roles), "nextCursor": None})
 
 
-@endpoint("GET", CORP + "/members/{memberId}/signature")
+@endpoint
 async def signature(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.get_user_signature(request.match_info["memberId"])).to_json())
 
 
-@endpoint("GET", CORP + "/admins")
+@endpoint
 async def admins(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.page_admins(limit, cursor)).to_json())
 
 
-@endpoint("GET", CORP + "/local-data")
+@endpoint
 async def local_data(request: web.Request) -> web.Response:
     params.query(request, ())
     corp = await get_corp(request.app, request.match_info["corp"])

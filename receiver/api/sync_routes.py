@@ -1,29 +1,25 @@
 """Full syncs over HTTP: ``POST …/sync`` starts one (202 with its run), ``GET …/sync-runs[/{runId}]`` reads them.
 
-A sync started here runs in the background of this process: through the app's scheduler (``SCHEDULER``)
-when one is set and knows the corp, else through ``SyncTasks`` (one task per corp). One run per corp at a
-time across processes (the advisory lock of handlers.sync.fullsync): a sync already under way anywhere is
-answered with that run and ``alreadyRunning: true`` — with the options it was started with.
+A sync started here runs in the background of this process, as a task of the app's scheduler (``SCHEDULER``):
+the one owner of the process's full syncs, one task per corp. One run per corp at a time across processes
+(the advisory lock of handlers.sync.fullsync): a sync already under way anywhere is answered with that run
+and ``alreadyRunning: true`` — with the options it was started with.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
 
 from aiohttp import web
 
 from handlers.api import Corp
-from handlers.errors import UnknownCorp, UnknownRecord
+from handlers.errors import UnknownRecord
 from handlers.sync.fullsync import RunStatus, SyncResult
-from handlers.sync.reconcile import empty_counts
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, problem, reply
-from receiver.api.read_routes import CORP
-from receiver.keys import CONFIG, SCHEDULER
+from receiver.keys import SCHEDULER
 
 log = logging.getLogger("corpsync.api")
 
@@ -31,55 +27,9 @@ START_WAIT = 10.0  # seconds to wait for the run record before answering without
 POLL = 0.05
 
 
-class SyncTasks:
-    """The syncs this process started for the API: at most one task per corp."""
-
-    def __init__(self, on_finished: Callable[[SyncResult], None] | None = None) -> None:
-        self._tasks: dict[str, asyncio.Task[SyncResult]] = {}
-        self._on_finished = on_finished  # told of each run started here once it ended (metrics)
-
-    def start(self, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
-        """(task, started now); a task of the corp still running is returned as it is."""
-        task = self._tasks.get(corp.name)
-        if task is not None and not task.done():
-            return task, False
-        task = asyncio.create_task(_run(corp, allow_deletes), name=f"api-sync:{corp.name}")
-        self._tasks[corp.name] = task
-        if self._on_finished is not None:
-            task.add_done_callback(self._finished)
-        return task, True
-
-    def _finished(self, task: asyncio.Task[SyncResult]) -> None:
-        if self._on_finished is not None and not task.cancelled() and task.exception() is None:
-            self._on_finished(task.result())
-
-    async def close(self) -> None:
-        """Cancel the syncs still running (full sync records them as failed: 'cancelled')."""
-        running = [t for t in self._tasks.values() if not t.done()]
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-
-
-SYNC_TASKS = web.AppKey("api_sync_tasks", SyncTasks)
-
-
-async def _run(corp: Corp, allow_deletes: bool) -> SyncResult:
-    try:
-        return await corp.sync_corp(allow_deletes=allow_deletes, trigger="api")
-    except Exception as exc:  # never lost in a task nobody awaits: a failed result and a log line
-        log.warning("api sync crashed", extra={"action": "api_sync_crashed", "corp": corp.name,
-                                               "error": type(exc).__name__})  # fmt: skip
-        return SyncResult(corp.name, "api", RunStatus.FAILED, None, empty_counts(), error=type(exc).__name__)
-
-
 def _start(app: web.Application, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
-    scheduler = app.get(SCHEDULER)
-    if scheduler is not None and corp.name in app[CONFIG].corps:
-        fresh = corp.name not in scheduler.running()
-        with contextlib.suppress(UnknownCorp):
-            return scheduler.request(corp.name, "api", allow_deletes=allow_deletes), fresh
-    return app[SYNC_TASKS].start(corp, allow_deletes)
+    """(task, started now): the app's scheduler runs the sync, or already runs one of this corp."""
+    return app[SCHEDULER].start(corp.config, "api", allow_deletes=allow_deletes)
 
 
 async def _run_id(corp: Corp, task: asyncio.Task[SyncResult], after: int) -> tuple[int | None, bool]:
@@ -97,7 +47,7 @@ async def _run_id(corp: Corp, task: asyncio.Task[SyncResult], after: int) -> tup
         await asyncio.wait({task}, timeout=POLL)
 
 
-@endpoint("POST", CORP + "/sync")
+@endpoint
 async def start_sync(request: web.Request) -> web.Response:
     params.query(request, ())
     allow_deletes = params.flag(await params.body(request, ("allowDeletes",), optional=True), "allowDeletes", False)
@@ -116,14 +66,14 @@ async def start_sync(request: web.Request) -> web.Response:
     return reply(body, 202, headers)
 
 
-@endpoint("GET", CORP + "/sync-runs")
+@endpoint
 async def sync_runs(request: web.Request) -> web.Response:
     limit, cursor = params.page(request)
     corp = await get_corp(request.app, request.match_info["corp"])
     return reply((await corp.page_sync_runs(limit, cursor)).to_json())
 
 
-@endpoint("GET", CORP + "/sync-runs/{runId}")
+@endpoint
 async def sync_run(request: web.Request) -> web.Response:
     params.query(request, ())
     raw = request.match_info["runId"]

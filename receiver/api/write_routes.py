@@ -11,10 +11,9 @@ from aiohttp import web
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, reply
-from receiver.api.read_routes import CORP
 
 
-@endpoint("POST", CORP + "/members/{memberId}/offline")
+@endpoint
 async def offline_member(request: web.Request) -> web.Response:
     params.query(request, ())
     await params.body(request, (), optional=True)
@@ -23,7 +22,7 @@ async def offline_member(request: web.Request) -> web.Response:
     return reply(member.to_json())
 
 
-@endpoint("PUT", CORP + "/members/{memberId}/roles")
+@endpoint
 async def set_roles(request: web.Request) -> web.Response:
     params.query(request, ())
     role_ids = params.id_list(await params.body(request, ("roleIds",)), "roleIds")
@@ -32,7 +31,7 @@ async def set_roles(request: web.Request) -> web.Response:
     return reply({"items": [r.to_json() for r in roles], "total": len(roles), "nextCursor": None})
 
 
-@endpoint("PUT", CORP + "/members/{memberId}/signature")
+@endpoint
 async def save_signature(request: web.Request) -> web.Response:
     params.query(request, ())
     text = params.required(await params.body(request, ("signature",)), "signature")
@@ -40,7 +39,7 @@ async def save_signature(request: web.Request) -> web.Response:
     return reply((await corp.save_user_signature(request.match_info["memberId"], text)).to_json())
 
 
-@endpoint("PUT", CORP + "/admins")
+@endpoint
 async def set_admins(request: web.Request) -> web.Response:
     params.query(request, ())
     member_ids = params.id_list(await params.body(request, ("memberIds",)), "memberIds")

@@ -75,16 +75,11 @@ class Intake:
         if max_batch > ROWS_PER_STATEMENT:  # a group must stay one statement: one implicit transaction
             raise ValueError(f"max_batch must be at most {ROWS_PER_STATEMENT}")
         self._pool = pool
-        # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: far fewer
-        # synchronous commits at steady rates (the CPU goes to the worker), no wait under heavy load. Under
-        # heavy load no group is bigger than ``max_batch``: the event loop runs every request that arrived
-        # before the intake gets a turn, so one unbounded group would take them all and leave the server
-        # idle while it commits, then the database idle while the server parses the next wave. Small groups
-        # let some commit while the server works on the others, and still share each commit between many
-        # callbacks.
-        # At most ``max_in_flight`` groups are at the database at once. One stream's groups commit one after
-        # the other anyway (the advisory lock in inbox_insert_rows), and each backend working at the same time
-        # takes a core from the server, which then waits for a CPU instead of parsing callbacks.
+        # A group waits up to ``linger`` for more callbacks, or until ``full_group`` are waiting: fewer
+        # synchronous commits at steady rates, no wait under heavy load. Groups stay small (``max_batch``) so
+        # some commit while the server parses the others, instead of server and database idling in turn.
+        # At most ``max_in_flight`` groups are at the database at once: each busy backend takes a core from
+        # the server, and one stream's groups commit one after the other anyway (inbox_insert_rows' lock).
         self._linger = linger
         self._full_group = full_group
         self._full = asyncio.Event()

@@ -5,8 +5,9 @@ suite instructions and URL checks 1 s, DingTalk 2.5 s). Rejections are 4xx and n
 signature has been checked (``CallbackCipher.open``).
 
 This is the hot path, so it goes without middleware: each route is wrapped once, at start-up, in
-``Callbacks._answered``, which maps the exception tree to statuses and counts and times the answer under the
-route's fixed labels. The app has no middleware at all; ``receiver.app.add_unrouted`` answers what no route takes.
+``Callbacks.answered``, which maps the exception tree to statuses and counts and times the answer under the
+route's fixed labels. The app has no middleware at all; its route table is ``receiver.app.routes``, and
+``receiver.app.unrouted`` answers what no route takes.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def _reject(status: int, text: str) -> web.Response:
 
 
 class Callbacks:
-    """The callback routes of one app. The database pool, corp rows and intake are read from the app as it runs."""
+    """The callback routes of one app (``receiver.app.routes`` names their paths, each through ``answered``).
+    The database pool, corp rows and intake are read from the app as it runs."""
 
     def __init__(self, app: web.Application, endpoints: Endpoints, metrics: Metrics, max_age: int | None) -> None:
         self._app = app
@@ -68,19 +70,7 @@ class Callbacks:
         self._metrics = metrics
         self._max_age = max_age
 
-    def routes(self) -> list[web.RouteDef]:
-        answered = self._answered
-        return [
-            web.get("/callback/wecom/{corp}", answered("wecom", "wecom", self.wecom_verify)),
-            web.post("/callback/wecom/{corp}", answered("wecom", "wecom", self.wecom_event)),
-            web.get("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", self.suite_verify)),
-            web.post("/callback/wecom-suite/{auth}", answered("wecom", "wecom-suite", self.suite_instruction)),
-            web.get("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", self.suite_data_verify)),
-            web.post("/callback/wecom-suite/{auth}/data", answered("wecom", "wecom-suite-data", self.suite_data)),
-            web.post("/callback/dingtalk/{corp}", answered("dingtalk", "dingtalk", self.dingtalk_event)),
-        ]
-
-    def _answered(
+    def answered(
         self, platform: str, route: str, handler: Route
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """``handler`` with its rejections mapped to statuses, and every answer counted and timed."""

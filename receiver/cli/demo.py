@@ -23,14 +23,15 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from handlers.api import Corp
 from handlers.store.inbox import pending_count
 from handlers.sync.fullsync import format_summary
+from receiver.api import get_corp
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
 from receiver.cli.progress import ProgressBar
 from receiver.embedded import start_embedded
 from receiver.keys import POOL
+from receiver.runtime import http_session
 from receiver.settings import Settings
 from receiver.testing import Simulator, generate_org, mutations, run_simulator
 from receiver.testing.accounts import DingTalkApp, SuiteTenant, WecomCorp, WecomSuite
@@ -141,13 +142,12 @@ async def wait_applied(app: web.Application, within: float = 30) -> bool:
     return False
 
 
-async def compare(app: web.Application, config_root: Path, name: str, session: aiohttp.ClientSession) -> str:
-    """Local active members vs the platform's visible members (fetched through the real client)."""
-    config = load_app_dir(config_root, {})
-    async with await Corp.open(app[POOL], config, name, session=session) as corp:
-        local = {m.member_id for m in await corp.get_members("active")}
-        depts = {d.dept_id for d in await corp.get_depts()}
-        upstream = (await corp.get_third_corp_data()).snapshot
+async def compare(app: web.Application, name: str) -> str:
+    """Local active members vs the platform's visible members (fetched through the app's client)."""
+    corp = await get_corp(app, name)
+    local = {m.member_id for m in await corp.get_members("active")}
+    depts = {d.dept_id for d in await corp.get_depts()}
+    upstream = (await corp.get_third_corp_data()).snapshot
     remote = {m.user_id for m in upstream.members}
     remote_depts = {d.dept_id for d in upstream.departments}
     same = local == remote and depts == remote_depts
@@ -173,7 +173,7 @@ async def run_demo(*, host: str, port: int, seconds: float | None, members: int,
             bound = port or _bound_port(site)
             receiver = f"http://{host}:{bound}"
             try:
-                return await _story(app, state, orgs, receiver, seconds, rate, say, sim.url)
+                return await _story(app, orgs, receiver, seconds, rate, say, sim.url)
             finally:
                 await runner.cleanup()
     finally:
@@ -191,24 +191,23 @@ def _bound_port(site: web.TCPSite) -> int:
     raise RuntimeError("the demo receiver has no listening socket")
 
 
-async def _story(app: web.Application, state: Path, orgs: DemoOrgs, receiver: str, seconds: float | None,
+async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: float | None,
                  rate: float, say: Say, sim_url: str) -> int:  # fmt: skip
     say(f"upstream simulator  {sim_url}  (WeCom self-built, a 代开发 tenant, DingTalk)")
     say(f"receiver            {receiver}")
-    async with aiohttp.ClientSession() as session:
+    async with http_session() as session:
         pusher = Pusher(orgs, receiver, session)
         say("authorizing the 代开发 tenant: suite_ticket and create_auth callbacks → permanent code")
         await pusher.suite(orgs.sim.issue_suite_ticket(SUITE_ID))
         _, create_auth = orgs.sim.create_auth(SUITE_ID, orgs.tenant.corp_id)
         await pusher.suite(create_auth)
         await wait_applied(app)
-        config = load_app_dir(state, {})
         for name in ("HQ", "T1", "Sales"):
-            async with await Corp.open(app[POOL], config, name, session=session) as corp:
-                bar = ProgressBar()
-                result = await corp.sync_corp(progress=bar if bar.enabled else None)
-                bar.close()
-                say(format_summary(result))
+            corp = await get_corp(app, name)
+            bar = ProgressBar()
+            result = await corp.sync_corp(progress=bar if bar.enabled else None)
+            bar.close()
+            say(format_summary(result))
         say("")
         say(f"explore:  curl {receiver}/api/corps   ·   {receiver}/readyz   ·   {receiver}/metrics")
         say("now changing the orgs upstream; each change's callback flows through the receiver (Ctrl-C stops)")
@@ -231,7 +230,7 @@ async def _story(app: web.Application, state: Path, orgs: DemoOrgs, receiver: st
         say("")
         applied = await wait_applied(app)
         say("all callbacks applied" if applied else "some callbacks are still pending")
-        lines = [await compare(app, state, name, session) for name in ("HQ", "T1", "Sales")]
+        lines = [await compare(app, name) for name in ("HQ", "T1", "Sales")]
         for line in lines:
             say(line)
     return 0 if applied and all(line.endswith("in sync") for line in lines) else 1

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -24,45 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from handlers.store import health
 from handlers.store import pool as db
 from receiver.keys import METRICS, POOL, SETTINGS, WORKER
-
-routes = web.RouteTableDef()
+from receiver.ops.state import StreamState
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
 WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
-
-
-@dataclass(frozen=True, slots=True)
-class StreamState:
-    """An active corp, or an inbox stream of no active corp (``is_corp`` False), as the database has it now."""
-
-    name: str
-    is_corp: bool
-    last_sync_status: str | None  # of the newest finished full sync; None: never
-    last_sync_age: float | None  # seconds since it finished
-    good_sync_age: float | None  # seconds since the newest succeeded or quarantined run finished
-    pending: int
-    oldest_pending_age: float | None  # seconds since the oldest pending event was received
-
-    @classmethod
-    def from_record(cls, row: Mapping[str, Any]) -> StreamState:
-        return cls(
-            name=row["name"],
-            is_corp=row["is_corp"],
-            last_sync_status=row["last_sync_status"],
-            last_sync_age=row["last_sync_age"],
-            good_sync_age=row["good_sync_age"],
-            pending=row["pending"],
-            oldest_pending_age=row["oldest_pending_age"],
-        )
-
-    def inbox_json(self) -> dict[str, Any]:
-        return {"pending": self.pending, "oldestPendingSeconds": _seconds(self.oldest_pending_age)}
-
-    def corp_json(self) -> dict[str, Any]:
-        last = None
-        if self.last_sync_status is not None:
-            last = {"status": self.last_sync_status, "ageSeconds": _seconds(self.last_sync_age)}
-        return {"lastSync": last, "inbox": self.inbox_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +63,11 @@ def worker_state(app: web.Application) -> str:
     return "running"
 
 
-def _seconds(value: float | None) -> float | None:
-    return None if value is None else round(max(value, 0.0), 3)
-
-
-@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and serving."""
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """200 when ready, 503 with the reasons otherwise; per-corp sync and inbox state either way."""
     state = await read_database(request.app[POOL])
@@ -137,7 +94,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if reasons else 200)
 
 
-@routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
     state = await read_database(request.app[POOL])

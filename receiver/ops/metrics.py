@@ -2,7 +2,7 @@
 
 Counters and histograms move as things happen in this process: callbacks (``CallbackSeries``), inbox
 commits (intake), applied and dead-lettered events (the worker, through ``EventMetrics``), full syncs (the
-scheduler, and the API's own sync tasks, through ``sync_finished``), platform calls and token fetches (the
+scheduler, which runs the API's too, through ``sync_finished``), platform calls and token fetches (the
 clients, through ``ClientMetrics``). The gauges of database state (backlog, oldest pending event, age of the
 last good sync, database up) are shared by every process on the database: they are read at scrape time.
 """
@@ -12,16 +12,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import accumulate
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from handlers.sync.fullsync import RunStatus, SyncResult
-
-if TYPE_CHECKING:
-    from receiver.ops.health import StreamState
+from receiver.ops.state import StreamState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LATENCY_LE = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # the le labels, as prometheus_client writes them
@@ -33,7 +30,7 @@ class CallbackSeries:
 
     Plain counters that ``_CallbackCollector`` turns into ``corpsync_callbacks_total`` and
     ``corpsync_callback_answer_seconds`` at scrape time. prometheus_client's own Counter and Histogram take a
-    lock per increment and find the bucket in a Python loop: about a tenth of a callback's cost in the app.
+    lock per increment and find the bucket in a Python loop, a cost every callback would pay.
     Everything here runs on the event loop's thread.
     """
 

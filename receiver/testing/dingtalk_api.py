@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -10,9 +10,7 @@ from aiohttp import web
 from receiver.testing.accounts import DingTalkApp
 from receiver.testing.gate import ApiError
 from receiver.testing.org import SimMember, SimOrg
-
-if TYPE_CHECKING:
-    from receiver.testing.simulator import Simulator
+from receiver.testing.upstream import Upstream
 
 FAILED_BATCH = 200
 USER_PAGE_MAX = 100
@@ -39,7 +37,7 @@ class DingTalkApi:
     departments outside it answer 50004 and members outside it 50002 (``user/listid`` is not limited).
     """
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Upstream) -> None:
         self.sim = sim
 
     def routes(self) -> list[web.RouteDef]:

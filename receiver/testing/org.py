@@ -302,7 +302,7 @@ def generate_org(
 
     domain = f"corp{seed}.example.com"
     hired_base = 1_262_304_000_000  # 2010-01-01
-    rand = rng.random  # int(rand() * n) instead of randrange: 5x faster, and still seeded
+    rand = rng.random  # int(rand() * n) instead of randrange: much faster, and still seeded
 
     def pick(items: str | tuple[str, ...]) -> str:
         return items[int(rand() * len(items))]

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -20,12 +19,13 @@ from handlers.errors import CorpsyncError
 from receiver.callbacks.crypto import CallbackCipher
 from receiver.testing.accounts import DingTalkApp, SuiteTenant, WecomCorp, WecomSuite, make_secret, suite_xml
 from receiver.testing.callbacks import sign_dingtalk_callback, sign_wecom_callback
+from receiver.testing.dingtalk_api import DingTalkApi
 from receiver.testing.events import failed_entry
 from receiver.testing.gate import ApiError, Fault, FaultKind, Faults, RateLimiter, RateLimits, TokenStore, api_key
 from receiver.testing.org import SimOrg
+from receiver.testing.upstream import Handler, Platform
+from receiver.testing.wecom_api import WecomApi
 
-Platform = Literal["wecom", "dingtalk"]
-Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
 WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _RATE_ERRORS = {"wecom": (45009, "api freq out of limit"), "dingtalk": (90018, "当前应用调用该接口的QPS超过限制")}
@@ -41,7 +41,8 @@ class PushResult:
 
 
 class Simulator:
-    """Simulated WeCom and DingTalk servers. Register orgs, then serve ``app`` (see ``run_simulator``).
+    """Simulated WeCom and DingTalk servers (the ``Upstream`` their APIs see). Register orgs, then serve ``app``
+    (see ``run_simulator``).
 
     URL layout (``apiBase`` of a corp config): ``{url}/wecom`` (then ``/cgi-bin/...``) and ``{url}/dingtalk``
     (then ``/gettoken``, ``/topapi/...``, ``/call_back/...``). Every call is counted in ``calls`` under
@@ -255,9 +256,6 @@ class Simulator:
     @property
     def app(self) -> web.Application:
         if self._app is None:
-            from receiver.testing.dingtalk_api import DingTalkApi
-            from receiver.testing.wecom_api import WecomApi
-
             self._app = web.Application(client_max_size=4 * 1024 * 1024)
             self._app.add_routes(WecomApi(self).routes())
             self._app.add_routes(DingTalkApi(self).routes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -13,9 +13,7 @@ from aiohttp import web
 from receiver.testing.accounts import SuiteTenant, WecomCorp, WecomSuite, make_secret
 from receiver.testing.gate import ApiError, api_key
 from receiver.testing.org import SimDept, SimMember, SimOrg
-
-if TYPE_CHECKING:
-    from receiver.testing.simulator import Simulator
+from receiver.testing.upstream import Upstream
 
 OK: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
 _NO_PRIVILEGE = (60011, "no privilege to access/modify contact/party/agent")
@@ -63,7 +61,7 @@ class WecomApi:
     corp and alone may call ``user/list_id``; ``corp`` (third-party ``get_corp_token``) is scoped like ``app``.
     """
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Upstream) -> None:
         self.sim = sim
 
     def routes(self) -> list[web.RouteDef]:

@@ -11,7 +11,7 @@ import pytest
 
 from handlers.config import AppConfig, Secret, SuiteAuth, WecomProxyCorp
 from handlers.model import Department, Member, Membership, Tag
-from handlers.worker.loop import build_worker
+from receiver.runtime import build_worker
 from receiver.testing import SimOrg, Simulator, run_simulator
 from tests.handlers.eventkit import (
     FAST,

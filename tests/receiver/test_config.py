@@ -22,7 +22,8 @@ from handlers.config import (
     WecomProxyCorp,
 )
 from handlers.errors import ConfigError
-from receiver.appdir import describe, load_app_dir
+from receiver.appdir import load_app_dir
+from receiver.appdir.registration import registration_lines
 from receiver.errors import IllegalAesKey
 
 HQ_AES = ("hqAesKey0" * 5)[:43]
@@ -655,7 +656,7 @@ def test_secrets_from_environment_stay_hidden(tmp_path: Path) -> None:
 
 
 def test_describe_lists_each_corp_with_type_corp_id_and_callback_url(app_dir: Path) -> None:
-    text = "\n".join(describe(load_app_dir(app_dir, {}), "https://sync.example.com/"))
+    text = "\n".join(registration_lines(load_app_dir(app_dir, {}), "https://sync.example.com/"))
     assert "corps/HQ: 'HQ' corps.QywxInnerType" in text
     assert "corpId wwHQ0001" in text
     assert "https://sync.example.com/callback/wecom/HQ" in text
@@ -670,14 +671,14 @@ def test_describe_lists_each_corp_with_type_corp_id_and_callback_url(app_dir: Pa
 
 
 def test_describe_gives_suite_instruction_and_data_urls_with_corpid_hint(app_dir: Path) -> None:
-    lines = describe(load_app_dir(app_dir, {}), "https://sync.example.com")
+    lines = registration_lines(load_app_dir(app_dir, {}), "https://sync.example.com")
     assert any(line.endswith(": https://sync.example.com/callback/wecom-suite/Suite") for line in lines)
     assert any(line.endswith(": https://sync.example.com/callback/wecom-suite/Suite/data") for line in lines)
     assert any("?corpid=$CORPID$" in line for line in lines)
 
 
 def test_describe_names_where_token_and_key_come_from_never_values(app_dir: Path) -> None:
-    lines = describe(load_app_dir(app_dir, {}), "https://sync.example.com")
+    lines = registration_lines(load_app_dir(app_dir, {}), "https://sync.example.com")
     text = "\n".join(lines)
     assert "callback.token / callback.encodingAESKey in corps/HQ/HQ.json" in text
     assert "callback.token / callback.aesKey in corps/Sales/Sales.json" in text
@@ -687,14 +688,14 @@ def test_describe_names_where_token_and_key_come_from_never_values(app_dir: Path
 
 
 def test_describe_proxy_corp_uses_its_auths_keys(app_dir: Path) -> None:
-    lines = describe(load_app_dir(app_dir, {}), "https://x")
+    lines = registration_lines(load_app_dir(app_dir, {}), "https://x")
     start = next(i for i, line in enumerate(lines) if line.startswith("corps/T1:"))
     assert "auths/Suite/Suite.json" in lines[start + 2]
 
 
 def test_describe_empty_app_and_ignored_auths(tmp_path: Path) -> None:
     element(tmp_path, "auths", "Login", "auths.loginTypes.AccountType", {})
-    lines = describe(load_app_dir(tmp_path, {}), "http://127.0.0.1:8080")
+    lines = registration_lines(load_app_dir(tmp_path, {}), "http://127.0.0.1:8080")
     assert lines[0] == f"app dir {tmp_path.resolve()}: 0 corps, 0 suite auths"
     assert any("no corps" in line for line in lines)
     assert any(line.startswith("auths/Login: auths.loginTypes.AccountType") for line in lines)
@@ -702,7 +703,7 @@ def test_describe_empty_app_and_ignored_auths(tmp_path: Path) -> None:
 
 def test_describe_is_deterministic(app_dir: Path) -> None:
     config: AppConfig = load_app_dir(app_dir, {})
-    assert describe(config, "https://x") == describe(load_app_dir(app_dir, {}), "https://x")
+    assert registration_lines(config, "https://x") == registration_lines(load_app_dir(app_dir, {}), "https://x")
 
 
 def test_control_characters_in_a_key_do_not_break_the_one_line(tmp_path: Path) -> None:

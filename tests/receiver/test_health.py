@@ -14,12 +14,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from handlers.api import Corp
-from handlers.config import AppConfig
-from handlers.sync.fullsync import RunStatus, SyncResult
+from handlers.config import AppConfig, CorpConfig
+from handlers.sync.fullsync import RunStatus, SnapshotSource, SyncResult
 from handlers.sync.reconcile import empty_counts
+from handlers.sync.scheduler import SyncScheduler
 from receiver.api import get_corp
-from receiver.api.sync_routes import SyncTasks
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
 from receiver.keys import CORP_ROWS, METRICS, WORKER
@@ -382,16 +381,17 @@ async def test_a_dead_lettered_event_is_counted_for_its_corp(db_url: str, start:
 async def test_api_sync_tasks_report_each_finished_run_once() -> None:
     seen: list[SyncResult] = []
 
-    class Stub:
-        name = "T1"
-
-        async def sync_corp(self, *, allow_deletes: bool, trigger: str) -> SyncResult:
+    class Stub(SyncScheduler):
+        async def _sync(self, corp: CorpConfig, trigger: str, allow_deletes: bool, progress: Any) -> SyncResult:
             await asyncio.sleep(0.01)
             return SyncResult("T1", trigger, RunStatus.SUCCEEDED, 7, empty_counts(), seconds=0.01)
 
-    tasks = SyncTasks(on_finished=seen.append)
-    first, fresh = tasks.start(cast(Corp, Stub()), False)
-    again, fresh_again = tasks.start(cast(Corp, Stub()), False)
+    class Named:
+        name = "T1"
+
+    tasks = Stub(cast(asyncpg.Pool, None), {}, lambda _: cast(SnapshotSource, None), on_finished=seen.append)
+    first, fresh = tasks.start(cast(CorpConfig, Named()), "api")
+    again, fresh_again = tasks.start(cast(CorpConfig, Named()), "api")
     assert (again, fresh, fresh_again) == (first, True, False)
     await first
     await asyncio.sleep(0)

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from handlers.errors import ConfigError
-from receiver.cli import _settle_heap, new_event_loop
+from receiver.cli.serve import _settle_heap, new_event_loop
 from receiver.settings import settings_from_env
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN

@@ -17,8 +17,7 @@ from handlers.sync.fullsync import RunStatus, SyncResult
 from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
-from receiver.keys import CONFIG, CORP_ROWS, POOL
-from receiver.runtime import client_for
+from receiver.keys import CONFIG, CORP_ROWS, POOL, SCHEDULER
 from receiver.settings import Settings
 from receiver.testing import (
     SimOrg,
@@ -178,15 +177,12 @@ async def running_world(root: Path, db_url: str, aiohttp_client: Callable[..., A
         write_dingtalk_corp(root, "Sales", corp_id=sales.corp_id, app_key=sales.app_key, app_secret=sales.app_secret,
                             api_base=sim.dingtalk_api_base, token=sales.token, aes_key=sales.aes_key)  # fmt: skip
         config = load_app_dir(root, {})
-        # The app's own scheduler polls every 5 s and debounces drift for a minute (and takes no settings):
-        # the tests tick one of their own over the app's pool and clients, without the debounce.
+        # The app's scheduler polls every 5 s and debounces drift for a minute: here its loop is off and the
+        # tests tick it themselves, without the debounce.
         settings = Settings(app_dir=root, run_worker=True, run_scheduler=False)
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, config, db_url))
-        app = client.app
-        scheduler = SyncScheduler(
-            app[POOL], config.corps, lambda corp: client_for(app, corp), SchedulerSettings(debounce_seconds=0)
-        )
-        world = World(sim, hq, sales, client, scheduler)
+        app = create_app(settings, config, db_url, scheduler=SchedulerSettings(debounce_seconds=0))
+        client: TestClient[Any, Any] = await aiohttp_client(app)
+        world = World(sim, hq, sales, client, client.app[SCHEDULER])
         try:
             assert set(await world.full_syncs(startup=True)) == {"HQ", "Sales"}
             await world.assert_in_sync("HQ")

@@ -1,0 +1,46 @@
+"""What ``/readyz`` and ``/metrics`` read of the database for each inbox stream: its corp's last full sync and its
+pending inbox. Shared by every process on the database, so read at request or scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """An active corp, or an inbox stream of no active corp (``is_corp`` False), as the database has it now."""
+
+    name: str
+    is_corp: bool
+    last_sync_status: str | None  # of the newest finished full sync; None: never
+    last_sync_age: float | None  # seconds since it finished
+    good_sync_age: float | None  # seconds since the newest succeeded or quarantined run finished
+    pending: int
+    oldest_pending_age: float | None  # seconds since the oldest pending event was received
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> StreamState:
+        return cls(
+            name=row["name"],
+            is_corp=row["is_corp"],
+            last_sync_status=row["last_sync_status"],
+            last_sync_age=row["last_sync_age"],
+            good_sync_age=row["good_sync_age"],
+            pending=row["pending"],
+            oldest_pending_age=row["oldest_pending_age"],
+        )
+
+    def inbox_json(self) -> dict[str, Any]:
+        return {"pending": self.pending, "oldestPendingSeconds": _seconds(self.oldest_pending_age)}
+
+    def corp_json(self) -> dict[str, Any]:
+        last = None
+        if self.last_sync_status is not None:
+            last = {"status": self.last_sync_status, "ageSeconds": _seconds(self.last_sync_age)}
+        return {"lastSync": last, "inbox": self.inbox_json()}
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(max(value, 0.0), 3)
