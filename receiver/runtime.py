@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 
 from handlers.api import Corp
-from handlers.clients import DirectoryClient, LimiterRegistry, SuiteClient, make_client
+from handlers.clients import LimiterRegistry, PlatformClient, SuiteClient, make_client
 from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.events import CorpRef, Services
@@ -51,12 +51,12 @@ class ConfigClients:
     """One platform client per corps row, built once: configured corps from the app dir, suite tenants
     registered at run time as a ``WecomProxyCorp`` of their auth. None for a corp the config cannot serve."""
 
-    def __init__(self, config: AppConfig, make: Callable[[CorpConfig], DirectoryClient]) -> None:
+    def __init__(self, config: AppConfig, make: Callable[[CorpConfig], PlatformClient]) -> None:
         self._config = config
         self._make = make
-        self._clients: dict[str, DirectoryClient | None] = {}
+        self._clients: dict[str, PlatformClient | None] = {}
 
-    async def client(self, corp: CorpRef) -> DirectoryClient | None:
+    async def client(self, corp: CorpRef) -> PlatformClient | None:
         if corp.name not in self._clients:
             config: CorpConfig | None = self._config.corps.get(corp.name)
             auth = self._config.auths.get(corp.auth_name or "")
@@ -80,7 +80,7 @@ def build_worker(
     registry = limiters or LimiterRegistry()
     suites: dict[str, SuiteClient] = {}
 
-    def make(corp: CorpConfig) -> DirectoryClient:
+    def make(corp: CorpConfig) -> PlatformClient:
         return make_client(corp, session, pool, observer=observer, limiters=registry)
 
     def suite_api(auth: SuiteAuth) -> SuiteClient:
@@ -116,7 +116,7 @@ class Runtime:
         self.limiters = LimiterRegistry()
         self._observer = None if metrics is None else ClientMetrics(metrics)
 
-    def client(self, corp: CorpConfig) -> DirectoryClient:
+    def client(self, corp: CorpConfig) -> PlatformClient:
         """The platform client of a corp."""
         return make_client(corp, self.session, self.pool, observer=self._observer, limiters=self.limiters)
 

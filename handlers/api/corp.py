@@ -20,13 +20,14 @@ from handlers.api.data import CorpData, LocalCorpData
 from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
 from handlers.api.paging import DEFAULT_LIMIT, Page
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
-from handlers.clients import DirectoryClient, make_client
+from handlers.clients import PlatformClient, make_client
+from handlers.clients.protocol import Progress
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.model import Snapshot
 from handlers.store import reads as stored
 from handlers.store.directory import Directory, Reactivate
-from handlers.sync.fullsync import Progress, RunStatus, SyncResult, run_full_sync
+from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.api")
@@ -59,7 +60,7 @@ class Corp:
         row_id: int,
         *,
         session: aiohttp.ClientSession | None = None,
-        clients: Callable[[CorpConfig], DirectoryClient] | None = None,
+        clients: Callable[[CorpConfig], PlatformClient] | None = None,
     ) -> None:
         self._pool = pool
         self._app = app
@@ -77,7 +78,7 @@ class Corp:
         name: str,
         session: aiohttp.ClientSession | None = None,
         *,
-        clients: Callable[[CorpConfig], DirectoryClient] | None = None,
+        clients: Callable[[CorpConfig], PlatformClient] | None = None,
     ) -> Corp:
         corp, row_id = await resolve(pool, config, name)
         return cls(pool, config, corp, row_id, session=session, clients=clients)
@@ -128,7 +129,7 @@ class Corp:
 
     # -- the platform ---------------------------------------------------------------------------------
 
-    def get_client(self) -> DirectoryClient:
+    def get_client(self) -> PlatformClient:
         """The platform client of this corp (tokens shared through the database)."""
         if self._clients is not None:
             return self._clients(self.config)

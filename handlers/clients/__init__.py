@@ -1,4 +1,4 @@
-"""Platform API clients: one ``DirectoryClient`` per corp, built by ``make_client``.
+"""Platform API clients: one ``PlatformClient`` per corp, built by ``make_client``.
 
     make_client(corp, session, pool) ─┬─ WecomInnerCorp  → wecom.WecomClient (app + contact-sync tokens)
                                       ├─ WecomProxyCorp  → suite.SuiteClient(auth).tenant_client(corp)
@@ -10,56 +10,31 @@ Tokens live in the ``credentials`` table (handlers.store.credentials), so proces
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import aiohttp
 
 from handlers.clients.base import RetryPolicy
 from handlers.clients.dingtalk import DingTalkClient, FailedEvent, dingtalk_client
 from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
-from handlers.clients.snapshot import Progress
+from handlers.clients.protocol import PlatformClient, Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
 from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
-from handlers.model import Admin, Department, Member, Snapshot, Tag
 from handlers.store.credentials import Db
 
 __all__ = [
     "ClientObserver",
     "DingTalkClient",
-    "DirectoryClient",
     "FailedEvent",
     "LimiterRegistry",
     "NullObserver",
+    "PlatformClient",
+    "Progress",
     "RetryPolicy",
     "SuiteClient",
     "WecomClient",
     "make_client",
 ]
-
-
-class DirectoryClient(Protocol):
-    """What full sync and the event handlers need of a platform.
-
-    ``member`` / ``department`` / ``tag`` answer None when the record no longer exists upstream (or is
-    out of the app's scope); other failures raise ``UpstreamError`` with errcode and errmsg.
-    """
-
-    async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot: ...
-
-    async def member(self, user_id: str) -> Member | None: ...
-
-    async def department(self, dept_id: str) -> Department | None: ...
-
-    async def tag(self, tag_id: str) -> Tag | None: ...
-
-    async def admins(self) -> tuple[Admin, ...] | None: ...
-
-    async def member_count(self) -> int | None: ...
-
-    @property
-    def api_calls(self) -> int: ...
 
 
 def make_client(
@@ -70,7 +45,7 @@ def make_client(
     observer: ClientObserver | None = None,
     limiters: LimiterRegistry | None = None,
     retry: RetryPolicy | None = None,
-) -> DirectoryClient:
+) -> PlatformClient:
     """The client of one configured corp. Pass one ``LimiterRegistry`` per process so clients share pacing."""
     if isinstance(corp, WecomInnerCorp):
         return inner_client(corp, session, pool, observer=observer, limiters=limiters, retry=retry)

@@ -20,7 +20,8 @@ from handlers.clients.dingtalk_records import FailedEvent
 from handlers.clients.dingtalk_walk import DepartmentWalk
 from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
-from handlers.clients.snapshot import Progress, for_each, is_fatal, run_all
+from handlers.clients.protocol import Progress
+from handlers.clients.snapshot import for_each, is_fatal, run_all
 from handlers.clients.tokens import Token, TokenSpec
 from handlers.clients.wecom import access_token
 from handlers.config import DingTalkCorp

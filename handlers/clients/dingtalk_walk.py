@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import handlers.clients.dingtalk_records as rec
 from handlers.clients.base import Json, integer, items, mapping
-from handlers.clients.snapshot import MemberBook, Progress, Ticker, is_fatal, run_all
+from handlers.clients.protocol import Progress
+from handlers.clients.snapshot import MemberBook, Ticker, is_fatal, run_all
 from handlers.errors import UpstreamError
 from handlers.model import Department
 

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from handlers.clients.protocol import Progress
 from handlers.errors import TokenExpired, UpstreamError
 from handlers.model import Department, Member, Membership
 
 log = logging.getLogger("corpsync.clients")
 
 T = TypeVar("T")
-Progress = Callable[[str, int, int], None]
 
 # Answers that will be the same for every department: stop the snapshot instead of failing each one.
 # 40001 bad secret, 40013 bad corpid, 41001 no token, 48002 API not permitted, 48009 contact secret

@@ -18,7 +18,8 @@ import handlers.clients.wecom_records as rec
 from handlers.clients.base import Json, RetryPolicy, Transport, integer, items, text
 from handlers.clients.limiter import LimiterRegistry
 from handlers.clients.observe import ClientObserver, NullObserver
-from handlers.clients.snapshot import MemberBook, Progress, Ticker, for_each, is_fatal, run_all, subtree, visible_root
+from handlers.clients.protocol import Progress
+from handlers.clients.snapshot import MemberBook, Ticker, for_each, is_fatal, run_all, subtree, visible_root
 from handlers.clients.tokens import Token, TokenFetch, TokenSource, TokenSpec
 from handlers.config import Secret, SyncSettings, WecomInnerCorp
 from handlers.errors import UpstreamError

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
+from handlers.clients.protocol import PlatformClient
 from handlers.config import AppConfig, SuiteAuth
 from handlers.model import Department, Member, Role, Tag
 from handlers.store.corps import request_sync
@@ -22,15 +23,6 @@ log = logging.getLogger("corpsync.events")
 class Outcome(StrEnum):
     DONE = "done"
     IGNORED = "ignored"
-
-
-class DirectoryClient(Protocol):
-    """What the handlers read from a platform (handlers.clients implements it). None: not found / not visible."""
-
-    async def member(self, user_id: str) -> Member | None: ...
-    async def department(self, dept_id: str) -> Department | None: ...
-    async def tag(self, tag_id: str) -> Tag | None: ...
-    async def member_count(self) -> int | None: ...
 
 
 @runtime_checkable
@@ -85,7 +77,7 @@ class CorpRef:
 
 
 class ClientSource(Protocol):
-    async def client(self, corp: CorpRef) -> DirectoryClient | None: ...
+    async def client(self, corp: CorpRef) -> PlatformClient | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +118,7 @@ class EventContext:
     services: Services
     shared: Shared = field(default_factory=Shared)
     _directory: Directory | None = None
-    _client: DirectoryClient | None = None
+    _client: PlatformClient | None = None
     _client_checked: bool = False
 
     def directory(self) -> Directory:
@@ -145,7 +137,7 @@ class EventContext:
                 extra={"action": "sync_requested", "corp": self.corp.name, "reason": reason, "inbox_id": self.inbox_id},
             )
 
-    async def client(self) -> DirectoryClient | None:
+    async def client(self) -> PlatformClient | None:
         if not self._client_checked:
             self._client_checked = True
             if self.corp is not None and self.services.clients is not None:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -20,14 +19,13 @@ from typing import Protocol
 import asyncpg
 import orjson
 
+from handlers.clients.protocol import Progress
 from handlers.config import CorpConfig
 from handlers.model import Snapshot
 from handlers.store import locks, sync_runs
 from handlers.sync.reconcile import Counts, Held, apply_snapshot, changes_in, empty_counts
 
 log = logging.getLogger("corpsync.fullsync")
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total), as the platform clients report it
 
 
 class SnapshotSource(Protocol):

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from handlers.clients.protocol import Progress
 from handlers.config import CorpConfig, SyncSettings
 from handlers.errors import UnknownCorp
 from handlers.store import sync_runs
 from handlers.store.corps import corp_id_by_name, ensure_corp
-from handlers.sync.fullsync import Progress, RunStatus, SnapshotSource, SyncResult, run_full_sync
+from handlers.sync.fullsync import RunStatus, SnapshotSource, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.triggers")

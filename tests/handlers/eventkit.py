@@ -14,7 +14,7 @@ import orjson
 
 from handlers.config import Secret, SuiteAuth
 from handlers.errors import UpstreamError
-from handlers.events import CorpRef, DirectoryClient, Services
+from handlers.events import CorpRef, PlatformClient, Services
 from handlers.events.parse import dedupe_key
 from handlers.model import Department, Member, Role, Tag
 from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
@@ -118,15 +118,15 @@ class StubPlatform:
 class Clients:
     """A ClientSource giving the same stand-in for every corp (or none)."""
 
-    platform: DirectoryClient | None
+    platform: PlatformClient | None
 
-    async def client(self, corp: CorpRef) -> DirectoryClient | None:
+    async def client(self, corp: CorpRef) -> PlatformClient | None:
         return self.platform
 
 
 def worker(
     pool: asyncpg.Pool,
-    platform: DirectoryClient | None = None,
+    platform: PlatformClient | None = None,
     *,
     settings: WorkerSettings = FAST,
     **services: Any,
