@@ -1,1 +1,2 @@
-"""The inbox worker: the apply loop (``loop``), one row's apply (``apply``) and the periodic duties (``duties``)."""
+"""The inbox worker: the dispatch loop (``loop``), one stream's turn (``settle``), one row's apply (``apply``) and the
+periodic duties (``duties``)."""
