@@ -92,7 +92,7 @@ class StreamApplier:
                     due = list(itertools.takewhile(lambda r: r.due, records))
                     if not due:
                         break
-                    await prefetch(conn, due, self.services, shared)
+                    await self._prefetch(conn, due, shared)
                     applied, blocked = await self._apply_rows(conn, due, shared)
                     settled += applied
                     if blocked or len(due) < len(records):
@@ -103,6 +103,17 @@ class StreamApplier:
                 if self.settings.async_commit:
                     await inbox.commit_asynchronously(conn, False)
         return settled
+
+    async def _prefetch(self, conn: asyncpg.Connection, rows: list[InboxRow], shared: Shared) -> None:
+        """Read ahead what the rows will read; a failure here is nobody's attempt yet, so it is only logged:
+        each row then reads for itself, and its failure counts against it (and dead-letters it in the end)."""
+        try:
+            await prefetch(conn, rows, self.services, shared)
+        except Exception as exc:
+            log.info(
+                "prefetch failed",
+                extra={"action": "worker_prefetch_failed", "stream": rows[0].stream, "error": describe_error(exc)},
+            )
 
     async def _apply_rows(self, conn: asyncpg.Connection, rows: list[InboxRow], shared: Shared) -> tuple[int, bool]:
         """Apply rows in order: together in one transaction when they can be, else one by one.

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from handlers.errors import UpstreamError
+from handlers.events import Services
 from handlers.model import Member
 from handlers.worker.apply import describe_error
 from handlers.worker.loop import Worker, WorkerSettings, running
@@ -243,3 +244,23 @@ async def test_wake_for_a_stream_being_drained_is_skipped_but_any_other_wakes(po
     finally:
         gate.set()
         await w._active.pop("HQ")
+
+
+class BrokenClients:
+    """A client source that fails for every corp: the prefetch of a batch and each handler's reads hit it."""
+
+    async def client(self, corp: object) -> None:
+        raise RuntimeError("client factory broken")
+
+
+async def test_a_failure_before_any_event_is_applied_still_counts_as_their_attempt(pool: asyncpg.Pool) -> None:
+    corp = await make_corp(pool, "Sales", platform="dingtalk", corp_id="dingb3c0d8e4f7a2965c")
+    first = await push(pool, ding_json("user_add_org", UserId=["u1"]), stream="Sales", platform="dingtalk", corp=corp)
+    await push(pool, ding_json("user_add_org", UserId=["u2"]), stream="Sales", platform="dingtalk", corp=corp)
+    stalled = Worker(pool, Services(clients=BrokenClients(), pool=pool), replace(FAST, max_attempts=2))
+    for _ in range(4):
+        await stalled.run_until_idle()
+    assert first is not None
+    row = await inbox(pool, first)
+    assert (row["status"], row["attempts"]) == ("dead", 2)
+    assert "RuntimeError" in row["last_error"]
