@@ -19,6 +19,7 @@ import handlers.api.writes as writes
 from handlers.api.data import CorpData, LocalCorpData
 from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
 from handlers.api.paging import DEFAULT_LIMIT, Page
+from handlers.api.register import GivenSnapshot, register_members
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
 from handlers.clients import PlatformClient, make_client
 from handlers.clients.protocol import Progress
@@ -26,21 +27,9 @@ from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.model import Snapshot
 from handlers.store import reads as stored
-from handlers.store.directory import Directory, Reactivate
 from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
-from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.api")
-
-
-class _Given:
-    """A snapshot source that answers with a snapshot already in hand (bulk_register)."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot:
-        return self._snapshot
 
 
 class Corp:
@@ -173,22 +162,10 @@ class Corp:
         snapshot = corp_data.snapshot if isinstance(corp_data, CorpData) else corp_data
         if member_ids is None:
             return await run_full_sync(
-                self._pool, self.row_id, self.config, _Given(snapshot), trigger="bulk_register",
+                self._pool, self.row_id, self.config, GivenSnapshot(snapshot), trigger="bulk_register",
                 allow_deletes=allow_deletes,
             )  # fmt: skip
-        wanted = writes.check_ids("memberIds", member_ids)
-        by_id = {m.user_id: m for m in snapshot.members}
-        missing = [m for m in wanted if m not in by_id]
-        if missing:
-            raise UnknownRecord("member", *missing)
-        counts = empty_counts()
-        counter = {"create": "created", "update": "updated", "reactivate": "reactivated"}
-        async with self._pool.acquire() as conn, conn.transaction():
-            directory = Directory(conn, self.row_id, writes.API)
-            for user_id in wanted:
-                change = await directory.upsert_member(by_id[user_id], reactivate=Reactivate.CONFIRMED)
-                if change is not None:
-                    counts["members"][counter[change.op]] += 1
+        counts = await register_members(self._pool, self.row_id, snapshot, writes.check_ids("memberIds", member_ids))
         return SyncResult(self.name, "bulk_register", RunStatus.SUCCEEDED, None, counts)
 
     async def get_agent_id(self, corp_id: str | None = None, suite_id: str | None = None) -> str | None:
