@@ -26,6 +26,7 @@ from handlers.errors import MalformedMessage, StoreUnavailable, UnknownCorp
 from handlers.model import Platform
 from handlers.store.credentials import is_active_tenant
 from handlers.store.inbox import InboxRecord
+from handlers.store.pool import DB_ERRORS
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 from receiver.callbacks.endpoints import CorpEndpoint, Endpoints, SuiteEndpoint
 from receiver.errors import CallbackRejected, EnvelopeError, ReceiveIdError, StaleTimestampError, http_status, rejection
@@ -36,6 +37,9 @@ log = logging.getLogger("corpsync.callbacks")
 
 _WECOM = Platform.WECOM.value  # read once: an enum member's value is a Python-level property
 _DINGTALK = Platform.DINGTALK.value
+
+# What answers 503 so the platform retries: the intake could not commit, or a lookup could not reach the store.
+UNSTORED: tuple[type[BaseException], ...] = (StoreUnavailable, *DB_ERRORS)
 
 MAX_TIMESTAMP_DIGITS = 13  # milliseconds until the year 2286: anything longer is no timestamp
 
@@ -97,7 +101,7 @@ class Callbacks:
             except UnknownCorp:
                 outcome = "unknown_corp"
                 return _reject(404, "unknown corp")
-            except StoreUnavailable:
+            except UNSTORED:
                 outcome = "unavailable"
                 log.warning("callback not stored", extra={"action": "callback_unavailable", "path": request.path})
                 return _reject(503, "store unavailable, retry later")

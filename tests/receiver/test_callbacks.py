@@ -430,6 +430,18 @@ async def test_database_down_answers_503_and_nothing_is_acknowledged(
     assert await inbox.fetchval("SELECT count(*) FROM inbox") == 1
 
 
+async def test_suite_data_answers_503_when_its_tenant_lookup_cannot_reach_the_store(
+    client: TestClient[Any, Any], inbox: asyncpg.Connection
+) -> None:
+    query, body = sign_wecom_callback(
+        CREATE_USER.encode(), token=SUITE_TOKEN, aes_key=SUITE_AES_KEY, receive_id="wwnew0000000000001"
+    )
+    await inbox.execute("ALTER TABLE suite_tenants RENAME TO suite_tenants_away")
+    assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 503
+    await inbox.execute("ALTER TABLE suite_tenants_away RENAME TO suite_tenants")
+    assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 403
+
+
 async def test_metrics_count_callbacks_by_outcome(client: TestClient[Any, Any]) -> None:
     query, body = wecom_query()
     await client.post("/callback/wecom/HQ", params=query, data=body)
