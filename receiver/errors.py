@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from handlers.errors import (
     ConfigError,
     CorpsyncError,
@@ -101,6 +103,7 @@ HTTP_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, 400),
     (UnknownCorp, 404),
     (UnknownRecord, 404),
+    (asyncpg.DataError, 400),  # a value the database cannot hold or compare (input the edge let through)
     (StoreUnavailable, 503),
     *((kind, 503) for kind in DB_UNAVAILABLE),
 )
@@ -125,6 +128,8 @@ def error_json(exc: BaseException) -> tuple[int, dict[str, Any]] | None:
         return status, {"error": f"unknown {exc.kind}", "ids": list(exc.ids)}
     if isinstance(exc, UnknownCorp):
         return status, {"error": "unknown corp"}
+    if isinstance(exc, asyncpg.DataError):
+        return status, {"error": "a value in the request cannot be used"}
     if status == 503:
         return status, {"error": "database unavailable, retry later"}
     return status, {"error": str(exc)}

@@ -16,22 +16,27 @@ from handlers.store import locks, operator
 from handlers.store.directory import Directory, Source
 
 MAX_ID_LENGTH = 255
+MAX_IDS = 10_000  # ids in one write: bounds the work one request can ask of the loop and the database
 MAX_SIGNATURE_LENGTH = 64 * 1024  # a link to an image, or a data: URL of a small one
 
 API = Source("api")
 
 
 def check_ids(field: str, ids: Iterable[str]) -> list[str]:
-    """Ids as given, duplicates dropped; each a non-empty string of at most 255 characters."""
+    """Ids as given, duplicates dropped; at most MAX_IDS, each a non-empty string of at most 255 characters
+    without NUL."""
     if isinstance(ids, str):
         raise InvalidInput(field, "must be a list of ids, not one string")
-    found: list[str] = []
-    for value in ids:
-        if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
-            raise InvalidInput(field, f"every id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        if value not in found:
-            found.append(value)
-    return found
+    found: dict[str, None] = {}
+    for count, value in enumerate(ids, start=1):
+        if count > MAX_IDS:
+            raise InvalidInput(field, f"at most {MAX_IDS} ids in one call")
+        if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
+            raise InvalidInput(
+                field, f"every id must be a non-empty string of at most {MAX_ID_LENGTH} characters, without NUL"
+            )
+        found[value] = None
+    return list(found)
 
 
 async def lock_member(conn: asyncpg.Connection, corp: int, member_id: str) -> int:

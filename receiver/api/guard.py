@@ -78,6 +78,11 @@ def authorize(request: web.Request) -> web.Response | None:
     return None
 
 
+def _holds_nul(request: web.Request) -> bool:
+    """PostgreSQL text cannot hold NUL: an id, cursor or filter with one can match nothing, so it is refused."""
+    return "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path
+
+
 def endpoint(handler: Handler) -> Handler:
     """``handler`` behind ``authorize``, with the API's errors mapped to JSON answers (routes: receiver.app)."""
 
@@ -86,6 +91,8 @@ def endpoint(handler: Handler) -> Handler:
         denied = authorize(request)
         if denied is not None:
             return denied
+        if _holds_nul(request):
+            return problem(400, "NUL is not allowed in a path or query", field="path")
         try:
             return await handler(request)
         except web.HTTPException as exc:  # e.g. 413 from reading an oversized body: JSON, as every API error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -60,9 +60,11 @@ def timestamp(params: dict[str, str], name: str) -> datetime | None:
         return None
     raw = _PLUS_AS_SPACE.sub(r"\1+\2", raw)  # an unencoded "+08:00" arrives as " 08:00"
     try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
+        value = datetime.fromisoformat(raw)
+        value.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 is before the first instant the database holds
+    except (ValueError, OverflowError):
         raise InvalidInput(name, "must be an ISO-8601 date-time, e.g. 2024-05-01T08:00:00Z") from None
+    return value
 
 
 def member_filter(params: dict[str, str]) -> MemberFilter:

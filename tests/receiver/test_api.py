@@ -302,6 +302,38 @@ async def test_bad_member_query_is_a_400_naming_the_field(loaded: Rig, params: d
     assert (status, body["field"]) == (400, field)
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/corps/HQ/members/u%001", {}),
+        ("/api/corps/HQ/depts/1%00", {}),
+        ("/api/corps/HQ/members/u%001/roles", {}),
+        ("/api/corps/HQ/members", {"deptId": "1\x00"}),
+        ("/api/corps/HQ/members", {"cursor": "a\x00b"}),
+        ("/api/corps/HQ/sync-runs", {"cursor": "\x00"}),
+    ],
+)
+async def test_a_nul_in_any_id_cursor_or_filter_is_a_400(loaded: Rig, path: str, params: dict[str, str]) -> None:
+    status, body = await loaded.get(path, params=params)
+    assert status == 400 and "error" in body
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_an_updated_since_beyond_what_the_database_holds_is_a_400(loaded: Rig, since: str) -> None:
+    status, body = await loaded.get("/api/corps/HQ/members", params={"updatedSince": since})
+    assert (status, body["field"]) == (400, "updatedSince")
+
+
+async def test_an_id_list_is_bounded_and_checked_in_one_pass(loaded: Rig) -> None:
+    too_many = [f"u{i}" for i in range(10_001)]
+    status, body = await loaded.send("PUT", "/api/corps/HQ/admins", {"memberIds": too_many})
+    assert (status, body["field"]) == (400, "memberIds")
+    status, body = await loaded.send("PUT", "/api/corps/HQ/admins", {"memberIds": ["u3", "u\x004"]})
+    assert (status, body["field"]) == (400, "memberIds")
+    status, body = await loaded.send("PUT", "/api/corps/HQ/admins", {"memberIds": ["u3"] * 10_000})
+    assert (status, [a["memberId"] for a in body["items"]]) == (200, ["u1", "u3"])
+
+
 async def test_a_limit_of_a_thousand_is_allowed(loaded: Rig) -> None:
     status, body = await loaded.get("/api/corps/HQ/depts", params={"limit": "1000"})
     assert (status, body["nextCursor"]) == (200, None)
