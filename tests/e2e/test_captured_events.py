@@ -37,8 +37,8 @@ from receiver.appdir import load_app_dir
 from receiver.keys import POOL, WORKER
 from receiver.settings import Settings
 from receiver.testing import Simulator, run_simulator
-from tests.handlers.captured import CASES, Case
-from tests.handlers.eventkit import member
+from tests.support.captured import CASES, Case
+from tests.support.eventkit import member
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from receiver.keys import CORP_ROWS, POOL, WORKER
 from receiver.testing import Callbacks, SimOrg, mutations
-from tests.handlers.eventkit import until
-from tests.receiver.world import APPLY_WITHIN, Corp, World, running_world
+from tests.support.eventkit import until
+from tests.support.world import APPLY_WITHIN, Corp, World, running_world
 
 
 @pytest.fixture

@@ -29,9 +29,9 @@ from receiver.testing import (
     write_suite,
     write_wecom_corp,
 )
+from tests.support.paths import CAPTURED
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-CASES = sorted(p for p in EVENTS.glob("*/*") if p.suffix in {".xml", ".json"} and not p.name.endswith(".expect.json"))
+CASES = sorted(p for p in CAPTURED.glob("*/*") if p.suffix in {".xml", ".json"} and not p.name.endswith(".expect.json"))
 SUITE_ID = "ww4asffe99e54c0f4c"
 WECOM_CORP = "ww5f3a9c2e7b1d4086"
 DINGTALK_CORP = "dingb3c0d8e4f7a2965c"

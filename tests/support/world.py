@@ -30,7 +30,7 @@ from receiver.testing import (
     write_wecom_corp,
 )
 from receiver.testing.accounts import DingTalkApp, WecomCorp
-from tests.handlers.eventkit import until
+from tests.support.eventkit import until
 
 Corp = Literal["HQ", "Sales"]
 APPLY_WITHIN = 10.0  # seconds the worker gets to drain the inbox (it takes milliseconds)

@@ -11,7 +11,7 @@ import pytest
 from handlers.errors import MalformedMessage
 from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_dingtalk
 from handlers.model import Department, Member, Membership, Role
-from tests.handlers.eventkit import (
+from tests.support.eventkit import (
     StubPlatform,
     changes,
     department,

@@ -14,7 +14,7 @@ from handlers import errors
 from handlers.events.parse import DingTalkEvent, dedupe_key, parse_dingtalk
 from receiver.errors import rejection
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
+SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
 EVENTS = SHARED / "protocol" / "events" / "dingtalk"
 WECOM_EVENTS = SHARED / "protocol" / "events" / "wecom"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -15,7 +15,7 @@ from handlers.events import xmlsafe
 from handlers.events.parse import parse_xml, wecom_event_type
 from receiver.errors import rejection
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
+SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
 EVENTS = SHARED / "protocol" / "events" / "wecom"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 MISSING = pytest.mark.skipif(not IN_CI, reason=f"no protocol data under {SHARED}; set CORPSYNC_SHARED_DIR")

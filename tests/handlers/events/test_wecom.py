@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -13,7 +12,7 @@ from handlers.config import AppConfig, Secret, SuiteAuth, WecomProxyCorp
 from handlers.model import Department, Member, Membership, Tag
 from handlers.worker.loop import build_worker
 from receiver.testing import SimOrg, Simulator, run_simulator
-from tests.handlers.eventkit import (
+from tests.support.eventkit import (
     FAST,
     SUITE,
     StubPlatform,
@@ -27,8 +26,9 @@ from tests.handlers.eventkit import (
     wecom_xml,
     worker,
 )
+from tests.support.paths import CAPTURED
 
-SAMPLES = Path(__file__).resolve().parents[1] / "events" / "wecom"
+SAMPLES = CAPTURED / "wecom"
 
 
 async def _apply(pool: asyncpg.Pool, platform: StubPlatform | None = None) -> int:

@@ -17,7 +17,7 @@ from handlers.store.corps import ensure_corp
 from handlers.sync import drift
 from handlers.worker.loop import build_worker
 from receiver.testing import Simulator, generate_org, mutations, run_simulator
-from tests.handlers.eventkit import FAST, StubPlatform, make_corp, member, push, sync_reason, until, wecom_xml, worker
+from tests.support.eventkit import FAST, StubPlatform, make_corp, member, push, sync_reason, until, wecom_xml, worker
 
 GAP = timedelta(minutes=5)
 

@@ -14,7 +14,7 @@ import pytest
 from handlers.errors import UpstreamError
 from handlers.model import Member
 from handlers.worker.loop import Worker, WorkerSettings, describe, running
-from tests.handlers.eventkit import (
+from tests.support.eventkit import (
     FAST,
     StubPlatform,
     changes,

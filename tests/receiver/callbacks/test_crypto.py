@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from receiver import errors
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
+SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
 VECTORS = SHARED / "protocol" / "vectors"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

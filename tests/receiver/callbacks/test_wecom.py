@@ -19,7 +19,7 @@ from receiver.callbacks.crypto import CallbackCipher, Opened
 from receiver.callbacks.routes import wecom
 from receiver.callbacks.wecom import WecomEnvelope, parse_envelope, signed_query, url_verification_reply
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
+SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
 VECTORS = SHARED / "protocol" / "vectors"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 MISSING = pytest.mark.skipif(not IN_CI, reason=f"no protocol data under {SHARED}; set CORPSYNC_SHARED_DIR")

@@ -12,9 +12,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tests_support import corpsync_env
 
 from receiver.testing import write_dingtalk_corp, write_wecom_corp
+from tests.support.processes import corpsync_env
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests_support import corpsync_env
+from tests.support.processes import corpsync_env
 
 
 def test_demo_runs_its_story_and_ends_in_sync() -> None:

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from receiver.cli.replay import callback_path, export_events, replay_file
 from receiver.testing import sign_dingtalk_callback, sign_wecom_callback
-from tests.handlers.eventkit import StubPlatform, ding_json, make_corp, member, push, wecom_xml, worker
+from tests.support.eventkit import StubPlatform, ding_json, make_corp, member, push, wecom_xml, worker
 
 WECOM_CORP = "ww5f3a9c2e7b1d4086"
 

@@ -13,7 +13,7 @@ import pytest
 from receiver.testing import SimOrg, generate_org
 from receiver.testing import mutations as m
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
+SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[4] / "shared"))
 EVENTS = SHARED / "protocol" / "events"
 pytestmark = pytest.mark.skipif(not EVENTS.is_dir(), reason="protocol/events samples not present")
 

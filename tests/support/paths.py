@@ -1,0 +1,8 @@
+"""Where the tests' data files live: all inside the repository, so a clone runs every test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+CAPTURED = TESTS / "events"  # captured events, <platform>/<event>__<case>.(xml|json) with .expect.json sidecars
