@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -23,8 +22,9 @@ from tests.support.eventkit import (
     sync_reason,
     worker,
 )
+from tests.support.paths import PROTOCOL_EVENTS
 
-SHARED = Path("/work/shared/protocol/events/dingtalk")
+SHARED = PROTOCOL_EVENTS / "dingtalk"
 
 
 async def _corp(pool: asyncpg.Pool) -> int:

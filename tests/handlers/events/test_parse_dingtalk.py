@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,11 +12,10 @@ import pytest
 from handlers import errors
 from handlers.events.parse import DingTalkEvent, dedupe_key, parse_dingtalk
 from receiver.errors import rejection
+from tests.support.paths import PROTOCOL_EVENTS
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
-EVENTS = SHARED / "protocol" / "events" / "dingtalk"
-WECOM_EVENTS = SHARED / "protocol" / "events" / "wecom"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+EVENTS = PROTOCOL_EVENTS / "dingtalk"
+WECOM_EVENTS = PROTOCOL_EVENTS / "wecom"
 
 
 class Ids(NamedTuple):
@@ -74,11 +72,7 @@ NOT_EVENTS = {"stream_wire/user_add_org.ack.json"}  # the client's answer to a f
 
 
 def _event_files() -> list[Any]:
-    files = sorted(EVENTS.rglob("*.json"))
-    if not files:
-        missing = pytest.mark.skipif(not IN_CI, reason=f"no events in {EVENTS}; set CORPSYNC_SHARED_DIR")
-        return [pytest.param(None, id="events-missing", marks=missing)]
-    names = [path.relative_to(EVENTS).as_posix() for path in files]
+    names = [path.relative_to(EVENTS).as_posix() for path in sorted(EVENTS.rglob("*.json"))]
     return [pytest.param(name, id=name) for name in names if name not in NOT_EVENTS]
 
 
@@ -100,9 +94,7 @@ def _event_id_as_the_intake_read_it(doc: dict[str, Any]) -> str | None:
 
 
 @pytest.mark.parametrize("name", _event_files())
-def test_event_file_parses_to_its_ids(name: str | None) -> None:
-    if name is None:
-        pytest.fail(f"DingTalk event samples are missing from {EVENTS}")
+def test_event_file_parses_to_its_ids(name: str) -> None:
     expected = EXPECTED.get(name)
     assert expected is not None, f"{name} is new: add its expected ids to EXPECTED"
     event = parse_dingtalk((EVENTS / name).read_bytes())
@@ -116,9 +108,7 @@ def test_event_file_parses_to_its_ids(name: str | None) -> None:
 
 
 @pytest.mark.parametrize("name", _event_files())
-def test_event_file_dedupes_on_its_event_id_else_its_hash(name: str | None) -> None:
-    if name is None:
-        pytest.fail(f"DingTalk event samples are missing from {EVENTS}")
+def test_event_file_dedupes_on_its_event_id_else_its_hash(name: str) -> None:
     plaintext = (EVENTS / name).read_bytes()
     event_id = _event_id_as_the_intake_read_it(orjson.loads(plaintext))
     assert dedupe_key("dingtalk", plaintext) == (f"event:{event_id}" if event_id else _sha(plaintext))
@@ -127,10 +117,6 @@ def test_event_file_dedupes_on_its_event_id_else_its_hash(name: str | None) -> N
 
 
 def test_every_expected_event_file_exists() -> None:
-    if not EVENTS.is_dir():
-        if IN_CI:
-            pytest.fail(f"DingTalk event samples are missing from {EVENTS}")
-        pytest.skip(f"no events in {EVENTS}")
     assert sorted(name for name in EXPECTED if not (EVENTS / name).is_file()) == []
 
 

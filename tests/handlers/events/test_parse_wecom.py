@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,18 +13,13 @@ from handlers import errors
 from handlers.events import xmlsafe
 from handlers.events.parse import parse_xml, wecom_event_type
 from receiver.errors import rejection
+from tests.support.paths import PROTOCOL_EVENTS
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
-EVENTS = SHARED / "protocol" / "events" / "wecom"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-MISSING = pytest.mark.skipif(not IN_CI, reason=f"no protocol data under {SHARED}; set CORPSYNC_SHARED_DIR")
+EVENTS = PROTOCOL_EVENTS / "wecom"
 
 
 def _event_files() -> list[Any]:
-    files = sorted(EVENTS.glob("*.xml"))
-    if not files:
-        return [pytest.param(None, id="events-missing", marks=MISSING)]
-    return [pytest.param(path, id=path.name) for path in files]
+    return [pytest.param(path, id=path.name) for path in sorted(EVENTS.glob("*.xml"))]
 
 
 def _expected_event_type(name: str) -> str:
@@ -45,9 +39,7 @@ def _refuses(plaintext: bytes, match: str | None = None) -> None:
 
 
 @pytest.mark.parametrize("path", _event_files())
-def test_event_file_gives_its_event_type(path: Path | None) -> None:
-    if path is None:
-        pytest.fail(f"WeCom event samples are missing from {EVENTS}")
+def test_event_file_gives_its_event_type(path: Path) -> None:
     plaintext = path.read_bytes()
     expected = _expected_event_type(path.name)
     assert wecom_event_type(parse_xml(plaintext)) == expected

@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -21,10 +19,7 @@ from hypothesis import strategies as st
 
 from receiver import errors
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
-
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared")
-VECTORS = SHARED / "protocol" / "vectors"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.support.paths import VECTORS
 
 TOKEN = "testtoken"
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -78,13 +73,9 @@ def _vector(source: str, index: int, item: dict[str, Any]) -> Vector:
 
 
 def _vector_params() -> list[Any]:
-    files = sorted(VECTORS.glob("*.json"))
-    if not files:
-        missing = pytest.mark.skipif(not IN_CI, reason=f"no vectors in {VECTORS}; set CORPSYNC_SHARED_DIR")
-        return [pytest.param(None, id="vectors-missing", marks=missing)]
     vectors = [
         _vector(path.stem, index, item)
-        for path in files
+        for path in sorted(VECTORS.glob("*.json"))
         for index, item in enumerate(json.loads(path.read_text(encoding="utf-8")))
     ]
     return [pytest.param(vector, id=vector.name) for vector in vectors]
@@ -177,9 +168,7 @@ CHECKS: dict[str, Callable[[Vector], None]] = {
 
 
 @pytest.mark.parametrize("vector", _vector_params())
-def test_published_vector_gives_the_published_result(vector: Vector | None) -> None:
-    if vector is None:
-        pytest.fail(f"protocol vectors are missing from {VECTORS} (CI must have them)")
+def test_published_vector_gives_the_published_result(vector: Vector) -> None:
     if vector.kind == "raw_aes_cbc":
         pytest.skip("unframed AES with 16-byte padding is not a callback; outside CallbackCipher")
     if vector.expected_error is not None or vector.kind.endswith("negative"):

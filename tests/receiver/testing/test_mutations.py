@@ -1,10 +1,8 @@
-"""Org mutations emit callback plaintexts shaped like the published samples in protocol/events/."""
+"""Org mutations emit callback plaintexts shaped like the published samples in tests/data/protocol-events/."""
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,10 +10,9 @@ import pytest
 
 from receiver.testing import SimOrg, generate_org
 from receiver.testing import mutations as m
+from tests.support.paths import PROTOCOL_EVENTS
 
-SHARED = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[4] / "shared"))
-EVENTS = SHARED / "protocol" / "events"
-pytestmark = pytest.mark.skipif(not EVENTS.is_dir(), reason="protocol/events samples not present")
+EVENTS = PROTOCOL_EVENTS
 
 SELFBUILT_HEAD = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "ChangeType"]
 SUITE_HEAD = ["SuiteId", "AuthCorpId", "InfoType", "TimeStamp", "ChangeType"]
