@@ -56,7 +56,7 @@ def load_config(settings: Settings) -> AppConfig:
     return load_app_dir(settings.app_dir, os.environ)
 
 
-async def _settle_heap(app: web.Application) -> None:
+async def settle_heap(app: web.Application) -> None:
     """Tune the cyclic garbage collector for serving, once start-up is done.
 
     What start-up made (modules, config, the app) lives as long as the process: ``gc.freeze`` takes it out of
@@ -96,7 +96,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     loop, loop_name = new_event_loop(settings.event_loop)  # before the database: a missing uvloop fails at once
     with contextlib.closing(loop), database(settings) as url:  # run_app closes it too; closing twice is fine
         app = create_app(settings, config, url)
-        app.on_startup.append(_settle_heap)
+        app.on_startup.append(settle_heap)
         log.info(
             "serving",
             extra={

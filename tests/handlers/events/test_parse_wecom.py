@@ -91,7 +91,7 @@ def test_refuses_bytes_that_are_not_utf8(plaintext: bytes) -> None:
 
 
 def test_parser_refuses_doctype_even_when_the_text_check_misses_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xmlsafe, "_DTD", re.compile("(?!)"))
+    monkeypatch.setattr(xmlsafe, "DTD_DECLARATION", re.compile("(?!)"))
     _refuses(BILLION_LAUGHS, match="DTD")
     _refuses(XXE, match="DTD")
 

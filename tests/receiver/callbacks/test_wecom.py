@@ -125,7 +125,7 @@ def test_refuses_utf16_xml_that_would_hide_a_doctype() -> None:
 
 
 def test_parser_refuses_doctype_even_when_the_text_check_misses_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xmlsafe, "_DTD", re.compile("(?!)"))
+    monkeypatch.setattr(xmlsafe, "DTD_DECLARATION", re.compile("(?!)"))
     with pytest.raises(errors.EnvelopeError, match="DTD"):
         parse_envelope(BILLION_LAUGHS)
 

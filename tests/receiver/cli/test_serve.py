@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from handlers.errors import ConfigError
-from receiver.cli import _settle_heap, new_event_loop
+from receiver.cli import new_event_loop, settle_heap
 from receiver.settings import settings_from_env
 from receiver.testing import sign_wecom_callback, write_wecom_corp
 from receiver.testing.harness import WECOM_AES_KEY, WECOM_TOKEN
@@ -190,7 +190,7 @@ def test_serving_settles_the_heap_for_the_collector() -> None:
     """Start-up's objects leave the collector's generations, and young collections are ten times rarer."""
     before = gc.get_threshold()
     try:
-        asyncio.run(_settle_heap(web.Application()))
+        asyncio.run(settle_heap(web.Application()))
         assert gc.get_freeze_count() > 0
         assert gc.get_threshold() == (7_000, 10, 10)
     finally:
