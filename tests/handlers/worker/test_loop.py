@@ -228,17 +228,28 @@ async def _attempted(pool: asyncpg.Pool, inbox_id: int | None) -> bool:
 
 
 async def test_wake_for_a_stream_being_drained_is_skipped_but_any_other_wakes(pool: asyncpg.Pool) -> None:
-    w = worker(pool)
-    gate = asyncio.Event()
-    w._active["HQ"] = asyncio.create_task(gate.wait())  # a drain of HQ is under way
-    try:
-        w.wake(["HQ"])
-        assert not w._wakeup.is_set()  # that drain will see the new rows; no inbox query needed
-        w.wake(["HQ", "Sales"])
-        assert w._wakeup.is_set()
-        w._wakeup.clear()
-        w.wake()
-        assert w._wakeup.is_set()  # no streams named: always look
-    finally:
-        gate.set()
-        await w._active.pop("HQ")
+    corp = await make_corp(pool)
+    await push(pool, wecom_xml("create_user", UserID="HQ-1"), corp=corp)  # thin: its drain reads the member
+    platform = SlowPlatform()
+    platform.release = asyncio.Event()  # the read hangs until released
+    w = worker(pool, platform, settings=replace(FAST, poll_interval=30.0, heartbeat_interval=30.0))
+    async with running(w):
+        try:
+            await asyncio.wait_for(platform.started.wait(), 5)  # a drain of HQ is under way
+            await asyncio.sleep(0.05)  # the loop sleeps for its 30 s poll: only a wake makes it look again
+            turn = w.last_turn
+            w.wake(["HQ"])
+            await asyncio.sleep(0.05)
+            assert w.last_turn == turn  # that drain will see the new rows; no inbox query needed
+            w.wake(["HQ", "Sales"])
+            await until(lambda: _turned(w, turn))
+            turn = w.last_turn
+            w.wake()
+            await until(lambda: _turned(w, turn))  # no streams named: always look
+        finally:
+            platform.release.set()
+
+
+async def _turned(w: Worker, since: float) -> bool:
+    """The apply loop looked at the inbox again after ``since`` (its ``last_turn`` then)."""
+    return w.last_turn > since

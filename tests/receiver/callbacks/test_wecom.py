@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from hypothesis import strategies as st
 from handlers.errors import MalformedMessage
 from handlers.events import xmlsafe
 from receiver import errors
+from receiver.callbacks import wecom
 from receiver.callbacks.crypto import CallbackCipher, Opened
-from receiver.callbacks.routes import wecom
 from receiver.callbacks.wecom import WecomEnvelope, parse_envelope, signed_query, url_verification_reply
 from tests.support.paths import VECTORS
 
@@ -196,10 +197,18 @@ def _envelopes(draw: st.DrawFn) -> bytes:
 
 
 def _through_parser(body: bytes) -> WecomEnvelope | str:
+    """The envelope as the XML parser reads it: each element's stripped text, None when absent or empty."""
     try:
-        return wecom._xml_envelope(xmlsafe.parse_untrusted(body))
-    except (errors.EnvelopeError, MalformedMessage):
+        root = xmlsafe.parse_untrusted(body)
+    except MalformedMessage:
         return "rejected"
+    encrypt, to_user, agent = (_parsed_text(root, tag) for tag in ("Encrypt", "ToUserName", "AgentID"))
+    return "rejected" if encrypt is None else WecomEnvelope(encrypt, to_user, agent)
+
+
+def _parsed_text(root: ET.Element, tag: str) -> str | None:
+    node = root.find(tag)
+    return ((node.text or "").strip() if node is not None else "") or None
 
 
 def _through_parse_envelope(body: bytes) -> WecomEnvelope | str:

@@ -176,17 +176,21 @@ async def test_a_stalled_worker_loop_is_not_ready(start: Start, app_dir: Path, m
     worker.settings = replace(worker.settings, poll_interval=0.01)
     await until(lambda: running(client))
     release = asyncio.Event()
-    dispatch = worker._dispatch
+    pool = worker.pool
 
-    async def stuck() -> float:  # one look at the inbox that does not come back, as on a dead connection
-        await release.wait()
-        return await dispatch()
+    class Stuck:  # the worker's pool, but one look at the inbox does not come back, as on a dead connection
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pool, name)
 
-    monkeypatch.setattr(worker, "_dispatch", stuck)
+        async def fetch(self, *args: Any) -> list[asyncpg.Record]:
+            await release.wait()
+            return await pool.fetch(*args)
+
+    monkeypatch.setattr(worker, "pool", Stuck())
     await asyncio.sleep(0.5)
     status, body = await ready(client)
     assert (status, body["worker"], body["reasons"]) == (503, "stalled", ["worker stalled"])
-    monkeypatch.setattr(worker, "_dispatch", dispatch)
+    monkeypatch.setattr(worker, "pool", pool)
     release.set()
 
     async def recovered() -> bool:
