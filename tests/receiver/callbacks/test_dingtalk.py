@@ -1,4 +1,4 @@
-"""DingTalk adapter: signed request and encrypted success reply (events: handlers/test_parse_dingtalk)."""
+"""DingTalk adapter: signed request and encrypted success reply (events: handlers/events/test_parse_dingtalk)."""
 
 from __future__ import annotations
 

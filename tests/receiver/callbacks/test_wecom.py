@@ -1,4 +1,4 @@
-"""WeCom adapter: published vectors, hostile XML envelopes, query, reply (messages: handlers/test_parse_wecom)."""
+"""WeCom adapter: published vectors, hostile XML, query, reply (messages: handlers/events/test_parse_wecom)."""
 
 from __future__ import annotations
 
