@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 import pytest
@@ -33,7 +34,7 @@ async def _corp(pool: asyncpg.Pool) -> int:
     return corp
 
 
-async def _send(pool: asyncpg.Pool, corp: int, event_type: str, **fields: object) -> int | None:
+async def _send(pool: asyncpg.Pool, corp: int, event_type: str, **fields: Any) -> int | None:
     return await push(pool, ding_json(event_type, **fields), stream="Sales", platform="dingtalk", corp=corp)
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from handlers.errors import UpstreamError
 from handlers.model import Member
-from handlers.worker.loop import Worker, WorkerSettings, describe, running
+from handlers.worker.apply import describe_error as describe
+from handlers.worker.loop import Worker, WorkerSettings, running
 from tests.support.eventkit import (
     FAST,
     StubPlatform,

@@ -17,6 +17,7 @@ from Crypto.Cipher import AES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.errors import ConfigError
 from receiver import errors
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 from tests.support.paths import VECTORS
@@ -467,12 +468,12 @@ def test_rejects_receive_id_that_is_not_utf8() -> None:
 def test_rejects_malformed_encoding_aes_key(key: str) -> None:
     with pytest.raises(errors.IllegalAesKey) as caught:
         CallbackCipher(TOKEN, key)
-    assert isinstance(caught.value, errors.ConfigError)
+    assert isinstance(caught.value, ConfigError)
     assert (caught.value.wecom_code, caught.value.dingtalk_code) == (-40004, 900004)
 
 
 def test_rejects_empty_token() -> None:
-    with pytest.raises(errors.ConfigError):
+    with pytest.raises(ConfigError):
         CallbackCipher("", KEY)
 
 

@@ -61,7 +61,7 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> 
 
 
 async def running(client: Client) -> bool:
-    return client.app[WORKER].running
+    return bool(client.app[WORKER].running)
 
 
 async def ready(client: Client) -> tuple[int, dict[str, Any]]:
@@ -176,7 +176,7 @@ async def test_a_stalled_worker_loop_is_not_ready(start: Start, app_dir: Path, m
     worker.settings = replace(worker.settings, poll_interval=0.01)
     await until(lambda: running(client))
     release = asyncio.Event()
-    pool = worker.pool
+    pool: asyncpg.Pool = worker.pool
 
     class Stuck:  # the worker's pool, but one look at the inbox does not come back, as on a dead connection
         def __getattr__(self, name: str) -> Any:
@@ -184,7 +184,8 @@ async def test_a_stalled_worker_loop_is_not_ready(start: Start, app_dir: Path, m
 
         async def fetch(self, *args: Any) -> list[asyncpg.Record]:
             await release.wait()
-            return await pool.fetch(*args)
+            rows: list[asyncpg.Record] = await pool.fetch(*args)
+            return rows
 
     monkeypatch.setattr(worker, "pool", Stuck())
     await asyncio.sleep(0.5)
@@ -238,14 +239,14 @@ async def test_reports_each_corps_last_sync_and_pending_inbox_without_turning_un
             ("suite:Suite", None, "e", "pending", "30 seconds"),
         ]
         await conn.execute("INSERT INTO inbox_streams (stream) VALUES ('HQ'), ('suite:Suite')")  # as intake does
-        for stream, corp, key, status, age in rows:
+        for stream, corp, key, row_status, age in rows:
             await conn.execute(
                 "INSERT INTO inbox (stream, platform, route, corp, dedupe_key, received_at, query, body, plaintext,"
                 " status) VALUES ($1, 'wecom', 'wecom', $2, $3, now() - $5::text::interval, '{}', '', '', $4)",
                 stream,
                 corp,
                 key,
-                status,
+                row_status,
                 age,
             )
     finally:
