@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -26,22 +27,22 @@ def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Com
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[dict[str, Any]]:
     """``corpsync simulate`` in its own process; yields the credentials it prints."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # on exit: waits, and closes its pipe
         [sys.executable, "-m", "receiver", "simulate", "--port", "0", "--members", "120", "--departments", "12"],
         stdout=subprocess.PIPE,
         text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("}"):
-            break
-    try:
-        yield json.loads("".join(lines))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("}"):
+                break
+        try:
+            yield json.loads("".join(lines))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_check_config_prints_each_corp_and_its_callback_url(tmp_path: Path) -> None:
@@ -66,8 +67,12 @@ def test_check_config_reports_a_broken_app_dir_in_one_line(tmp_path: Path) -> No
 def test_two_migrates_started_together_both_succeed_and_leave_one_schema(empty_db_url: str) -> None:
     env = corpsync_env(CORPSYNC_DATABASE_URL=empty_db_url)
     cmd = [sys.executable, "-m", "receiver", "migrate"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    with contextlib.ExitStack() as started:  # on exit: each waited for, its pipes closed
+        procs = [
+            started.enter_context(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            for _ in range(2)
+        ]
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
 
     async def versions() -> list[int]:
         conn = await asyncpg.connect(empty_db_url)

@@ -74,14 +74,13 @@ def app_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def served(app_dir: Path, db_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
-    proc = start(app_dir, port, db_url)
-    try:
-        wait_healthy(proc, port)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    with start(app_dir, port, db_url) as proc:  # on exit: waits, and closes its pipes
+        try:
+            wait_healthy(proc, port)
+            yield proc, port
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def event(i: int) -> bytes:
@@ -134,17 +133,16 @@ def test_the_event_loop_setting_is_read_and_checked() -> None:
 @pytest.mark.slow
 def test_serve_starts_on_the_embedded_database_and_stops_it(app_dir: Path) -> None:
     port = free_port()
-    proc = start(app_dir, port, None)
-    try:
-        wait_healthy(proc, port, timeout=120)
-        assert (app_dir / ".corpsync" / "pgdata" / "PG_VERSION").exists()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        assert not (app_dir / ".corpsync" / "pgdata" / "postmaster.pid").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with start(app_dir, port, None) as proc:  # on exit: waits, and closes its pipes
+        try:
+            wait_healthy(proc, port, timeout=120)
+            assert (app_dir / ".corpsync" / "pgdata" / "PG_VERSION").exists()
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0
+            assert not (app_dir / ".corpsync" / "pgdata" / "postmaster.pid").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 async def test_kill_9_mid_burst_loses_no_acknowledged_event(
