@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.processes import corpsync_env
 
 
+@pytest.mark.timeout(320)  # starts its own embedded PostgreSQL (initdb on a fresh install); the run allows 300 s
 def test_demo_runs_its_story_and_ends_in_sync() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "receiver", "demo", "--port", "0", "--seconds", "6", "--members", "40", "--rate", "5"],

@@ -131,6 +131,7 @@ def test_the_event_loop_setting_is_read_and_checked() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a fresh embedded server runs initdb first: up to 120 s to healthy, 30 s to stop
 def test_serve_starts_on_the_embedded_database_and_stops_it(app_dir: Path) -> None:
     port = free_port()
     with start(app_dir, port, None) as proc:  # on exit: waits, and closes its pipes
