@@ -1,7 +1,9 @@
-# One task runner: install lint typecheck test bench.
+# One task runner: install lint typecheck test bench format; `make all` is the gate (what CI runs).
 PY ?= .venv/bin/python
 
-.PHONY: install lint typecheck test bench format
+.PHONY: all install lint typecheck test bench format
+
+all: lint typecheck test
 
 .venv/bin/python:
 	python3 -m venv .venv

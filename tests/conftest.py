@@ -19,8 +19,6 @@ import pytest
 
 from handlers.store import pool as db
 
-SHARED_DIR = Path(os.environ.get("CORPSYNC_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
-
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)

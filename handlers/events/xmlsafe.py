@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 from handlers.errors import MalformedMessage
 
-__all__ = ["MAX_DEPTH", "check_depth", "parse_untrusted"]
+__all__ = ["DTD_DECLARATION", "MAX_DEPTH", "check_depth", "parse_untrusted"]
 
 # No WeCom payload declares a DTD; refusing one up front rules out entity expansion (billion laughs) and
 # external entities (XXE) whatever the parser's defaults are.
-_DTD = re.compile(r"<!\s*(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+DTD_DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 _DTD_REFUSED = "XML with a DTD or entity declaration"
 
 MAX_DEPTH = 16
@@ -35,7 +35,7 @@ def parse_untrusted(data: bytes | str) -> ET.Element:
         text = data
     if "\x00" in text:
         raise MalformedMessage("XML contains NUL")
-    if _DTD.search(text):
+    if DTD_DECLARATION.search(text):
         raise MalformedMessage(_DTD_REFUSED)
     parser = ET.XMLParser(target=_RefuseDoctype())  # noqa: S314 - DTDs are refused, twice; the text is UTF-8
     try:

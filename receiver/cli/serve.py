@@ -17,7 +17,7 @@ from receiver.settings import Settings
 log = logging.getLogger("corpsync.cli")
 
 
-async def _settle_heap(app: web.Application) -> None:
+async def settle_heap(app: web.Application) -> None:
     """Tune the cyclic garbage collector for serving, once start-up is done.
 
     What start-up made (modules, config, the app) lives as long as the process: ``gc.freeze`` takes it out of
@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     loop, loop_name = new_event_loop(settings.event_loop)  # before the database: a missing uvloop fails at once
     with contextlib.closing(loop), database(settings) as url:  # run_app closes it too; closing twice is fine
         app = create_app(settings, config, url)
-        app.on_startup.append(_settle_heap)
+        app.on_startup.append(settle_heap)
         log.info(
             "serving",
             extra={
