@@ -33,6 +33,7 @@ Json = dict[str, Any]
 TOKEN_REJECTED = frozenset({40001, 40014, 42001, 40082, 42009})
 RETRYABLE = frozenset({-1, 45009, 45033, 90018, 90002})
 RATE_LIMITED = frozenset({45009, 45033, 90018, 90002})
+DINGTALK_AUTH_ERROR = 88  # protocol/dingtalk.md §5.3: the reason is in sub_code / sub_msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,10 @@ def _errcode(status: int | None, data: Json | None, outcome: str) -> tuple[int |
     except (TypeError, ValueError):
         code = -1
     message = data.get("errmsg")
+    if code == DINGTALK_AUTH_ERROR:  # DingTalk's 鉴权异常 carries the real reason as a sub-code (90018: throttled)
+        sub = integer(data.get("sub_code", data.get("subCode")))
+        if sub in RETRYABLE:
+            code, message = sub, data.get("sub_msg") or data.get("subMsg") or message
     return code, message if isinstance(message, str) else ""
 
 

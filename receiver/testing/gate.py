@@ -23,10 +23,11 @@ def api_key(path: str) -> str:
 class ApiError(Exception):
     """An errcode answer. Raised by handlers; the simulator renders the platform's error envelope."""
 
-    def __init__(self, errcode: int, errmsg: str) -> None:
+    def __init__(self, errcode: int, errmsg: str, sub_code: str | None = None) -> None:
         super().__init__(f"{errcode} {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
+        self.sub_code = sub_code  # DingTalk's 88 (鉴权异常) names its reason here (dingtalk.md §5.3)
 
 
 @dataclass(slots=True)
@@ -117,6 +118,7 @@ class Fault:
     kind: FaultKind
     errcode: int
     errmsg: str
+    sub_code: str | None = None
 
     def matches(self, api_key: str) -> bool:
         return self.times > 0 and (self.api == api_key or api_key.split(":", 1)[1] == self.api)

@@ -236,9 +236,11 @@ class Simulator:
         kind: FaultKind = "errcode",
         errcode: int = -1,
         errmsg: str = "system busy",
+        sub_code: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``api`` fail: ``"wecom:user/list"``, or ``"user/list"`` for both."""
-        self.faults.add(Fault(api, times, kind, errcode, errmsg))
+        """Make the next ``times`` calls of ``api`` fail: ``"wecom:user/list"``, or ``"user/list"`` for both.
+        ``sub_code``: DingTalk's ``sub_code`` / ``sub_msg`` pair, as its errcode 88 answers carry."""
+        self.faults.add(Fault(api, times, kind, errcode, errmsg, sub_code))
 
     def fail_department(self, dept_id: int, *, org: SimOrg | None = None, errcode: int = -1) -> None:
         """Member listing of this department (of ``org``, or of every org) fails until ``clear_faults``."""
@@ -280,13 +282,15 @@ class Simulator:
                         await asyncio.wait_for(self._closing.wait(), self.hang_seconds)
                     return web.Response(status=504, text="simulated timeout")
                 if fault is not None:
-                    raise ApiError(fault.errcode, fault.errmsg)
+                    raise ApiError(fault.errcode, fault.errmsg, fault.sub_code)
                 doc = await handler(request)
             except ApiError as exc:
                 self.errors[(key, exc.errcode)] += 1
                 doc = {"errcode": exc.errcode, "errmsg": exc.errmsg}
                 if platform == "dingtalk":
                     doc["request_id"] = self.request_id()
+                    if exc.sub_code is not None:
+                        doc["sub_code"], doc["sub_msg"] = exc.sub_code, exc.errmsg
             return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
         return serve

@@ -207,6 +207,31 @@ async def test_qps_answers_server_errors_and_timeouts_are_retried(
     assert sim.errors[("dingtalk:topapi/v2/user/list", 90018)] == 2
 
 
+async def test_auth_error_88_throttled_by_sub_code_is_retried_not_fatal(
+    sim: Simulator, session: aiohttp.ClientSession, pool: asyncpg.Pool
+) -> None:
+    app = sim.add_dingtalk_app(generate_org(29, members=40, departments=4, depth=2))
+    throttled = "当前应用调用该接口的QPS超过限制"
+    sim.fail("dingtalk:topapi/v2/user/list", times=2, errcode=88, errmsg=throttled, sub_code="90018")
+    corp = config(sim, app)
+    snap = await client(corp, session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01)).fetch_snapshot()
+    assert snap.failed_departments == ()
+    assert len(snap.members) == 40
+    assert sim.errors[("dingtalk:topapi/v2/user/list", 88)] == 2
+
+
+async def test_auth_error_88_for_any_other_reason_stays_fatal(
+    sim: Simulator, session: aiohttp.ClientSession, pool: asyncpg.Pool
+) -> None:
+    app = sim.add_dingtalk_app(generate_org(30, members=40, departments=4, depth=2))
+    sim.fail("dingtalk:topapi/v2/user/list", times=50, errcode=88, errmsg="不合法的access_token", sub_code="40014x")
+    dingtalk = client(config(sim, app), session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01))
+    with pytest.raises(UpstreamError) as caught:
+        await dingtalk.fetch_snapshot()
+    assert caught.value.errcode == 88
+    assert sim.calls["dingtalk:topapi/v2/user/list"] == 1  # fatal: the first answer stops the walk, no retry
+
+
 async def test_token_rejected_mid_run_is_renewed_once(session: aiohttp.ClientSession, pool: asyncpg.Pool) -> None:
     async with run_simulator(Simulator(seed=6, latency=0.005)) as sim:
         app = sim.add_dingtalk_app(generate_org(28, members=300, departments=40, depth=4))
