@@ -3,7 +3,8 @@
 With ``CORPSYNC_ADMIN_TOKEN`` set, a request needs ``Authorization: Bearer <token>`` (compared in constant
 time) or gets 401. Without a token the API answers only loopback peers (403 otherwise); a request that
 came through a proxy (``Forwarded`` / ``X-Forwarded-For`` / ``X-Real-IP``) is not taken as loopback, since
-the proxy's own address says nothing about the caller. Errors are JSON: ``{"error": ..., "field"?: ...}``.
+the proxy's own address says nothing about the caller; and since a browser on this machine is a loopback peer
+too, a foreign ``Host`` or ``Origin``, a cross-site fetch and a write without a JSON body are refused. Errors are JSON: ``{"error": ..., "field"?: ...}``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -22,12 +24,16 @@ from aiohttp import web
 from handlers.errors import UnknownCorp
 from receiver.errors import error_json
 from receiver.keys import SETTINGS
+from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - names of "every address", compared only
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_ONLY = "the API answers loopback requests only until CORPSYNC_ADMIN_TOKEN is set"
 
 
@@ -64,11 +70,52 @@ def is_loopback(request: web.Request) -> bool:
     return address.is_loopback
 
 
+def answer_names(settings: Settings) -> frozenset[str]:
+    """The host names this service answers to: loopback's, the listen address, CORPSYNC_PUBLIC_URL's host."""
+    names = set(LOCAL_NAMES)
+    if settings.host not in ANY_ADDRESS:
+        names.add(settings.host.lower().strip("[]"))
+    public = urlsplit(settings.public_url).hostname if settings.public_url else None
+    if public:
+        names.add(public)
+    return frozenset(names)
+
+
+def _hostname(authority: str) -> str | None:
+    """The host name of a ``Host`` header or an origin's authority ("[::1]:8080" → "::1"), None if unreadable."""
+    try:
+        return urlsplit("//" + authority).hostname
+    except ValueError:
+        return None
+
+
+def _local_caller(request: web.Request, settings: Settings) -> web.Response | None:
+    """Without a token the API trusts loopback callers, so it makes sure the caller is not a browser page of
+    another site: a foreign Host (DNS rebinding) or Origin, a cross-site fetch, or a write a plain HTML form
+    could send (anything but a JSON body needs no CORS preflight) is refused."""
+    if not is_loopback(request):
+        return problem(403, LOOPBACK_ONLY)
+    names = answer_names(settings)
+    if _hostname(request.host) not in names:
+        return problem(403, "the Host header names no address this service answers as (set CORPSYNC_PUBLIC_URL)")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        scheme, authority = urlsplit(origin)[:2] if "://" in origin else ("", "")
+        if scheme not in ("http", "https") or _hostname(authority) not in names:
+            return problem(403, "cross-site requests are refused; set CORPSYNC_ADMIN_TOKEN to call /api from a page")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return problem(403, "cross-site requests are refused; set CORPSYNC_ADMIN_TOKEN to call /api from a page")
+    if request.method in WRITES and request.content_type != "application/json":
+        return problem(415, "a write needs Content-Type: application/json")
+    return None
+
+
 def authorize(request: web.Request) -> web.Response | None:
     """None when the caller may go on; else the 401 / 403 answer."""
-    token = request.app[SETTINGS].admin_token
+    settings = request.app[SETTINGS]
+    token = settings.admin_token
     if token is None:
-        return None if is_loopback(request) else problem(403, LOOPBACK_ONLY)
+        return _local_caller(request, settings)
     challenge = {"WWW-Authenticate": 'Bearer realm="corpsync"'}
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():

@@ -171,6 +171,61 @@ async def test_without_a_token_only_loopback_is_answered(
     assert len([r for r in caplog.records if getattr(r, "action", None) == "api_loopback_only"]) == 1
 
 
+@pytest.fixture
+async def open_rig(aiohttp_client: ClientFactory, tmp_path: Path, db_url: str) -> AsyncIterator[Rig]:
+    """The API without a token: it trusts loopback callers."""
+    async for made in make_rig(aiohttp_client, tmp_path, db_url, None):
+        await (await get_corp(made.app, "HQ")).bulk_register(ORG)
+        yield made
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},
+        {"Host": "evil.example:8080"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+)
+async def test_without_a_token_a_browser_page_of_another_site_is_refused(
+    open_rig: Rig, headers: dict[str, str]
+) -> None:
+    status, body = await open_rig.get("/api/corps/HQ/members/u2", headers=headers)
+    assert status == 403 and "error" in body
+    status, _ = await open_rig.send("POST", "/api/corps/HQ/members/u2/offline", "{}", headers={**JSON, **headers})
+    assert status == 403
+    status, member = await open_rig.get("/api/corps/HQ/members/u2", headers={})
+    assert (status, member["status"]) == (200, "active")
+
+
+async def test_without_a_token_a_write_needs_a_json_body(open_rig: Rig) -> None:
+    for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        status, body = await open_rig.send("POST", "/api/corps/HQ/sync", '{"allowDeletes": true}', headers=headers)
+        assert (status, body["error"]) == (415, "a write needs Content-Type: application/json")
+    status, _ = await open_rig.send("POST", "/api/corps/HQ/members/u2/offline", headers={})
+    assert status == 415
+    status, member = await open_rig.get("/api/corps/HQ/members/u2", headers={})
+    assert member["status"] == "active"
+    status, member = await open_rig.send("POST", "/api/corps/HQ/members/u2/offline", headers=JSON)
+    assert (status, member["status"]) == (200, "offline")
+
+
+async def test_without_a_token_same_origin_and_loopback_names_are_answered(open_rig: Rig) -> None:
+    port = open_rig.client.port
+    for headers in (
+        {"Host": f"localhost:{port}"},
+        {"Host": f"[::1]:{port}"},
+        {"Origin": f"http://127.0.0.1:{port}"},
+        {"Sec-Fetch-Site": "same-origin"},
+    ):
+        assert (await open_rig.get("/api/corps", headers=headers))[0] == 200
+
+
 async def test_a_configured_token_is_logged_nowhere_and_loopback_needs_it_too(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
