@@ -4,7 +4,8 @@ With ``CORPSYNC_ADMIN_TOKEN`` set, a request needs ``Authorization: Bearer <toke
 time) or gets 401. Without a token the API answers only loopback peers (403 otherwise); a request that
 came through a proxy (``Forwarded`` / ``X-Forwarded-For`` / ``X-Real-IP``) is not taken as loopback, since
 the proxy's own address says nothing about the caller; and since a browser on this machine is a loopback peer
-too, a foreign ``Host`` or ``Origin``, a cross-site fetch and a write without a JSON body are refused. Errors are JSON: ``{"error": ..., "field"?: ...}``.
+too, a foreign ``Host`` or ``Origin``, a cross-site fetch and a write without a JSON body are refused.
+Errors are JSON: ``{"error": ..., "field"?: ...}``.
 """
 
 from __future__ import annotations
