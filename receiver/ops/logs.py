@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a field of the event.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -50,3 +53,52 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_rejections()
+
+
+# corpsync's own lines about refused requests, bounded like aiohttp's.
+REJECTIONS = frozenset({"callback_rejected"})
+
+
+class RequestRejections(logging.Filter):
+    """aiohttp logs every malformed request, and every client gone mid-request, as an ERROR naming the bytes it
+    could not parse: junk traffic would flood the log with the sender's text. Those are the client's doing, so
+    they become INFO lines with the error's type only (action ``request_rejected``), at most ``burst`` of them
+    per ``window`` seconds; the first line of the next window says how many were left out. corpsync's own
+    rejection lines (``REJECTIONS``) share the bound. Anything else passes untouched."""
+
+    def __init__(self, burst: int = 20, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window, self._clock = burst, window, clock
+        self._started = -window
+        self._count = 0
+        self._left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        junk = isinstance(exc, HttpProcessingError | ConnectionError)
+        if not junk and getattr(record, "action", None) not in REJECTIONS:
+            return True
+        now = self._clock()
+        left_out = 0
+        if now - self._started >= self.window:
+            self._started, self._count, left_out, self._left_out = now, 0, self._left_out, 0
+        self._count += 1
+        if self._count > self.burst:
+            self._left_out += 1
+            return False
+        if junk:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info, record.exc_text = "request rejected", (), None, None
+            record.action, record.error = "request_rejected", type(exc).__name__
+        if left_out:
+            record.left_out = left_out
+        return True
+
+
+def quiet_rejections() -> None:
+    """Put one ``RequestRejections`` on aiohttp's server logger and on the callbacks' (again: nothing)."""
+    for name in ("aiohttp.server", "corpsync.callbacks"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestRejections) for f in logger.filters):
+            logger.addFilter(RequestRejections())
