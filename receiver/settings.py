@@ -29,6 +29,7 @@ class Settings:
     run_worker: bool = True
     run_scheduler: bool = True
     event_loop: str = "auto"  # 'uvloop', 'asyncio', or 'auto' (uvloop when it is installed)
+    client_timeout: int = 10  # seconds a connection may idle, or take to send a request's headers or body
 
     @property
     def base_url(self) -> str:
@@ -86,4 +87,5 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         run_worker=_flag(env, "CORPSYNC_WORKER", True),
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
         event_loop=_choice("CORPSYNC_EVENT_LOOP", env.get("CORPSYNC_EVENT_LOOP") or "auto", EVENT_LOOPS),
+        client_timeout=_int(env, "CORPSYNC_CLIENT_TIMEOUT", 10, minimum=1) or 10,
     )

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from handlers.api import DEFAULT_LIMIT, MAX_LIMIT, MemberFilter
 from handlers.errors import InvalidInput
+from receiver.bodies import read_body
 
 PAGE_PARAMS = ("limit", "cursor")
 _PLUS_AS_SPACE = re.compile(r"(:\d{2}(?:\.\d+)?) (\d{2}:?\d{2})$")
@@ -73,7 +74,7 @@ def member_filter(params: dict[str, str]) -> MemberFilter:
 
 async def body(request: web.Request, allowed: Collection[str], *, optional: bool = False) -> dict[str, Any]:
     """The JSON object of the body; unknown keys are refused. ``optional``: an empty body is ``{}``."""
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         if optional:
             return {}

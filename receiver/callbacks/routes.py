@@ -27,6 +27,7 @@ from handlers.model import Platform
 from handlers.store.credentials import is_active_tenant
 from handlers.store.inbox import InboxRecord
 from handlers.store.pool import DB_ERRORS
+from receiver.bodies import read_body
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 from receiver.callbacks.endpoints import CorpEndpoint, Endpoints, SuiteEndpoint
 from receiver.errors import CallbackRejected, EnvelopeError, ReceiveIdError, StaleTimestampError, http_status, rejection
@@ -122,7 +123,7 @@ class Callbacks:
     async def wecom_event(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._wecom_endpoint(request)
         record = self._wecom_post(
-            request.query, await request.read(), endpoint.cipher, endpoint.receive_ids,
+            request.query, await read_body(request), endpoint.cipher, endpoint.receive_ids,
             route="wecom", stream=endpoint.name, corp=endpoint.name,
         )  # fmt: skip
         return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
@@ -134,7 +135,7 @@ class Callbacks:
     async def suite_instruction(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
         record = self._wecom_post(
-            request.query, await request.read(), endpoint.cipher, endpoint.instruction_ids,
+            request.query, await read_body(request), endpoint.cipher, endpoint.instruction_ids,
             route="wecom-suite", stream=endpoint.stream, corp=None,
         )  # fmt: skip
         return web.Response(text="success"), _stored(await self._app[INTAKE].submit(record))
@@ -145,7 +146,7 @@ class Callbacks:
 
     async def suite_data(self, request: web.Request) -> tuple[web.StreamResponse, str]:
         endpoint = self._suite_endpoint(request)
-        body = await request.read()
+        body = await read_body(request)
         query = request.query
         opened = self._open_wecom_post(query, body, endpoint.cipher, None)
         tenant = opened.receive_id
@@ -166,7 +167,7 @@ class Callbacks:
         endpoint = self._endpoints.dingtalk.get(request.match_info["corp"])
         if endpoint is None:
             raise UnknownCorp("unknown corp")
-        body = await request.read()
+        body = await read_body(request)
         query = request.query
         parsed = dingtalk.parse_request(query, body)
         self._check_fresh(parsed.timestamp)

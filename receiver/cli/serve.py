@@ -66,7 +66,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             },
         )
         web.run_app(
-            app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=5, loop=loop
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=5,
+            keepalive_timeout=settings.client_timeout,  # also bounds the wait for a request's headers
+            loop=loop,
         )
     log.info("stopped", extra={"action": "serve_stopped"})
     return 0

@@ -37,9 +37,9 @@ def free_port() -> int:
         return port
 
 
-def start(app_dir: Path, port: int, database_url: str | None) -> subprocess.Popen[bytes]:
+def start(app_dir: Path, port: int, database_url: str | None, **settings: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORPSYNC_")}
-    env.update({"CORPSYNC_LOG_FORMAT": "json", "CORPSYNC_SCHEDULER": "false"})
+    env.update({"CORPSYNC_LOG_FORMAT": "json", "CORPSYNC_SCHEDULER": "false", **settings})
     if database_url:
         env["CORPSYNC_DATABASE_URL"] = database_url
     return subprocess.Popen(
@@ -195,3 +195,31 @@ def test_serving_settles_the_heap_for_the_collector() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_connections_that_send_too_slowly_are_closed(app_dir: Path, db_url: str) -> None:
+    port = free_port()
+    with start(app_dir, port, db_url, CORPSYNC_CLIENT_TIMEOUT="1") as proc:
+        try:
+            wait_healthy(proc, port)
+            slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+            for i, conn in enumerate(slow):
+                conn.sendall([b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"POST /x HTTP/1.1\r\n"][i % 3])
+            started = time.monotonic()
+            for conn in slow:
+                assert conn.recv(100) == b""  # closed by the server, with no answer
+                conn.close()
+            assert time.monotonic() - started < 4
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(b"POST /callback/wecom/HQ HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n<xml>")
+                assert conn.recv(100).startswith(b"HTTP/1.1 408")
+        finally:
+            proc.terminate()
+
+
+def test_the_client_timeout_setting_is_read_and_checked() -> None:
+    assert settings_from_env({}).client_timeout == 10
+    assert settings_from_env({"CORPSYNC_CLIENT_TIMEOUT": "3"}).client_timeout == 3
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ConfigError, match="CORPSYNC_CLIENT_TIMEOUT"):
+            settings_from_env({"CORPSYNC_CLIENT_TIMEOUT": bad})
