@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -32,6 +33,10 @@ class SnapshotSource(Protocol):
     """A platform client, as full sync sees it."""
 
     async def fetch_snapshot(self, progress: Progress | None = None) -> Snapshot: ...
+
+
+# Told which run a call of run_full_sync is, as soon as that is known: (run id or None, already running).
+RunKnown = Callable[[int | None, bool], None]
 
 
 class RunStatus(StrEnum):
@@ -68,20 +73,25 @@ async def run_full_sync(
     trigger: str,
     allow_deletes: bool = False,
     progress: Progress | None = None,
+    on_run: RunKnown | None = None,
 ) -> SyncResult:
     """Run one full sync of a corp now, or return ``ALREADY_RUNNING`` when one is under way anywhere.
 
-    The pool must come from ``handlers.store.pool.create_pool`` (jsonb codec). Upstream failures are recorded as a
-    failed run and returned, never raised; a database failure while recording raises.
+    ``on_run`` learns, as soon as it is known, which run this call is: ``(run id, False)`` once its record is
+    written, or ``(the running run's id, True)`` when another holds the lock (None if that one has not written
+    its record yet). The pool must come from ``handlers.store.pool.create_pool`` (jsonb codec). Upstream
+    failures are recorded as a failed run and returned, never raised; a database failure while recording raises.
     """
     started = time.monotonic()
     async with pool.acquire() as conn:  # the corp's lock is held on this connection for the whole run
         if not await locks.try_lock_full_sync(conn, corp_row):
             running = await sync_runs.running_run(conn, corp_row)
             log.info("full sync coalesced", extra={"action": "full_sync_coalesced", "corp": corp.name})
+            if on_run is not None:
+                on_run(running, True)
             return SyncResult(corp.name, trigger, RunStatus.ALREADY_RUNNING, running, empty_counts())
         try:
-            return await _locked(conn, corp_row, corp, client, trigger, allow_deletes, progress, started)
+            return await _locked(conn, corp_row, corp, client, trigger, allow_deletes, progress, started, on_run)
         finally:
             await locks.unlock_full_sync(conn, corp_row)
 
@@ -95,9 +105,12 @@ async def _locked(
     allow_deletes: bool,
     progress: Progress | None,
     started: float,
+    on_run: RunKnown | None,
 ) -> SyncResult:
     await sync_runs.fail_interrupted_runs(conn, corp_row)
     run_id = await sync_runs.start_run(conn, corp_row, trigger)
+    if on_run is not None:
+        on_run(run_id, False)
     await sync_runs.clear_sync_request(conn, corp_row)  # requests from now on ask for another run
     log.info("full sync started", extra={"action": "full_sync_started", "corp": corp.name, "run_id": run_id})
     calls_before, fetch_started = _calls(client), time.monotonic()

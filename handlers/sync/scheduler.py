@@ -22,7 +22,7 @@ from handlers.config import CorpConfig, SyncSettings
 from handlers.errors import UnknownCorp
 from handlers.store import sync_runs
 from handlers.store.corps import corp_id_by_name, ensure_corp
-from handlers.sync.fullsync import RunStatus, SnapshotSource, SyncResult, run_full_sync
+from handlers.sync.fullsync import RunKnown, RunStatus, SnapshotSource, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
 log = logging.getLogger("corpsync.triggers")
@@ -121,7 +121,13 @@ class SyncScheduler:
         return task
 
     def start(
-        self, corp: CorpConfig, trigger: str, *, allow_deletes: bool = False, progress: Progress | None = None
+        self,
+        corp: CorpConfig,
+        trigger: str,
+        *,
+        allow_deletes: bool = False,
+        progress: Progress | None = None,
+        on_run: RunKnown | None = None,
     ) -> tuple[asyncio.Task[SyncResult], bool]:
         """(task, started now): a full sync of ``corp``, or the one of it already running in this process.
 
@@ -130,7 +136,9 @@ class SyncScheduler:
         task = self._tasks.get(corp.name)
         if task is not None and not task.done():
             return task, False
-        task = asyncio.create_task(self._sync(corp, trigger, allow_deletes, progress), name=f"full-sync:{corp.name}")
+        task = asyncio.create_task(
+            self._sync(corp, trigger, allow_deletes, progress, on_run), name=f"full-sync:{corp.name}"
+        )
         self._tasks[corp.name] = task
         if self._on_finished is not None:
             task.add_done_callback(self._finished)
@@ -200,15 +208,23 @@ class SyncScheduler:
             self._rows[corp.name] = row
         return row
 
-    async def _sync(self, corp: CorpConfig, trigger: str, allow_deletes: bool, progress: Progress | None) -> SyncResult:
+    async def _sync(
+        self,
+        corp: CorpConfig,
+        trigger: str,
+        allow_deletes: bool,
+        progress: Progress | None,
+        on_run: RunKnown | None = None,
+    ) -> SyncResult:
         """One run, never raising (except cancellation): a crash becomes a FAILED result and a log line."""
         async with self._slots:
             try:
                 client = self._clients(corp)
                 row = await self._corp_row(corp)
                 return await run_full_sync(
-                    self._pool, row, corp, client, trigger=trigger, allow_deletes=allow_deletes, progress=progress
-                )
+                    self._pool, row, corp, client, trigger=trigger, allow_deletes=allow_deletes, progress=progress,
+                    on_run=on_run,
+                )  # fmt: skip
             except Exception as exc:
                 log.warning(
                     "full sync crashed",

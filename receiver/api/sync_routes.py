@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from handlers.errors import UnknownRecord
 from handlers.sync.fullsync import RunStatus, SyncResult
 from receiver.api import params
 from receiver.api.corps import get_corp
-from receiver.api.guard import endpoint, problem, reply
+from receiver.api.guard import endpoint, reply
 from receiver.keys import SCHEDULER
 
 log = logging.getLogger("corpsync.api")
@@ -26,25 +27,27 @@ log = logging.getLogger("corpsync.api")
 START_WAIT = 10.0  # seconds to wait for the run record before answering without it
 POLL = 0.05
 
-
-def _start(app: web.Application, corp: Corp, allow_deletes: bool) -> tuple[asyncio.Task[SyncResult], bool]:
-    """(task, started now): the app's scheduler runs the sync, or already runs one of this corp."""
-    return app[SCHEDULER].start(corp.config, "api", allow_deletes=allow_deletes)
+RunOf = tuple[int | None, bool]  # (run id, already running)
 
 
-async def _run_id(corp: Corp, task: asyncio.Task[SyncResult], after: int) -> tuple[int | None, bool]:
-    """(run id, already running) once the run has its record, or (None, False) after START_WAIT."""
+async def _known_run(corp: Corp, task: asyncio.Task[SyncResult], known: asyncio.Future[RunOf]) -> RunOf:
+    """(run id, already running) of the sync the request started or joined; the id is None only when no run
+    record appeared within START_WAIT (the sync waits for a free slot)."""
     deadline = asyncio.get_running_loop().time() + START_WAIT
-    while True:
-        if task.done():
-            result = task.result()
-            return result.run_id, result.status is RunStatus.ALREADY_RUNNING
-        found = await corp.running_sync_run(after)
-        if found is not None:
-            return found, False
-        if asyncio.get_running_loop().time() > deadline:
-            return None, False
-        await asyncio.wait({task}, timeout=POLL)
+    either: set[asyncio.Future[Any]] = {task, known}
+    await asyncio.wait(either, timeout=START_WAIT, return_when=asyncio.FIRST_COMPLETED)
+    if known.done():
+        run_id, already = known.result()
+    elif task.done():
+        result = task.result()  # a crash of the sync itself raises here: the guard answers it
+        run_id, already = result.run_id, result.status is RunStatus.ALREADY_RUNNING
+    else:
+        return None, False
+    # Coalesced with a run that holds the lock but has not written its record yet: it does so at once.
+    while run_id is None and already and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(POLL)
+        run_id = await corp.running_sync_run(0)
+    return run_id, already
 
 
 @endpoint
@@ -53,15 +56,20 @@ async def start_sync(request: web.Request) -> web.Response:
     allow_deletes = params.flag(await params.body(request, ("allowDeletes",), optional=True), "allowDeletes", False)
     name = request.match_info["corp"]
     corp = await get_corp(request.app, name)
-    before = await corp.last_sync_run_id()
-    task, fresh = _start(request.app, corp, allow_deletes)
-    run_id, already = await _run_id(corp, task, before if fresh else 0)
-    if run_id is None and task.done():
-        return problem(500, "the sync could not start")
+    known: asyncio.Future[RunOf] = asyncio.get_running_loop().create_future()
+
+    def on_run(run_id: int | None, already: bool) -> None:
+        if not known.done():
+            known.set_result((run_id, already))
+
+    task, fresh = request.app[SCHEDULER].start(corp.config, "api", allow_deletes=allow_deletes, on_run=on_run)
+    if not fresh:  # this process runs the corp's sync already: answer with that run
+        known.set_result((await corp.running_sync_run(0), True))
+    run_id, already = await _known_run(corp, task, known)
     log.info("api sync requested", extra={"action": "api_sync_requested", "corp": name, "run_id": run_id,
-                                          "already_running": already or not fresh})  # fmt: skip
+                                          "already_running": already})  # fmt: skip
     run = None if run_id is None else (await corp.get_sync_run(run_id)).to_json()
-    body = {"runId": None if run_id is None else str(run_id), "alreadyRunning": already or not fresh, "run": run}
+    body = {"runId": None if run_id is None else str(run_id), "alreadyRunning": already, "run": run}
     headers = {} if run_id is None else {"Location": f"{request.rel_url.raw_path}-runs/{run_id}"}
     return reply(body, 202, headers)
 

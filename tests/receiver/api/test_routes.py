@@ -530,6 +530,26 @@ async def test_two_posts_share_one_run(rig: Rig) -> None:
     await wait_finished(rig, first[1]["runId"])
 
 
+async def test_concurrent_posts_over_three_processes_share_one_run(
+    rig: Rig, aiohttp_client: ClientFactory, tmp_path: Path, db_url: str
+) -> None:
+    settings = Settings(admin_token=Secret(TOKEN), run_scheduler=False, run_worker=False)
+    config = load_app_dir(tmp_path, {})
+    others = [await aiohttp_client(create_app(settings, config, db_url)) for _ in range(2)]
+    rig.sim.latency = 0.3  # the sync takes a while: every post arrives while it runs
+
+    async def post(client: TestClient[Any, Any]) -> tuple[int, Any]:
+        response = await client.post("/api/corps/HQ/sync", json={}, headers=AUTH)
+        return response.status, await response.json()
+
+    answers = await asyncio.gather(*(post(c) for c in (rig.client, *others) for _ in range(10)))
+    assert [status for status, _ in answers] == [202] * 30
+    assert {body["runId"] for _, body in answers} == {answers[0][1]["runId"]} != {None}
+    assert sorted(body["alreadyRunning"] for _, body in answers) == [False] + [True] * 29
+    rig.sim.latency = 0.0
+    await wait_finished(rig, answers[0][1]["runId"])
+
+
 async def test_a_sync_running_elsewhere_is_answered_with_that_run(rig: Rig, db_url: str) -> None:
     row = await rig.pool.fetchval("SELECT id FROM corps WHERE name = 'HQ'")
     other = await asyncpg.connect(db_url)  # another process, holding the corp's sync lock

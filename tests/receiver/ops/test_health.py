@@ -387,7 +387,9 @@ async def test_api_sync_tasks_report_each_finished_run_once() -> None:
     seen: list[SyncResult] = []
 
     class Stub(SyncScheduler):
-        async def _sync(self, corp: CorpConfig, trigger: str, allow_deletes: bool, progress: Any) -> SyncResult:
+        async def _sync(
+            self, corp: CorpConfig, trigger: str, allow_deletes: bool, progress: Any, on_run: Any = None
+        ) -> SyncResult:
             await asyncio.sleep(0.01)
             return SyncResult("T1", trigger, RunStatus.SUCCEEDED, 7, empty_counts(), seconds=0.01)
 
