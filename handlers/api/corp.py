@@ -157,6 +157,8 @@ class Corp:
         With them, only those members are created or updated (no removals, no run record); an operator
         offline stays offline.
         """
+        if not isinstance(corp_data, CorpData | Snapshot):  # checked before anything is written
+            raise InvalidInput("corpData", "must be the CorpData getThirdCorpData returned")
         if isinstance(corp_data, CorpData) and corp_data.corp_id != self.corp_id:
             raise InvalidInput("corpData", "holds the directory of another corp")
         snapshot = corp_data.snapshot if isinstance(corp_data, CorpData) else corp_data
@@ -222,7 +224,8 @@ class Corp:
         return await reads.all_depts(self._pool, self.row_id, self.full_name)
 
     async def get_dept(self, dept_id: str) -> DeptView:
-        return await reads.dept(self._pool, self.row_id, self.full_name, dept_id)
+        (dept,) = writes.check_ids("deptId", [dept_id])
+        return await reads.dept(self._pool, self.row_id, self.full_name, dept)
 
     async def get_members(
         self, status: str | None = None, *, dept_id: str | None = None, updated_since: datetime | None = None
@@ -231,7 +234,8 @@ class Corp:
         return await reads.all_members(self._pool, self.row_id, self.full_name, where)
 
     async def get_member(self, member_id: str) -> MemberView:
-        return await reads.member(self._pool, self.row_id, self.full_name, member_id)
+        (member,) = writes.check_ids("memberId", [member_id])
+        return await reads.member(self._pool, self.row_id, self.full_name, member)
 
     async def page_depts(self, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page[DeptView]:
         return await reads.dept_page(self._pool, self.row_id, self.full_name, limit, cursor)

@@ -116,6 +116,8 @@ async def _locked(
     calls_before, fetch_started = _calls(client), time.monotonic()
     try:
         snapshot = await client.fetch_snapshot(progress)
+        if not isinstance(snapshot, Snapshot):
+            raise TypeError(f"the snapshot source gave a {type(snapshot).__name__}, not a Snapshot")
     except BaseException as exc:  # any upstream or client failure: record it, apply nothing
         calls = _calls(client) - calls_before
         result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), calls)

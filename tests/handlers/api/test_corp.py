@@ -17,7 +17,7 @@ from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
 from handlers.store import credentials
 from handlers.store.corps import ensure_corps
 from handlers.store.directory import Directory, Reactivate, Source
-from handlers.sync.fullsync import RunStatus
+from handlers.sync.fullsync import RunStatus, run_full_sync
 from receiver.testing import Simulator, generate_org, run_simulator
 
 AES = "a" * 43
@@ -305,6 +305,38 @@ async def test_bulk_register_of_chosen_members_touches_only_them(hq: Corp, pool:
     assert await pool.fetchval("SELECT count(*) FROM change_log WHERE source = 'api'") == 2
     with pytest.raises(UnknownRecord):
         await hq.bulk_register(ORG, ["nobody"])
+
+
+@pytest.mark.parametrize("given", [{"corpId": "wwHQ", "userList": []}, "corpData", None, [ORG]])
+async def test_bulk_register_of_something_else_fails_before_anything_changes(
+    hq: Corp, pool: asyncpg.Pool, given: Any
+) -> None:
+    await pool.execute(
+        "UPDATE corps SET sync_requested_at = now(), sync_request_reason = 'drift' WHERE id = $1", hq.row_id
+    )
+    with pytest.raises(InvalidInput) as caught:
+        await hq.bulk_register(given)
+    assert caught.value.field == "corpData"
+    assert await pool.fetchval("SELECT count(*) FROM sync_runs") == 0
+    assert await pool.fetchval("SELECT sync_request_reason FROM corps WHERE id = $1", hq.row_id) == "drift"
+
+
+async def test_a_full_sync_given_something_else_than_a_snapshot_is_a_failed_run(hq: Corp, pool: asyncpg.Pool) -> None:
+    class Wrong:
+        async def fetch_snapshot(self, progress: Any = None) -> Any:
+            return {"userList": []}
+
+    result = await run_full_sync(pool, hq.row_id, hq.config, Wrong(), trigger="manual")
+    assert result.status is RunStatus.FAILED
+    assert await pool.fetchval("SELECT status FROM sync_runs WHERE id = $1", result.run_id) == "failed"
+
+
+@pytest.mark.parametrize("given", [1, None, "", "a\x00b"])
+async def test_an_id_that_is_not_a_usable_string_is_invalid_input(loaded: Corp, given: Any) -> None:
+    with pytest.raises(InvalidInput):
+        await loaded.get_dept(given)
+    with pytest.raises(InvalidInput):
+        await loaded.get_member(given)
 
 
 async def test_bulk_register_refuses_the_data_of_another_corp(hq: Corp) -> None:
