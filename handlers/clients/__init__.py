@@ -4,6 +4,7 @@
                                       ├─ WecomProxyCorp  → suite.SuiteClient(auth).tenant_client(corp)
                                       └─ DingTalkCorp    → dingtalk.DingTalkClient
     every call: limiter (per corp and API) → Transport (retries, token refresh) → *_records parsers
+    each built from a ``wiring.Wiring``: session, pool, observer, shared limiters, retry policy
 
 Tokens live in the ``credentials`` table (handlers.store.credentials), so processes share them.
 """
@@ -19,6 +20,7 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.protocol import PlatformClient, Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
+from handlers.clients.wiring import Wiring
 from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.store.credentials import Db
 
@@ -33,6 +35,7 @@ __all__ = [
     "RetryPolicy",
     "SuiteClient",
     "WecomClient",
+    "Wiring",
     "make_client",
 ]
 
@@ -47,11 +50,12 @@ def make_client(
     retry: RetryPolicy | None = None,
 ) -> PlatformClient:
     """The client of one configured corp. Pass one ``LimiterRegistry`` per process so clients share pacing."""
-    if isinstance(corp, WecomInnerCorp):
-        return inner_client(corp, session, pool, observer=observer, limiters=limiters, retry=retry)
     if isinstance(corp, WecomProxyCorp):
         suite = SuiteClient(corp.auth, session, pool, observer=observer, limiters=limiters, retry=retry)
         return suite.tenant_client(corp)
+    wiring = Wiring.of(session, pool, observer=observer, limiters=limiters, retry=retry)
+    if isinstance(corp, WecomInnerCorp):
+        return inner_client(corp, wiring)
     if isinstance(corp, DingTalkCorp):
-        return dingtalk_client(corp, session, pool, observer=observer, limiters=limiters, retry=retry)
+        return dingtalk_client(corp, wiring)
     raise TypeError(f"no client for {type(corp).__name__}")

@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-
 import handlers.clients.wecom_records as rec
-from handlers.clients.base import Json, RetryPolicy, Transport, integer, items, text
-from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import ClientObserver, NullObserver
+from handlers.clients.base import Json, Transport, integer, items, text
 from handlers.clients.protocol import Progress
 from handlers.clients.snapshot import MemberBook, Ticker, for_each, is_fatal, run_all, subtree, visible_root
-from handlers.clients.tokens import Token, TokenFetch, TokenSource, TokenSpec
+from handlers.clients.tokens import Token, TokenFetch, TokenSource
+from handlers.clients.wiring import Wiring
 from handlers.config import Secret, SyncSettings, WecomInnerCorp
 from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Membership, Platform, Snapshot, Tag
-from handlers.store.credentials import Db, wecom_token_key
+from handlers.store.credentials import wecom_token_key
 
 log = logging.getLogger("corpsync.clients")
 
@@ -33,6 +30,11 @@ DEPARTMENT_GONE = frozenset({60123, 60003, 60011})  # invalid department id / no
 TAG_GONE = frozenset({40068, 60011})  # invalid tagid / not visible
 LIST_FORBIDDEN = frozenset({48009, 48002, 60011})  # department/list refused: use simplelist + get
 LIST_ID_LIMIT = 10_000
+
+
+def cgi_base(api_base: str) -> str:
+    """The base URL of WeCom's server API under an ``apiBase`` (https://qyapi.weixin.qq.com by default)."""
+    return api_base.rstrip("/") + "/cgi-bin"
 
 
 def gettoken(transport: Transport, corp_id: str, secret: Secret) -> TokenFetch:
@@ -298,28 +300,16 @@ class WecomClient:
         await for_each(missing, one, self.transport.limiter.concurrency)
 
 
-def inner_client(
-    corp: WecomInnerCorp,
-    session: aiohttp.ClientSession,
-    pool: Db,
-    *,
-    observer: ClientObserver | None = None,
-    limiters: LimiterRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> WecomClient:
+def inner_client(corp: WecomInnerCorp, wiring: Wiring) -> WecomClient:
     """The client of a self-built app; the contact-sync secret, when configured, gets its own token."""
-    observer = observer or NullObserver()
-    registry = limiters or LimiterRegistry()
-    limiter = registry.get(f"wecom:{corp.corp_id}", Platform.WECOM, corp.rate_limits)
-    transport = Transport(
-        session, corp.api_base.rstrip("/") + "/cgi-bin", limiter, observer, retry=retry, label=corp.name
+    transport = wiring.transport(
+        cgi_base(corp.api_base), f"wecom:{corp.corp_id}", Platform.WECOM, corp.rate_limits, corp.name
     )
 
     def token(secret: Secret, kind: str) -> Token:
-        spec = TokenSpec(
+        return wiring.token(
             wecom_token_key(corp.corp_id, secret.reveal()), kind, gettoken(transport, corp.corp_id, secret)
         )
-        return Token(spec, pool, observer)
 
     async def agent_id() -> str | None:
         return corp.agent_id

@@ -12,6 +12,7 @@ import pytest
 
 from handlers.clients.base import RetryPolicy
 from handlers.clients.wecom import WecomClient, inner_client
+from handlers.clients.wiring import Wiring
 from handlers.config import CallbackKeys, Secret, WecomInnerCorp
 from handlers.store.corps import ensure_corp
 from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
@@ -64,7 +65,7 @@ async def rig(pool: asyncpg.Pool) -> AsyncIterator[Rig]:
         )
         async with pool.acquire() as conn:
             row = await ensure_corp(conn, corp)
-        yield Rig(sim, org, corp, inner_client(corp, session, pool, retry=FAST), pool, row)
+        yield Rig(sim, org, corp, inner_client(corp, Wiring.of(session, pool, retry=FAST)), pool, row)
 
 
 async def fingerprint(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
