@@ -17,7 +17,7 @@ from handlers.clients.base import Json, Transport, ident, integer, items, mappin
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.clients.dingtalk_walk import DepartmentWalk
 from handlers.clients.protocol import Progress
-from handlers.clients.snapshot import for_each, is_fatal, run_all
+from handlers.clients.snapshot import for_each, is_fatal, run_all, unless_gone
 from handlers.clients.tokens import Token
 from handlers.clients.wecom import access_token
 from handlers.clients.wiring import Wiring
@@ -58,20 +58,13 @@ class DingTalkClient:
 
     async def member(self, user_id: str) -> Member | None:
         """``v2/user/get``; None when the user left or is outside the app's scope."""
-        try:
-            return rec.member(await self._result("topapi/v2/user/get", {"userid": user_id}))
-        except UpstreamError as exc:
-            if exc.errcode in MEMBER_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._result("topapi/v2/user/get", {"userid": user_id}), MEMBER_GONE)
+        return None if doc is None else rec.member(doc)
 
     async def department(self, dept_id: str) -> Department | None:
-        try:
-            return rec.department(await self._result("topapi/v2/department/get", {"dept_id": rec.id_param(dept_id)}))
-        except UpstreamError as exc:
-            if exc.errcode in DEPARTMENT_GONE:
-                return None
-            raise
+        body = {"dept_id": rec.id_param(dept_id)}
+        doc = await unless_gone(self._result("topapi/v2/department/get", body), DEPARTMENT_GONE)
+        return None if doc is None else rec.department(doc)
 
     async def tag(self, tag_id: str) -> Tag | None:
         """DingTalk has no tags (its roles are ``roles()``)."""

@@ -15,7 +15,16 @@ from collections.abc import Awaitable, Callable
 import handlers.clients.wecom_records as rec
 from handlers.clients.base import Json, Transport, integer, items, text
 from handlers.clients.protocol import Progress
-from handlers.clients.snapshot import MemberBook, Ticker, for_each, is_fatal, run_all, subtree, visible_root
+from handlers.clients.snapshot import (
+    MemberBook,
+    Ticker,
+    for_each,
+    is_fatal,
+    run_all,
+    subtree,
+    unless_gone,
+    visible_root,
+)
 from handlers.clients.tokens import Token, TokenFetch, TokenSource
 from handlers.clients.wiring import Wiring
 from handlers.config import Secret, SyncSettings, WecomInnerCorp
@@ -94,30 +103,17 @@ class WecomClient:
 
     async def member(self, user_id: str) -> Member | None:
         """``user/get``; None when the member is gone or out of the visible range."""
-        try:
-            return rec.member(await self._get("user/get", {"userid": user_id}))
-        except UpstreamError as exc:
-            if exc.errcode in MEMBER_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._get("user/get", {"userid": user_id}), MEMBER_GONE)
+        return None if doc is None else rec.member(doc)
 
     async def department(self, dept_id: str) -> Department | None:
-        try:
-            doc = await self._get("department/get", {"id": dept_id})
-        except UpstreamError as exc:
-            if exc.errcode in DEPARTMENT_GONE:
-                return None
-            raise
-        found = doc.get("department")
+        doc = await unless_gone(self._get("department/get", {"id": dept_id}), DEPARTMENT_GONE)
+        found = None if doc is None else doc.get("department")
         return rec.department(found) if isinstance(found, dict) else None
 
     async def tag(self, tag_id: str) -> Tag | None:
-        try:
-            return rec.tag(tag_id, await self._get("tag/get", {"tagid": tag_id}))
-        except UpstreamError as exc:
-            if exc.errcode in TAG_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._get("tag/get", {"tagid": tag_id}), TAG_GONE)
+        return None if doc is None else rec.tag(tag_id, doc)
 
     async def admins(self) -> tuple[Admin, ...] | None:
         """The app's admins (``agent/get_admin_list``); None without an agent id."""
