@@ -11,6 +11,8 @@ Tokens live in the ``credentials`` table (handlers.store.credentials), so proces
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import aiohttp
 
 from handlers.clients.base import RetryPolicy
@@ -20,12 +22,13 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.protocol import PlatformClient, Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
-from handlers.clients.wiring import Wiring
+from handlers.clients.wiring import ClientOptions, Wiring
 from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.store.credentials import Db
 
 __all__ = [
     "ClientObserver",
+    "ClientOptions",
     "DingTalkClient",
     "FailedEvent",
     "LimiterRegistry",
@@ -41,19 +44,12 @@ __all__ = [
 
 
 def make_client(
-    corp: CorpConfig,
-    session: aiohttp.ClientSession,
-    pool: Db,
-    *,
-    observer: ClientObserver | None = None,
-    limiters: LimiterRegistry | None = None,
-    retry: RetryPolicy | None = None,
+    corp: CorpConfig, session: aiohttp.ClientSession, pool: Db, **options: Unpack[ClientOptions]
 ) -> PlatformClient:
     """The client of one configured corp. Pass one ``LimiterRegistry`` per process so clients share pacing."""
     if isinstance(corp, WecomProxyCorp):
-        suite = SuiteClient(corp.auth, session, pool, observer=observer, limiters=limiters, retry=retry)
-        return suite.tenant_client(corp)
-    wiring = Wiring.of(session, pool, observer=observer, limiters=limiters, retry=retry)
+        return SuiteClient(corp.auth, session, pool, **options).tenant_client(corp)
+    wiring = Wiring.of(session, pool, **options)
     if isinstance(corp, WecomInnerCorp):
         return inner_client(corp, wiring)
     if isinstance(corp, DingTalkCorp):

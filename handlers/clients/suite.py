@@ -9,15 +9,14 @@ tokens are never logged.
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
 import aiohttp
 
-from handlers.clients.base import RETRYABLE, Json, RetryPolicy, Transport, ident, items, mapping, text
-from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import ClientObserver
+from handlers.clients.base import RETRYABLE, Json, Transport, ident, items, mapping, text
 from handlers.clients.tokens import Token
 from handlers.clients.wecom import WecomClient, access_token, cgi_base, gettoken
-from handlers.clients.wiring import Wiring
+from handlers.clients.wiring import ClientOptions, Wiring
 from handlers.config import Secret, SuiteAuth, WecomProxyCorp
 from handlers.errors import UnknownCorp, UpstreamError
 from handlers.model import Platform
@@ -44,18 +43,11 @@ class SuiteClient:
     """One suite / 代开发 template: its suite token and the tenants' credentials."""
 
     def __init__(
-        self,
-        auth: SuiteAuth,
-        session: aiohttp.ClientSession,
-        pool: Db,
-        *,
-        observer: ClientObserver | None = None,
-        limiters: LimiterRegistry | None = None,
-        retry: RetryPolicy | None = None,
+        self, auth: SuiteAuth, session: aiohttp.ClientSession, pool: Db, **options: Unpack[ClientOptions]
     ) -> None:
         self.auth = auth
         self._pool = pool
-        self._wiring = Wiring.of(session, pool, observer=observer, limiters=limiters, retry=retry)
+        self._wiring = Wiring.of(session, pool, **options)
         self.transport = self._transport(f"wecom-suite:{auth.suite_id}", auth.name)
         self.suite_token = self._wiring.token(
             suite_token_key(auth.suite_id, auth.suite_secret.reveal()), "wecom_suite", self._fetch_suite_token

@@ -4,6 +4,7 @@ observer, the shared limiters and the retry policy; and the transports and token
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import aiohttp
 
@@ -16,6 +17,14 @@ from handlers.model import Platform
 from handlers.store.credentials import Db
 
 
+class ClientOptions(TypedDict, total=False):
+    """What building a client may be given besides the session and pool; each left out (or None) defaults."""
+
+    observer: ClientObserver | None  # default: no observer
+    limiters: LimiterRegistry | None  # default: limiters of this client alone (pass one registry per process)
+    retry: RetryPolicy | None  # default: RetryPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class Wiring:
     session: aiohttp.ClientSession
@@ -25,17 +34,9 @@ class Wiring:
     retry: RetryPolicy | None
 
     @classmethod
-    def of(
-        cls,
-        session: aiohttp.ClientSession,
-        pool: Db,
-        *,
-        observer: ClientObserver | None = None,
-        limiters: LimiterRegistry | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> Wiring:
-        """Defaults: no observer, limiters of this client alone, the default retry policy."""
-        return cls(session, pool, observer or NullObserver(), limiters or LimiterRegistry(), retry)
+    def of(cls, session: aiohttp.ClientSession, pool: Db, **options: Unpack[ClientOptions]) -> Wiring:
+        observer, limiters = options.get("observer"), options.get("limiters")
+        return cls(session, pool, observer or NullObserver(), limiters or LimiterRegistry(), options.get("retry"))
 
     def transport(
         self, base_url: str, limiter_key: str, platform: Platform, limits: RateLimits | None, label: str
