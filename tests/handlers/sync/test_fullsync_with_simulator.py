@@ -17,17 +17,8 @@ from handlers.config import CallbackKeys, Secret, WecomInnerCorp
 from handlers.store.corps import ensure_corp
 from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
 from receiver.testing import SimOrg, Simulator, generate_org, mutations, run_simulator
+from tests.support.directory import fingerprint
 
-DIRECTORY = (
-    "departments",
-    "members",
-    "member_departments",
-    "tags",
-    "tag_members",
-    "tag_departments",
-    "admins",
-    "change_log",
-)
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=5.0)
 
 
@@ -66,14 +57,6 @@ async def rig(pool: asyncpg.Pool) -> AsyncIterator[Rig]:
         async with pool.acquire() as conn:
             row = await ensure_corp(conn, corp)
         yield Rig(sim, org, corp, inner_client(corp, Wiring.of(session, pool, retry=FAST)), pool, row)
-
-
-async def fingerprint(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    found = {}
-    for table in DIRECTORY:
-        sql = f"SELECT count(*), coalesce(string_agg(xmin::text || ctid::text, ',' ORDER BY ctid), '') FROM {table}"  # noqa: S608 - fixed names
-        found[table] = tuple(await pool.fetchrow(sql))
-    return found
 
 
 async def test_first_sync_mirrors_the_org_and_a_resync_writes_nothing(rig: Rig) -> None:
