@@ -36,20 +36,9 @@ from handlers.store import pool as db
 from handlers.store.corps import ensure_corp
 from handlers.sync.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
 from receiver.testing import RateLimits, SimOrg, Simulator, generate_org, run_simulator
+from tests.support.directory import TABLES
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = (
-    "departments",
-    "members",
-    "member_departments",
-    "tags",
-    "tag_members",
-    "tag_departments",
-    "roles",
-    "role_members",
-    "admins",
-    "change_log",
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

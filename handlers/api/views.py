@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from handlers.store.rows import from_columns
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -82,17 +84,7 @@ class DeptView(JsonView):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], corp_full_name: str) -> DeptView:
-        return cls(
-            dept_id=row["dept_id"],
-            parent_id=row["parent_id"],
-            name=row["name"],
-            name_en=row["name_en"],
-            order=row["order"],
-            leader_ids=_tuple(row["leaders"]),
-            corp_full_name=corp_full_name,
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return from_columns(cls, row, leader_ids=_tuple(row["leaders"]), corp_full_name=corp_full_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,35 +120,16 @@ class MemberView(JsonView):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], corp_full_name: str) -> MemberView:
-        return cls(
+        return from_columns(
+            cls,
+            row,
             member_id=row["user_id"],
             local_id=str(row["id"]),
-            name=row["name"],
-            status=row["status"],
-            offline_reason=row["offline_reason"],
-            offline_at=row["offline_at"],
             dept_ids=tuple(row["dept_ids"]),
-            main_dept_id=row["main_dept_id"],
             leader_dept_ids=tuple(row["leader_dept_ids"]),
-            union_id=row["union_id"],
-            open_user_id=row["open_user_id"],
-            alias=row["alias"],
-            position=row["position"],
-            mobile=row["mobile"],
-            email=row["email"],
-            biz_mail=row["biz_mail"],
-            telephone=row["telephone"],
-            gender=row["gender"],
-            avatar=row["avatar"],
-            job_number=row["job_number"],
-            work_place=row["work_place"],
-            hired_date=row["hired_date"],
             direct_leader_ids=_tuple(row["direct_leaders"]),
-            platform_status=row["platform_status"],
             extattr=_jsonb(row["extattr"]),
             corp_full_name=corp_full_name,
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
         )
 
 
@@ -225,18 +198,7 @@ class SyncRunView(JsonView):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncRunView:
-        return cls(
-            run_id=str(row["id"]),
-            trigger=row["trigger"],
-            status=row["status"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            counts=_jsonb(row["counts"]),
-            api_calls=row["api_calls"],
-            error=row["error"],
-            held=_jsonb(row["held"]),
-            confirmed_at=row["confirmed_at"],
-        )
+        return from_columns(cls, row, run_id=str(row["id"]), counts=_jsonb(row["counts"]), held=_jsonb(row["held"]))
 
     def to_json(self) -> Json:
         found = JsonView.to_json(self)

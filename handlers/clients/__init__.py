@@ -4,11 +4,14 @@
                                       ├─ WecomProxyCorp  → suite.SuiteClient(auth).tenant_client(corp)
                                       └─ DingTalkCorp    → dingtalk.DingTalkClient
     every call: limiter (per corp and API) → Transport (retries, token refresh) → *_records parsers
+    each built from a ``wiring.Wiring``: session, pool, observer, shared limiters, retry policy
 
 Tokens live in the ``credentials`` table (handlers.store.credentials), so processes share them.
 """
 
 from __future__ import annotations
+
+from typing import Unpack
 
 import aiohttp
 
@@ -19,11 +22,13 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.protocol import PlatformClient, Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
+from handlers.clients.wiring import ClientOptions, Wiring
 from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.store.credentials import Db
 
 __all__ = [
     "ClientObserver",
+    "ClientOptions",
     "DingTalkClient",
     "FailedEvent",
     "LimiterRegistry",
@@ -33,25 +38,20 @@ __all__ = [
     "RetryPolicy",
     "SuiteClient",
     "WecomClient",
+    "Wiring",
     "make_client",
 ]
 
 
 def make_client(
-    corp: CorpConfig,
-    session: aiohttp.ClientSession,
-    pool: Db,
-    *,
-    observer: ClientObserver | None = None,
-    limiters: LimiterRegistry | None = None,
-    retry: RetryPolicy | None = None,
+    corp: CorpConfig, session: aiohttp.ClientSession, pool: Db, **options: Unpack[ClientOptions]
 ) -> PlatformClient:
     """The client of one configured corp. Pass one ``LimiterRegistry`` per process so clients share pacing."""
-    if isinstance(corp, WecomInnerCorp):
-        return inner_client(corp, session, pool, observer=observer, limiters=limiters, retry=retry)
     if isinstance(corp, WecomProxyCorp):
-        suite = SuiteClient(corp.auth, session, pool, observer=observer, limiters=limiters, retry=retry)
-        return suite.tenant_client(corp)
+        return SuiteClient(corp.auth, session, pool, **options).tenant_client(corp)
+    wiring = Wiring.of(session, pool, **options)
+    if isinstance(corp, WecomInnerCorp):
+        return inner_client(corp, wiring)
     if isinstance(corp, DingTalkCorp):
-        return dingtalk_client(corp, session, pool, observer=observer, limiters=limiters, retry=retry)
+        return dingtalk_client(corp, wiring)
     raise TypeError(f"no client for {type(corp).__name__}")

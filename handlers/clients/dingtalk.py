@@ -12,22 +12,19 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-
 import handlers.clients.dingtalk_records as rec
-from handlers.clients.base import Json, RetryPolicy, Transport, ident, integer, items, mapping
+from handlers.clients.base import Json, Transport, ident, integer, items, mapping
 from handlers.clients.dingtalk_records import FailedEvent
 from handlers.clients.dingtalk_walk import DepartmentWalk
-from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.protocol import Progress
-from handlers.clients.snapshot import for_each, is_fatal, run_all
-from handlers.clients.tokens import Token, TokenSpec
+from handlers.clients.snapshot import for_each, is_fatal, run_all, unless_gone
+from handlers.clients.tokens import Token
 from handlers.clients.wecom import access_token
+from handlers.clients.wiring import Wiring
 from handlers.config import DingTalkCorp
 from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Platform, Role, Snapshot, Tag
-from handlers.store.credentials import Db, dingtalk_token_key
+from handlers.store.credentials import dingtalk_token_key
 
 log = logging.getLogger("corpsync.clients")
 
@@ -61,20 +58,13 @@ class DingTalkClient:
 
     async def member(self, user_id: str) -> Member | None:
         """``v2/user/get``; None when the user left or is outside the app's scope."""
-        try:
-            return rec.member(await self._result("topapi/v2/user/get", {"userid": user_id}))
-        except UpstreamError as exc:
-            if exc.errcode in MEMBER_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._result("topapi/v2/user/get", {"userid": user_id}), MEMBER_GONE)
+        return None if doc is None else rec.member(doc)
 
     async def department(self, dept_id: str) -> Department | None:
-        try:
-            return rec.department(await self._result("topapi/v2/department/get", {"dept_id": rec.id_param(dept_id)}))
-        except UpstreamError as exc:
-            if exc.errcode in DEPARTMENT_GONE:
-                return None
-            raise
+        body = {"dept_id": rec.id_param(dept_id)}
+        doc = await unless_gone(self._result("topapi/v2/department/get", body), DEPARTMENT_GONE)
+        return None if doc is None else rec.department(doc)
 
     async def tag(self, tag_id: str) -> Tag | None:
         """DingTalk has no tags (its roles are ``roles()``)."""
@@ -213,27 +203,16 @@ class DingTalkClient:
         )
 
 
-def dingtalk_client(
-    corp: DingTalkCorp,
-    session: aiohttp.ClientSession,
-    pool: Db,
-    *,
-    observer: ClientObserver | None = None,
-    limiters: LimiterRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> DingTalkClient:
-    observer = observer or NullObserver()
-    registry = limiters or LimiterRegistry()
-    limiter = registry.get(f"dingtalk:{corp.app_key}", Platform.DINGTALK, corp.rate_limits)
-    transport = Transport(session, corp.api_base, limiter, observer, retry=retry, label=corp.name)
+def dingtalk_client(corp: DingTalkCorp, wiring: Wiring) -> DingTalkClient:
+    transport = wiring.transport(
+        corp.api_base, f"dingtalk:{corp.app_key}", Platform.DINGTALK, corp.rate_limits, corp.name
+    )
 
     async def fetch() -> tuple[str, float]:
         doc = await transport.call("gettoken", params={"appkey": corp.app_key, "appsecret": corp.app_secret.reveal()})
         return access_token(doc, "gettoken")
 
-    token = Token(
-        TokenSpec(dingtalk_token_key(corp.app_key, corp.app_secret.reveal()), "dingtalk", fetch), pool, observer
-    )
+    token = wiring.token(dingtalk_token_key(corp.app_key, corp.app_secret.reveal()), "dingtalk", fetch)
     return DingTalkClient(transport, token, corp)
 
 

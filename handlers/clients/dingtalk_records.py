@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+import handlers.clients.records as shared
 from handlers.clients.base import Json, ident, integer, items, mapping, text
 from handlers.model import Admin, Department, Member, Membership, Role
 
@@ -18,18 +19,7 @@ def id_param(value: str) -> int | str:
 
 def department(doc: Json) -> Department | None:
     """``listsub`` entry or ``department/get`` result; the root has no parent (0 / missing → None)."""
-    dept_id = ident(doc.get("dept_id"))
-    if dept_id is None:
-        return None
-    parent = ident(doc.get("parent_id"))
-    managers = doc.get("dept_manager_userid_list")
-    return Department(
-        dept_id=dept_id,
-        parent_id=None if parent in (None, "0") else parent,
-        name=text(doc.get("name")),
-        order=integer(doc.get("order")),
-        leaders=tuple(x for x in (text(v) for v in managers) if x) if isinstance(managers, list) else None,
-    )
+    return shared.department(doc, "dept_id", "parent_id", "dept_manager_userid_list", leader=text)
 
 
 def _extension(raw: Any) -> dict[str, str] | None:
@@ -115,12 +105,7 @@ def user_ids(result: Json) -> list[str]:
 
 def admins(result: Any) -> tuple[Admin, ...]:
     """``topapi/user/listadmin``: sys_level 1 main admin, 2 sub-admin."""
-    found = []
-    for entry in items(result):
-        user_id = text(mapping(entry).get("userid"))
-        if user_id is not None:
-            found.append(Admin(user_id, integer(entry.get("sys_level"))))
-    return tuple(found)
+    return shared.admins(result, "sys_level")
 
 
 @dataclass(frozen=True, slots=True)

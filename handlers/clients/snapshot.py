@@ -1,4 +1,4 @@
-"""Pieces every platform's ``fetch_snapshot`` uses: worker pools, the member book, the visible root."""
+"""Pieces every platform client uses: worker pools, the member book, the visible root, and what its errors mean."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ FATAL = frozenset({40001, 40013, 41001, 48002, 48009, 60020, 88, 90001, 43007, 4
 
 def is_fatal(exc: UpstreamError) -> bool:
     return isinstance(exc, TokenExpired) or exc.errcode in FATAL
+
+
+async def unless_gone(read: Awaitable[T], gone: frozenset[int]) -> T | None:
+    """What ``read`` answers, or None when the platform answers one of the ``gone`` errcodes (not found, or
+    out of the app's scope); any other error is raised."""
+    try:
+        return await read
+    except UpstreamError as exc:
+        if exc.errcode in gone:
+            return None
+        raise
 
 
 async def run_all(*coros: Coroutine[Any, Any, Any]) -> None:

@@ -9,14 +9,14 @@ tokens are never logged.
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
 import aiohttp
 
-from handlers.clients.base import RETRYABLE, Json, RetryPolicy, Transport, ident, items, mapping, text
-from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import ClientObserver, NullObserver
-from handlers.clients.tokens import Token, TokenSpec
-from handlers.clients.wecom import WecomClient, access_token, gettoken
+from handlers.clients.base import RETRYABLE, Json, Transport, ident, items, mapping, text
+from handlers.clients.tokens import Token
+from handlers.clients.wecom import WecomClient, access_token, cgi_base, gettoken
+from handlers.clients.wiring import ClientOptions, Wiring
 from handlers.config import Secret, SuiteAuth, WecomProxyCorp
 from handlers.errors import UnknownCorp, UpstreamError
 from handlers.model import Platform
@@ -43,34 +43,20 @@ class SuiteClient:
     """One suite / 代开发 template: its suite token and the tenants' credentials."""
 
     def __init__(
-        self,
-        auth: SuiteAuth,
-        session: aiohttp.ClientSession,
-        pool: Db,
-        *,
-        observer: ClientObserver | None = None,
-        limiters: LimiterRegistry | None = None,
-        retry: RetryPolicy | None = None,
+        self, auth: SuiteAuth, session: aiohttp.ClientSession, pool: Db, **options: Unpack[ClientOptions]
     ) -> None:
         self.auth = auth
         self._pool = pool
-        self._observer = observer or NullObserver()
-        self._limiters = limiters or LimiterRegistry()
-        self._session = session
-        self._retry = retry
+        self._wiring = Wiring.of(session, pool, **options)
         self.transport = self._transport(f"wecom-suite:{auth.suite_id}", auth.name)
-        spec = TokenSpec(
+        self.suite_token = self._wiring.token(
             suite_token_key(auth.suite_id, auth.suite_secret.reveal()), "wecom_suite", self._fetch_suite_token
         )
-        self.suite_token = Token(spec, pool, self._observer)
-
-    @property
-    def _cgi_base(self) -> str:
-        return self.auth.api_base.rstrip("/") + "/cgi-bin"
 
     def _transport(self, limiter_key: str, label: str) -> Transport:
-        limiter = self._limiters.get(limiter_key, Platform.WECOM, self.auth.rate_limits)
-        return Transport(self._session, self._cgi_base, limiter, self._observer, retry=self._retry, label=label)
+        return self._wiring.transport(
+            cgi_base(self.auth.api_base), limiter_key, Platform.WECOM, self.auth.rate_limits, label
+        )
 
     async def _fetch_suite_token(self) -> tuple[str, float]:
         ticket = await load_suite_ticket(self._pool, self.auth.suite_id)
@@ -167,15 +153,15 @@ class SuiteClient:
     def corp_token(self, corp_id: str, permanent_code: Secret, transport: Transport) -> Token:
         code = permanent_code.reveal()
         if self.auth.is_proxy_template:
-            spec = TokenSpec(wecom_token_key(corp_id, code), "wecom_corp", gettoken(transport, corp_id, permanent_code))
-        else:
+            return self._wiring.token(
+                wecom_token_key(corp_id, code), "wecom_corp", gettoken(transport, corp_id, permanent_code)
+            )
 
-            async def fetch() -> tuple[str, float]:
-                doc = await self._suite_call("service/get_corp_token", {"auth_corpid": corp_id, "permanent_code": code})
-                return access_token(doc, "service/get_corp_token")
+        async def fetch() -> tuple[str, float]:
+            doc = await self._suite_call("service/get_corp_token", {"auth_corpid": corp_id, "permanent_code": code})
+            return access_token(doc, "service/get_corp_token")
 
-            spec = TokenSpec(corp_token_key(self.auth.suite_id, corp_id, code), "wecom_corp", fetch)
-        return Token(spec, self._pool, self._observer)
+        return self._wiring.token(corp_token_key(self.auth.suite_id, corp_id, code), "wecom_corp", fetch)
 
     def tenant_client(self, corp: WecomProxyCorp) -> WecomClient:
         """The directory client of one tenant: same reads as a self-built app, with the corp token."""

@@ -12,19 +12,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-
 import handlers.clients.wecom_records as rec
-from handlers.clients.base import Json, RetryPolicy, Transport, integer, items, text
-from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import ClientObserver, NullObserver
+from handlers.clients.base import Json, Transport, integer, items, text
 from handlers.clients.protocol import Progress
-from handlers.clients.snapshot import MemberBook, Ticker, for_each, is_fatal, run_all, subtree, visible_root
-from handlers.clients.tokens import Token, TokenFetch, TokenSource, TokenSpec
+from handlers.clients.snapshot import (
+    MemberBook,
+    Ticker,
+    for_each,
+    is_fatal,
+    run_all,
+    subtree,
+    unless_gone,
+    visible_root,
+)
+from handlers.clients.tokens import Token, TokenFetch, TokenSource
+from handlers.clients.wiring import Wiring
 from handlers.config import Secret, SyncSettings, WecomInnerCorp
 from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Membership, Platform, Snapshot, Tag
-from handlers.store.credentials import Db, wecom_token_key
+from handlers.store.credentials import wecom_token_key
 
 log = logging.getLogger("corpsync.clients")
 
@@ -33,6 +39,11 @@ DEPARTMENT_GONE = frozenset({60123, 60003, 60011})  # invalid department id / no
 TAG_GONE = frozenset({40068, 60011})  # invalid tagid / not visible
 LIST_FORBIDDEN = frozenset({48009, 48002, 60011})  # department/list refused: use simplelist + get
 LIST_ID_LIMIT = 10_000
+
+
+def cgi_base(api_base: str) -> str:
+    """The base URL of WeCom's server API under an ``apiBase`` (https://qyapi.weixin.qq.com by default)."""
+    return api_base.rstrip("/") + "/cgi-bin"
 
 
 def gettoken(transport: Transport, corp_id: str, secret: Secret) -> TokenFetch:
@@ -92,30 +103,17 @@ class WecomClient:
 
     async def member(self, user_id: str) -> Member | None:
         """``user/get``; None when the member is gone or out of the visible range."""
-        try:
-            return rec.member(await self._get("user/get", {"userid": user_id}))
-        except UpstreamError as exc:
-            if exc.errcode in MEMBER_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._get("user/get", {"userid": user_id}), MEMBER_GONE)
+        return None if doc is None else rec.member(doc)
 
     async def department(self, dept_id: str) -> Department | None:
-        try:
-            doc = await self._get("department/get", {"id": dept_id})
-        except UpstreamError as exc:
-            if exc.errcode in DEPARTMENT_GONE:
-                return None
-            raise
-        found = doc.get("department")
+        doc = await unless_gone(self._get("department/get", {"id": dept_id}), DEPARTMENT_GONE)
+        found = None if doc is None else doc.get("department")
         return rec.department(found) if isinstance(found, dict) else None
 
     async def tag(self, tag_id: str) -> Tag | None:
-        try:
-            return rec.tag(tag_id, await self._get("tag/get", {"tagid": tag_id}))
-        except UpstreamError as exc:
-            if exc.errcode in TAG_GONE:
-                return None
-            raise
+        doc = await unless_gone(self._get("tag/get", {"tagid": tag_id}), TAG_GONE)
+        return None if doc is None else rec.tag(tag_id, doc)
 
     async def admins(self) -> tuple[Admin, ...] | None:
         """The app's admins (``agent/get_admin_list``); None without an agent id."""
@@ -298,28 +296,16 @@ class WecomClient:
         await for_each(missing, one, self.transport.limiter.concurrency)
 
 
-def inner_client(
-    corp: WecomInnerCorp,
-    session: aiohttp.ClientSession,
-    pool: Db,
-    *,
-    observer: ClientObserver | None = None,
-    limiters: LimiterRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> WecomClient:
+def inner_client(corp: WecomInnerCorp, wiring: Wiring) -> WecomClient:
     """The client of a self-built app; the contact-sync secret, when configured, gets its own token."""
-    observer = observer or NullObserver()
-    registry = limiters or LimiterRegistry()
-    limiter = registry.get(f"wecom:{corp.corp_id}", Platform.WECOM, corp.rate_limits)
-    transport = Transport(
-        session, corp.api_base.rstrip("/") + "/cgi-bin", limiter, observer, retry=retry, label=corp.name
+    transport = wiring.transport(
+        cgi_base(corp.api_base), f"wecom:{corp.corp_id}", Platform.WECOM, corp.rate_limits, corp.name
     )
 
     def token(secret: Secret, kind: str) -> Token:
-        spec = TokenSpec(
+        return wiring.token(
             wecom_token_key(corp.corp_id, secret.reveal()), kind, gettoken(transport, corp.corp_id, secret)
         )
-        return Token(spec, pool, observer)
 
     async def agent_id() -> str | None:
         return corp.agent_id

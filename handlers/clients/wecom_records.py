@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import handlers.clients.records as shared
 from handlers.clients.base import Json, ident, integer, items, mapping, text
 from handlers.model import Admin, Department, Member, Membership, Tag
 
 
 def department(doc: Json) -> Department | None:
     """One entry of ``department/list`` / ``department/get`` (or ``simplelist``: id, parentid, order)."""
-    dept_id = ident(doc.get("id"))
-    if dept_id is None:
-        return None
-    parent = ident(doc.get("parentid"))
-    leaders = doc.get("department_leader")
-    return Department(
-        dept_id=dept_id,
-        parent_id=None if parent in (None, "0") else parent,
-        name=text(doc.get("name")),
-        name_en=text(doc.get("name_en")),
-        order=integer(doc.get("order")),
-        leaders=tuple(x for x in (ident(v) for v in leaders) if x) if isinstance(leaders, list) else None,
-    )
+    return shared.department(doc, "id", "parentid", "department_leader", name_en_key="name_en")
 
 
 def _extattr(doc: Any) -> dict[str, str] | None:
@@ -73,7 +62,6 @@ def member(doc: Json) -> Member | None:
     if user_id is None:
         return None
     gender = integer(doc.get("gender"))
-    leaders = doc.get("direct_leader")
     return Member(
         user_id=user_id,
         name=text(doc.get("name")),
@@ -88,7 +76,7 @@ def member(doc: Json) -> Member | None:
         telephone=text(doc.get("telephone")),
         gender=gender if gender in (1, 2) else None,
         avatar=text(doc.get("avatar")),
-        direct_leaders=tuple(x for x in (text(v) for v in leaders) if x) if isinstance(leaders, list) else None,
+        direct_leaders=shared.id_tuple(doc.get("direct_leader"), text),
         platform_status=integer(doc.get("status")),
         extattr=_extattr(doc.get("extattr")),
     )
@@ -96,15 +84,11 @@ def member(doc: Json) -> Member | None:
 
 def tag(tag_id: str, doc: Json, name: str | None = None) -> Tag:
     """``tag/get``: members and departments of one tag (``tagname`` is there too)."""
-    users = doc.get("userlist")
-    parties = doc.get("partylist")
     return Tag(
         tag_id=tag_id,
         name=text(doc.get("tagname")) or name,
-        user_ids=tuple(u for u in (text(mapping(x).get("userid")) for x in users) if u)
-        if isinstance(users, list)
-        else None,
-        dept_ids=tuple(d for d in (ident(x) for x in parties) if d) if isinstance(parties, list) else None,
+        user_ids=shared.id_tuple(doc.get("userlist"), lambda x: text(mapping(x).get("userid"))),
+        dept_ids=shared.id_tuple(doc.get("partylist")),
     )
 
 
@@ -120,12 +104,7 @@ def tag_list(doc: Json) -> list[tuple[str, str | None]]:
 
 def admins(doc: Json) -> tuple[Admin, ...]:
     """``agent/get_admin_list``: level = auth_type (0 may send messages, 1 may manage)."""
-    found = []
-    for entry in items(doc.get("admin")):
-        user_id = text(mapping(entry).get("userid"))
-        if user_id is not None:
-            found.append(Admin(user_id, integer(entry.get("auth_type"))))
-    return tuple(found)
+    return shared.admins(doc.get("admin"), "auth_type")
 
 
 def list_id_page(doc: Json) -> tuple[list[tuple[str, str]], str | None]:

@@ -16,6 +16,7 @@ from handlers.model import Department, Member, Role, Tag
 from handlers.store.corps import request_sync
 from handlers.store.credentials import Tenant
 from handlers.store.directory import Change, Directory, Reactivate, Source
+from handlers.store.rows import from_columns
 
 log = logging.getLogger("corpsync.events")
 
@@ -64,16 +65,7 @@ class CorpRef:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CorpRef:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            platform=row["platform"],
-            type=row["type"],
-            corp_id=row["corp_id"],
-            auth_name=row["auth_name"],
-            root_dept_id=row["root_dept_id"],
-            status=row["status"],
-        )
+        return from_columns(cls, row)
 
 
 class ClientSource(Protocol):

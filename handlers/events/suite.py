@@ -18,6 +18,7 @@ from handlers.store.directory import Directory, Source
 log = logging.getLogger("corpsync.events.suite")
 
 Handler = Callable[[EventContext, XmlFields], Awaitable[Outcome]]
+SuiteHandler = Callable[[EventContext, SuiteAuth, XmlFields], Awaitable[Outcome]]
 
 EXCHANGED_FOR = timedelta(days=1)  # how long we remember which corp an auth code was exchanged for
 
@@ -36,6 +37,16 @@ def suite_auth(ctx: EventContext, fields: XmlFields) -> SuiteAuth | None:
     if config is None or suite_id is None:
         return None
     return next((a for a in config.auths.values() if a.suite_id == suite_id), None)
+
+
+def of_configured_suite(handler: SuiteHandler) -> Handler:
+    """``handler`` with the configured auth the event is for; the event of any other suite is ignored."""
+
+    async def run(ctx: EventContext, fields: XmlFields) -> Outcome:
+        auth = suite_auth(ctx, fields)
+        return Outcome.IGNORED if auth is None else await handler(ctx, auth, fields)
+
+    return run
 
 
 async def tenant_corp(ctx: EventContext, auth: SuiteAuth, corp_id: str) -> CorpRef | None:
@@ -88,22 +99,16 @@ async def _exchange(ctx: EventContext, auth: SuiteAuth, auth_code: str) -> tuple
     return tenant.corp_id, tenant.corp_name
 
 
-async def authorized(ctx: EventContext, fields: XmlFields) -> Outcome:
+async def authorized(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> Outcome:
     """create_auth / reset_permanent_code: exchange the code, register the tenant, sync it."""
-    auth = suite_auth(ctx, fields)
-    if auth is None:
-        return Outcome.IGNORED
     corp_id, corp_name = await _exchange(ctx, auth, _required(fields, "AuthCode"))
     ctx.corp = await register_tenant(ctx, auth, corp_id, corp_name)
     await ctx.request_sync(fields.get("InfoType") or "create_auth")
     return Outcome.DONE
 
 
-async def change_auth(ctx: EventContext, fields: XmlFields) -> Outcome:
+async def change_auth(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> Outcome:
     """Visible range, permissions or mode changed: refresh the auth info and reconcile the tenant."""
-    auth = suite_auth(ctx, fields)
-    if auth is None:
-        return Outcome.IGNORED
     corp_id = _required(fields, "AuthCorpId")
     tenant = await credentials.load_tenant(ctx.conn, auth.name, corp_id)
     if tenant is None or tenant.permanent_code is None:
@@ -119,11 +124,8 @@ async def change_auth(ctx: EventContext, fields: XmlFields) -> Outcome:
     return Outcome.DONE
 
 
-async def cancel_auth(ctx: EventContext, fields: XmlFields) -> Outcome:
+async def cancel_auth(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> Outcome:
     """The corp removed the app: the tenant is cancelled, its corp disabled, its directory kept as it was."""
-    auth = suite_auth(ctx, fields)
-    if auth is None:
-        return Outcome.IGNORED
     corp_id = _required(fields, "AuthCorpId")
     await credentials.set_tenant_status(ctx.conn, auth.name, corp_id, "cancelled")
     ctx.corp = await tenant_corp(ctx, auth, corp_id)
@@ -133,11 +135,8 @@ async def cancel_auth(ctx: EventContext, fields: XmlFields) -> Outcome:
     return Outcome.DONE
 
 
-async def suite_ticket(ctx: EventContext, fields: XmlFields) -> Outcome:
+async def suite_ticket(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> Outcome:
     """Keep the newest ticket per suite (by TimeStamp; pushes arrive late and out of order)."""
-    auth = suite_auth(ctx, fields)
-    if auth is None:
-        return Outcome.IGNORED
     stamp = fields.get("TimeStamp")
     pushed_at = int(stamp) if stamp is not None and stamp.isdigit() else credentials.utcnow()
     await credentials.store_suite_ticket(ctx.conn, auth.suite_id, _required(fields, "SuiteTicket"), pushed_at)
@@ -145,11 +144,11 @@ async def suite_ticket(ctx: EventContext, fields: XmlFields) -> Outcome:
 
 
 HANDLERS: dict[str, Handler] = {
-    "suite_ticket": suite_ticket,
-    "create_auth": authorized,
-    "reset_permanent_code": authorized,
-    "change_auth": change_auth,
-    "cancel_auth": cancel_auth,
+    "suite_ticket": of_configured_suite(suite_ticket),
+    "create_auth": of_configured_suite(authorized),
+    "reset_permanent_code": of_configured_suite(authorized),
+    "change_auth": of_configured_suite(change_auth),
+    "cancel_auth": of_configured_suite(cancel_auth),
 }
 
 # Instruction events that do not concern the directory.

@@ -17,4 +17,5 @@ operator      the operator's writes through the API (``api.sql``)
 drift         receivers' heartbeats and the member-count check
 health        what /readyz and /metrics read
 housekeeping  early ANALYZE / VACUUM of the tables a fresh database grows from empty
+rows          frozen dataclasses built from rows, field by column name
 """

@@ -24,6 +24,7 @@ from handlers.errors import MalformedMessage
 from handlers.store.locks import INBOX_INSERT_LOCK
 from handlers.store.pool import Db, Row
 from handlers.store.queries import q
+from handlers.store.rows import from_columns
 
 __all__ = [
     "ROWS_PER_STATEMENT",
@@ -157,18 +158,7 @@ class InboxRow:
 
     @classmethod
     def from_record(cls, row: Mapping[str, Any]) -> InboxRow:
-        return cls(
-            id=row["id"],
-            stream=row["stream"],
-            platform=row["platform"],
-            route=row["route"],
-            corp=row["corp"],
-            event_type=row["event_type"],
-            plaintext=row["plaintext"],
-            attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"],
-            due=row["due"],
-        )
+        return from_columns(cls, row)
 
 
 async def pending_rows(conn: asyncpg.Connection, stream: str, limit: int, after: int) -> list[InboxRow]:

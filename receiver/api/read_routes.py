@@ -1,14 +1,50 @@
-"""GET routes of the directory API: corps, departments, members, admins, roles, signatures, local data."""
+"""GET routes of the directory API: corps, departments, members, admins, roles, signatures, local data.
+
+Most read one corp's record or page: ``record_route`` and ``page_route`` make those handlers from the read.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
 from aiohttp import web
 
-from handlers.api import corp_page
+from handlers.api import Corp, corp_page
 from receiver.api import params
 from receiver.api.corps import get_corp
-from receiver.api.guard import endpoint, reply
+from receiver.api.guard import Handler, endpoint, reply
 from receiver.keys import RUNTIME
+
+
+class Answer(Protocol):
+    """A view or page of ``handlers.api``."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def record_route(read: Callable[[Corp, Mapping[str, str]], Awaitable[Answer]]) -> Handler:
+    """A GET of one record of the path's corp, without query parameters: ``read(corp, path parameters)``."""
+
+    @endpoint
+    async def handler(request: web.Request) -> web.Response:
+        params.query(request, ())
+        corp = await get_corp(request.app, request.match_info["corp"])
+        return reply((await read(corp, request.match_info)).to_json())
+
+    return handler
+
+
+def page_route(read: Callable[[Corp, int, str | None], Awaitable[Answer]]) -> Handler:
+    """A GET of one page of the path's corp, by ``limit`` and ``cursor``: ``read(corp, limit, cursor)``."""
+
+    @endpoint
+    async def handler(request: web.Request) -> web.Response:
+        limit, cursor = params.page(request)
+        corp = await get_corp(request.app, request.match_info["corp"])
+        return reply((await read(corp, limit, cursor)).to_json())
+
+    return handler
 
 
 @endpoint
@@ -18,32 +54,10 @@ async def list_corps(request: web.Request) -> web.Response:
     return reply((await corp_page(runtime.pool, runtime.config, limit, cursor, runtime.session)).to_json())
 
 
-@endpoint
-async def corp_info(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_corp_info()).to_json())
-
-
-@endpoint
-async def root_dept(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_root_dept()).to_json())
-
-
-@endpoint
-async def depts(request: web.Request) -> web.Response:
-    limit, cursor = params.page(request)
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.page_depts(limit, cursor)).to_json())
-
-
-@endpoint
-async def dept(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_dept(request.match_info["deptId"])).to_json())
+corp_info = record_route(lambda corp, _: corp.get_corp_info())
+root_dept = record_route(lambda corp, _: corp.get_root_dept())
+depts = page_route(Corp.page_depts)
+dept = record_route(lambda corp, path: corp.get_dept(path["deptId"]))
 
 
 @endpoint
@@ -54,11 +68,7 @@ async def members(request: web.Request) -> web.Response:
     return reply((await corp.page_members(where, limit, cursor)).to_json())
 
 
-@endpoint
-async def member(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_member(request.match_info["memberId"])).to_json())
+member = record_route(lambda corp, path: corp.get_member(path["memberId"]))
 
 
 @endpoint
@@ -69,22 +79,6 @@ async def member_roles(request: web.Request) -> web.Response:
     return reply({"items": [r.to_json() for r in roles], "total": len(roles), "nextCursor": None})
 
 
-@endpoint
-async def signature(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_user_signature(request.match_info["memberId"])).to_json())
-
-
-@endpoint
-async def admins(request: web.Request) -> web.Response:
-    limit, cursor = params.page(request)
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.page_admins(limit, cursor)).to_json())
-
-
-@endpoint
-async def local_data(request: web.Request) -> web.Response:
-    params.query(request, ())
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.get_local_corp_data()).to_json())
+signature = record_route(lambda corp, path: corp.get_user_signature(path["memberId"]))
+admins = page_route(Corp.page_admins)
+local_data = record_route(lambda corp, _: corp.get_local_corp_data())

@@ -20,6 +20,7 @@ from handlers.sync.fullsync import RunStatus, SyncResult
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, reply
+from receiver.api.read_routes import page_route, record_route
 from receiver.keys import SCHEDULER
 
 log = logging.getLogger("corpsync.api")
@@ -74,18 +75,12 @@ async def start_sync(request: web.Request) -> web.Response:
     return reply(body, 202, headers)
 
 
-@endpoint
-async def sync_runs(request: web.Request) -> web.Response:
-    limit, cursor = params.page(request)
-    corp = await get_corp(request.app, request.match_info["corp"])
-    return reply((await corp.page_sync_runs(limit, cursor)).to_json())
-
-
-@endpoint
-async def sync_run(request: web.Request) -> web.Response:
-    params.query(request, ())
-    raw = request.match_info["runId"]
-    corp = await get_corp(request.app, request.match_info["corp"])
+def _run_id_of(raw: str) -> int:
+    """A run id of the path; anything else names no run (404)."""
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise UnknownRecord("sync run", raw)
-    return reply((await corp.get_sync_run(int(raw))).to_json())
+    return int(raw)
+
+
+sync_runs = page_route(Corp.page_sync_runs)
+sync_run = record_route(lambda corp, path: corp.get_sync_run(_run_id_of(path["runId"])))

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.store.rows import from_columns
+
 
 @dataclass(frozen=True, slots=True)
 class StreamState:
@@ -22,15 +24,7 @@ class StreamState:
 
     @classmethod
     def from_record(cls, row: Mapping[str, Any]) -> StreamState:
-        return cls(
-            name=row["name"],
-            is_corp=row["is_corp"],
-            last_sync_status=row["last_sync_status"],
-            last_sync_age=row["last_sync_age"],
-            good_sync_age=row["good_sync_age"],
-            pending=row["pending"],
-            oldest_pending_age=row["oldest_pending_age"],
-        )
+        return from_columns(cls, row)
 
     def inbox_json(self) -> dict[str, Any]:
         return {"pending": self.pending, "oldestPendingSeconds": _seconds(self.oldest_pending_age)}

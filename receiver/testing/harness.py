@@ -21,7 +21,18 @@ SUITE_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 SUITE_AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 
 
-def _element(root: Path, kind: str, name: str, type_: str, body: Mapping[str, Any]) -> None:
+def _element(
+    root: Path,
+    kind: str,
+    name: str,
+    type_: str,
+    body: Mapping[str, Any],
+    *,
+    api_base: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """``<kind>/<name>/``: its ``e.json`` and its body, with ``apiBase`` when given and ``extra`` keys over all."""
+    body = {**body, **({"apiBase": api_base} if api_base else {}), **(extra or {})}
     folder = root / kind / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "e.json").write_bytes(orjson.dumps({"title": name, "type": type_}))
@@ -49,10 +60,7 @@ def write_wecom_corp(
     }
     if contact_secret:
         body["contactSecret"] = contact_secret
-    if api_base:
-        body["apiBase"] = api_base
-    body.update(extra or {})
-    _element(root, "corps", name, "corps.QywxInnerType", body)
+    _element(root, "corps", name, "corps.QywxInnerType", body, api_base=api_base, extra=extra)
 
 
 def write_dingtalk_corp(
@@ -67,14 +75,11 @@ def write_dingtalk_corp(
     aes_key: str = DINGTALK_AES_KEY,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    body: dict[str, Any] = {
+    body = {
         "authConfig": {"corpId": corp_id, "agentId": "100000001", "appKey": app_key, "appSecret": app_secret},
         "callback": {"token": token, "aesKey": aes_key},
     }
-    if api_base:
-        body["apiBase"] = api_base
-    body.update(extra or {})
-    _element(root, "corps", name, "corps.DDInnerType", body)
+    _element(root, "corps", name, "corps.DDInnerType", body, api_base=api_base, extra=extra)
 
 
 def write_suite(
@@ -91,9 +96,7 @@ def write_suite(
     body: dict[str, Any] = {"suiteId": suite_id, "suiteSecret": suite_secret, "token": token, "encodingAESKey": aes_key}
     if provider_corp_id:
         body["providerCorpId"] = provider_corp_id
-    if api_base:
-        body["apiBase"] = api_base
-    _element(root, "auths", name, "auths.loginTypes.QywxProxyType", body)
+    _element(root, "auths", name, "auths.loginTypes.QywxProxyType", body, api_base=api_base)
 
 
 def write_proxy_corp(root: Path, name: str, *, corp_id: str, auth: str) -> None:

@@ -13,31 +13,13 @@ import orjson
 import pytest
 from aiohttp import web
 
-from handlers.clients import DingTalkClient, FailedEvent, NullObserver, RetryPolicy, make_client
+from handlers.clients import DingTalkClient, FailedEvent, RetryPolicy
 from handlers.config import CallbackKeys, DingTalkCorp, Secret, SyncSettings
 from handlers.errors import UpstreamError
-from handlers.model import Membership
-from receiver.testing import RateLimits, SimOrg, Simulator, generate_org, run_simulator
-from receiver.testing.accounts import DingTalkApp
+from receiver.testing import RateLimits, Simulator, generate_org, run_simulator
+from tests.support.clients import ExpireAfter, dingtalk_config, made, memberships
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=2.0)
-
-
-class ExpireAfter(NullObserver):
-    """Expires every token upstream once ``api`` has answered ``calls`` times: calls are in flight then."""
-
-    def __init__(self, sim: Simulator, api: str, calls: int) -> None:
-        self.sim, self.api, self.left = sim, api, calls
-        self.refreshes: list[str] = []
-
-    def on_call(self, api: str, outcome: str, seconds: float) -> None:
-        if api == self.api:
-            self.left -= 1
-            if self.left == 0:
-                self.sim.expire_tokens()
-
-    def on_token_refresh(self, kind: str) -> None:
-        self.refreshes.append(kind)
 
 
 @pytest.fixture
@@ -46,40 +28,8 @@ async def sim() -> AsyncIterator[Simulator]:
         yield running
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def config(sim: Simulator, app: DingTalkApp, **extra: Any) -> DingTalkCorp:
-    keys = CallbackKeys(Secret(app.token), Secret(app.aes_key), frozenset({app.app_key, app.corp_id}))
-    return DingTalkCorp(
-        name="Sales",
-        title="Sales",
-        corp_id=app.corp_id,
-        agent_id=str(app.agent_id),
-        app_key=app.app_key,
-        app_secret=Secret(app.app_secret),
-        callback=keys,
-        api_base=sim.dingtalk_api_base,
-        **extra,
-    )
-
-
 def client(corp: DingTalkCorp, session: aiohttp.ClientSession, pool: asyncpg.Pool, **kwargs: Any) -> DingTalkClient:
-    made = make_client(corp, session, pool, retry=kwargs.pop("retry", FAST), **kwargs)
-    assert isinstance(made, DingTalkClient)
-    return made
-
-
-def memberships(org: SimOrg, userid: str) -> tuple[Membership, ...]:
-    m = org.members[userid]
-    return tuple(
-        Membership(str(d), is_leader=m.is_leader[k] == 1, order=m.orders[k])
-        for k, d in enumerate(m.departments)
-        if org.in_scope(d)
-    )
+    return made(DingTalkClient, corp, session, pool, retry=kwargs.pop("retry", FAST), **kwargs)
 
 
 async def test_snapshot_is_normalized_and_pages_every_member_once(
@@ -88,7 +38,7 @@ async def test_snapshot_is_normalized_and_pages_every_member_once(
     org = generate_org(21, members=700, departments=6, depth=3, multi_dept_ratio=0.3)  # >100 in a department
     app = sim.add_dingtalk_app(org)
     seen: list[tuple[str, int, int]] = []
-    snap = await client(config(sim, app), session, pool).fetch_snapshot(lambda *p: seen.append(p))
+    snap = await client(dingtalk_config(sim, app), session, pool).fetch_snapshot(lambda *p: seen.append(p))
 
     assert snap.root_dept_id == "1"
     by_dept = {d.dept_id: d for d in snap.departments}
@@ -127,7 +77,7 @@ async def test_roles_role_members_and_admins(
 ) -> None:
     org = generate_org(22, members=50, departments=4, depth=2, role_groups=3, roles_per_group=4)
     app = sim.add_dingtalk_app(org)
-    dingtalk = client(config(sim, app), session, pool)
+    dingtalk = client(dingtalk_config(sim, app), session, pool)
     snap = await dingtalk.fetch_snapshot()
     assert snap.roles is not None
     assert {r.role_id for r in snap.roles} == {str(r) for r in org.roles}
@@ -147,7 +97,7 @@ async def test_out_of_scope_root_is_found_through_the_app_scope(
 ) -> None:
     org = generate_org(23, members=300, departments=30, depth=4, visible_root=2)
     app = sim.add_dingtalk_app(org)
-    snap = await client(config(sim, app), session, pool).fetch_snapshot()
+    snap = await client(dingtalk_config(sim, app), session, pool).fetch_snapshot()
     visible = {str(d.id) for d in org.subtree(2)}
     assert snap.root_dept_id == "2"
     assert {d.dept_id for d in snap.departments} == visible
@@ -161,7 +111,7 @@ async def test_out_of_scope_root_without_a_scope_answer_is_reported_clearly(
     app = sim.add_dingtalk_app(generate_org(24, members=30, departments=6, depth=3, visible_root=2))
     sim.fail("dingtalk:auth/scopes", times=5, errcode=60011, errmsg="没有调用该接口的权限")
     with pytest.raises(UpstreamError) as raised:
-        await client(config(sim, app), session, pool).fetch_snapshot()
+        await client(dingtalk_config(sim, app), session, pool).fetch_snapshot()
     assert raised.value.errcode == 50004
     assert "sync.root_dept_id" in raised.value.errmsg
 
@@ -171,7 +121,7 @@ async def test_configured_root_is_the_snapshot_root(
 ) -> None:
     org = generate_org(25, members=100, departments=12, depth=3)
     app = sim.add_dingtalk_app(org)
-    snap = await client(config(sim, app, sync=SyncSettings(root_dept_id="2")), session, pool).fetch_snapshot()
+    snap = await client(dingtalk_config(sim, app, sync=SyncSettings(root_dept_id="2")), session, pool).fetch_snapshot()
     assert snap.root_dept_id == "2"
     assert {d.dept_id for d in snap.departments} == {str(d.id) for d in org.subtree(2)}
 
@@ -182,7 +132,7 @@ async def test_failed_department_is_listed_and_the_rest_is_complete(
     org = generate_org(26, members=200, departments=8, depth=3, multi_dept_ratio=0.0)
     app = sim.add_dingtalk_app(org)
     sim.fail_department(3, errcode=-1)
-    snap = await client(config(sim, app), session, pool).fetch_snapshot()
+    snap = await client(dingtalk_config(sim, app), session, pool).fetch_snapshot()
     assert snap.failed_departments == ("3",)
     assert {m.user_id for m in snap.members} == {u for u, m in org.members.items() if 3 not in m.departments}
     assert next(d for d in snap.departments if d.dept_id == "3").leaders is None
@@ -197,7 +147,7 @@ async def test_qps_answers_server_errors_and_timeouts_are_retried(
     sim.fail("dingtalk:topapi/v2/user/list", times=1, kind="http500")
     sim.fail("dingtalk:topapi/role/list", times=1, kind="timeout")
     sim.hang_seconds = 2.0
-    corp = config(sim, app)
+    corp = dingtalk_config(sim, app)
     snap = await client(
         corp, session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01, timeout=0.3)
     ).fetch_snapshot()
@@ -213,7 +163,7 @@ async def test_auth_error_88_throttled_by_sub_code_is_retried_not_fatal(
     app = sim.add_dingtalk_app(generate_org(29, members=40, departments=4, depth=2))
     throttled = "当前应用调用该接口的QPS超过限制"
     sim.fail("dingtalk:topapi/v2/user/list", times=2, errcode=88, errmsg=throttled, sub_code="90018")
-    corp = config(sim, app)
+    corp = dingtalk_config(sim, app)
     snap = await client(corp, session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01)).fetch_snapshot()
     assert snap.failed_departments == ()
     assert len(snap.members) == 40
@@ -226,7 +176,7 @@ async def test_auth_error_88_for_any_other_reason_stays_fatal(
     org = generate_org(30, members=40, departments=4, depth=2)
     app = sim.add_dingtalk_app(org)
     sim.fail("dingtalk:topapi/v2/user/list", times=50, errcode=88, errmsg="不合法的access_token", sub_code="40014x")
-    dingtalk = client(config(sim, app), session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01))
+    dingtalk = client(dingtalk_config(sim, app), session, pool, retry=RetryPolicy(attempts=4, base_delay=0.01))
     with pytest.raises(UpstreamError) as caught:
         await dingtalk.fetch_snapshot()
     assert caught.value.errcode == 88
@@ -239,7 +189,7 @@ async def test_token_rejected_mid_run_is_renewed_once(session: aiohttp.ClientSes
     async with run_simulator(Simulator(seed=6, latency=0.005)) as sim:
         app = sim.add_dingtalk_app(generate_org(28, members=300, departments=40, depth=4))
         observer = ExpireAfter(sim, "topapi/v2/user/list", 8)
-        snap = await client(config(sim, app), session, pool, observer=observer).fetch_snapshot()
+        snap = await client(dingtalk_config(sim, app), session, pool, observer=observer).fetch_snapshot()
     assert sim.calls["dingtalk:gettoken"] == 2
     assert sim.errors[("dingtalk:topapi/v2/user/list", 40014)] >= 1
     assert observer.refreshes == ["dingtalk", "dingtalk"]
@@ -252,7 +202,7 @@ async def test_lookups_answer_none_for_users_and_departments_gone_upstream(
 ) -> None:
     org = generate_org(29, members=40, departments=5, depth=3, visible_root=2)
     app = sim.add_dingtalk_app(org)
-    dingtalk = client(config(sim, app), session, pool)
+    dingtalk = client(dingtalk_config(sim, app), session, pool)
     inside = next(u for u, m in org.members.items() if org.member_in_scope(m))
     member = await dingtalk.member(inside)
     assert member is not None
@@ -276,7 +226,7 @@ async def test_failed_events_are_persisted_batch_by_batch_before_the_next_call(
     for i in range(450):
         event = {"EventType": "user_modify_org", "CorpId": app.corp_id, "UserId": [f"u{i:06d}"], "TimeStamp": str(i)}
         sim.drop(app.app_key, orjson.dumps(event))
-    dingtalk = client(config(sim, app), session, pool)
+    dingtalk = client(dingtalk_config(sim, app), session, pool)
     api = "dingtalk:call_back/get_call_back_failed_result"
     batches: list[list[FailedEvent]] = []
 
@@ -300,7 +250,7 @@ async def test_a_failing_persist_stops_the_drain_and_keeps_its_batch_upstream(
     app = sim.add_dingtalk_app(generate_org(31, members=5, departments=2, depth=2))
     for i in range(250):
         sim.drop(app.app_key, orjson.dumps({"EventType": "org_dept_modify", "DeptId": [i], "TimeStamp": "1"}))
-    dingtalk = client(config(sim, app), session, pool)
+    dingtalk = client(dingtalk_config(sim, app), session, pool)
     kept: list[FailedEvent] = []
 
     async def flaky(batch: list[FailedEvent]) -> None:
@@ -327,7 +277,7 @@ async def test_documented_limits_hold_and_the_limiter_stays_saturated(
         org = generate_org(32, members=600, departments=60, depth=4)
         app = sim.add_dingtalk_app(org)
         started = time.monotonic()
-        snap = await client(config(sim, app), session, pool).fetch_snapshot()
+        snap = await client(dingtalk_config(sim, app), session, pool).fetch_snapshot()
         elapsed = time.monotonic() - started
     assert not sim.errors
     assert len(snap.members) == 600

@@ -20,14 +20,7 @@ from handlers.clients.limiter import (
 )
 from handlers.config import RateLimits
 from handlers.model import Platform
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def schedule(limiter: ApiLimiter, clock: FakeClock, calls: int) -> list[float]:

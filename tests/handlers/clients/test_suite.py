@@ -26,12 +26,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield running
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def auth_config(sim: Simulator, suite: WecomSuite) -> SuiteAuth:
     return SuiteAuth(
         name="Suite",

@@ -11,47 +11,15 @@ import aiohttp
 import asyncpg
 import pytest
 
-from handlers.clients import RetryPolicy, WecomClient, make_client
+from handlers.clients import RetryPolicy, WecomClient
 from handlers.clients.limiter import LimiterRegistry
-from handlers.clients.observe import NullObserver
-from handlers.config import CallbackKeys, RateLimits, Secret, SyncSettings, WecomInnerCorp
+from handlers.config import RateLimits, Secret, SyncSettings, WecomInnerCorp
 from handlers.errors import UpstreamError
-from handlers.model import Member, Membership
-from receiver.testing import SimOrg, Simulator, generate_org, run_simulator
-from receiver.testing.accounts import WecomCorp
+from handlers.model import Member
+from receiver.testing import Simulator, generate_org, run_simulator
+from tests.support.clients import ExpireAfter, Recorder, made, memberships, wecom_config
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=2.0)
-
-
-class Recorder(NullObserver):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.retries: list[tuple[str, str]] = []
-        self.refreshes: list[str] = []
-
-    def on_call(self, api: str, outcome: str, seconds: float) -> None:
-        self.calls.append((api, outcome))
-
-    def on_retry(self, api: str, reason: str) -> None:
-        self.retries.append((api, reason))
-
-    def on_token_refresh(self, kind: str) -> None:
-        self.refreshes.append(kind)
-
-
-class ExpireAfter(Recorder):
-    """Expires every token upstream once ``api`` has answered ``calls`` times: calls are in flight then."""
-
-    def __init__(self, sim: Simulator, api: str, calls: int) -> None:
-        super().__init__()
-        self.sim, self.api, self.left = sim, api, calls
-
-    def on_call(self, api: str, outcome: str, seconds: float) -> None:
-        super().on_call(api, outcome, seconds)
-        if api == self.api:
-            self.left -= 1
-            if self.left == 0:
-                self.sim.expire_tokens()
 
 
 @pytest.fixture
@@ -61,40 +29,8 @@ async def sim() -> AsyncIterator[Simulator]:
         yield running
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def config(sim: Simulator, app: WecomCorp, *, contact: bool = False, **extra: Any) -> WecomInnerCorp:
-    keys = CallbackKeys(Secret(app.token), Secret(app.aes_key), frozenset({app.corp_id}))
-    return WecomInnerCorp(
-        name="HQ",
-        title="HQ",
-        corp_id=app.corp_id,
-        agent_id=str(app.agent_id),
-        secret=Secret(app.secret),
-        contact_secret=Secret(app.contact_secret) if contact and app.contact_secret else None,
-        callback=keys,
-        api_base=sim.wecom_api_base,
-        **extra,
-    )
-
-
 def client(corp: WecomInnerCorp, session: aiohttp.ClientSession, pool: asyncpg.Pool, **kwargs: Any) -> WecomClient:
-    made = make_client(corp, session, pool, retry=kwargs.pop("retry", FAST), **kwargs)
-    assert isinstance(made, WecomClient)
-    return made
-
-
-def expected_memberships(org: SimOrg, userid: str) -> tuple[Membership, ...]:
-    m = org.members[userid]
-    return tuple(
-        Membership(str(d), is_leader=m.is_leader[k] == 1, order=m.orders[k])
-        for k, d in enumerate(m.departments)
-        if org.in_scope(d)
-    )
+    return made(WecomClient, corp, session, pool, retry=kwargs.pop("retry", FAST), **kwargs)
 
 
 async def test_snapshot_is_normalized_with_every_member_once(
@@ -103,7 +39,7 @@ async def test_snapshot_is_normalized_with_every_member_once(
     org = generate_org(7, members=400, departments=30, depth=4, multi_dept_ratio=0.3)
     app = sim.add_wecom_corp(org)
     seen: list[tuple[str, int, int]] = []
-    snap = await client(config(sim, app), session, pool).fetch_snapshot(lambda *p: seen.append(p))
+    snap = await client(wecom_config(sim, app), session, pool).fetch_snapshot(lambda *p: seen.append(p))
 
     assert snap.root_dept_id == "1"
     assert {d.dept_id for d in snap.departments} == {str(d) for d in org.departments}
@@ -118,7 +54,7 @@ async def test_snapshot_is_normalized_with_every_member_once(
     assert multi, "the org has members in several departments"
     for member in snap.members:
         sim_member = org.members[member.user_id]
-        assert member.departments == expected_memberships(org, member.user_id)
+        assert member.departments == memberships(org, member.user_id)
         assert member.main_dept_id == str(sim_member.main_department)
         assert member.name == sim_member.name
         assert member.platform_status == sim_member.status
@@ -146,7 +82,7 @@ async def test_sensitive_fields_pass_through_when_the_platform_sends_them(
 ) -> None:
     org = generate_org(8, members=20, departments=3, depth=2)
     app = sim.add_wecom_corp(org, privacy=False)
-    snap = await client(config(sim, app), session, pool).fetch_snapshot()
+    snap = await client(wecom_config(sim, app), session, pool).fetch_snapshot()
     member = next(m for m in snap.members if m.user_id == "u000001")
     sim_member = org.members["u000001"]
     assert member.mobile == sim_member.mobile
@@ -160,11 +96,11 @@ async def test_contact_secret_gives_membership_and_member_count(
 ) -> None:
     org = generate_org(9, members=250, departments=12, depth=3, multi_dept_ratio=0.4)
     app = sim.add_wecom_corp(org)
-    wecom = client(config(sim, app, contact=True), session, pool)
+    wecom = client(wecom_config(sim, app, contact=True), session, pool)
     assert await wecom.member_count() == 250
     snap = await wecom.fetch_snapshot()
     assert len(snap.members) == 250
-    assert all(m.departments == expected_memberships(org, m.user_id) for m in snap.members)
+    assert all(m.departments == memberships(org, m.user_id) for m in snap.members)
     assert sim.calls["wecom:user/list_id"] >= 2
     assert sim.calls["wecom:user/get"] == 0
     assert sim.calls["wecom:gettoken"] == 2  # the app secret and the contact secret have separate tokens
@@ -174,7 +110,7 @@ async def test_member_count_is_unknown_without_contact_secret(
     sim: Simulator, session: aiohttp.ClientSession, pool: asyncpg.Pool
 ) -> None:
     app = sim.add_wecom_corp(generate_org(1, members=5, departments=2, depth=2))
-    assert await client(config(sim, app), session, pool).member_count() is None
+    assert await client(wecom_config(sim, app), session, pool).member_count() is None
 
 
 async def test_non_root_scope_reports_the_visible_top(
@@ -182,7 +118,7 @@ async def test_non_root_scope_reports_the_visible_top(
 ) -> None:
     org = generate_org(11, members=300, departments=25, depth=4, visible_root=3)
     app = sim.add_wecom_corp(org)
-    snap = await client(config(sim, app, contact=True), session, pool).fetch_snapshot()
+    snap = await client(wecom_config(sim, app, contact=True), session, pool).fetch_snapshot()
     visible = {str(d.id) for d in org.subtree(3)}
     assert snap.root_dept_id == "3"
     assert {d.dept_id for d in snap.departments} == visible
@@ -197,7 +133,7 @@ async def test_configured_root_limits_the_snapshot_to_its_subtree(
 ) -> None:
     org = generate_org(12, members=200, departments=20, depth=4)
     app = sim.add_wecom_corp(org)
-    corp = config(sim, app, sync=SyncSettings(root_dept_id="2"))
+    corp = wecom_config(sim, app, sync=SyncSettings(root_dept_id="2"))
     snap = await client(corp, session, pool).fetch_snapshot()
     assert snap.root_dept_id == "2"
     assert {d.dept_id for d in snap.departments} == {str(d.id) for d in org.subtree(2)}
@@ -209,7 +145,7 @@ async def test_department_list_refused_falls_back_to_simplelist_and_get(
     org = generate_org(13, members=50, departments=6, depth=3)
     app = sim.add_wecom_corp(org)
     sim.fail("wecom:department/list", errcode=48009, errmsg="api forbidden for contact assistant")
-    snap = await client(config(sim, app), session, pool).fetch_snapshot()
+    snap = await client(wecom_config(sim, app), session, pool).fetch_snapshot()
     assert sim.calls["wecom:department/simplelist"] == 1
     assert sim.calls["wecom:department/get"] == 6
     assert {d.dept_id: d.name for d in snap.departments} == {str(k): d.name for k, d in org.departments.items()}
@@ -220,7 +156,7 @@ async def test_token_is_cached_in_the_database_and_shared_by_two_clients(
     sim: Simulator, session: aiohttp.ClientSession, pool: asyncpg.Pool
 ) -> None:
     app = sim.add_wecom_corp(generate_org(2, members=30, departments=4, depth=2))
-    corp = config(sim, app)
+    corp = wecom_config(sim, app)
     first, second = client(corp, session, pool), client(corp, session, pool)
     await asyncio.gather(first.fetch_snapshot(), second.fetch_snapshot(), first.member("u000001"))
     assert sim.calls["wecom:gettoken"] == 1
@@ -234,7 +170,7 @@ async def test_token_expiring_mid_run_is_refreshed_once(session: aiohttp.ClientS
         org = generate_org(14, members=400, departments=60, depth=4)
         app = sim.add_wecom_corp(org)
         observer = ExpireAfter(sim, "user/list", 10)
-        snap = await client(config(sim, app), session, pool, observer=observer).fetch_snapshot()
+        snap = await client(wecom_config(sim, app), session, pool, observer=observer).fetch_snapshot()
     assert sim.calls["wecom:gettoken"] == 2
     assert observer.refreshes == ["wecom_app", "wecom_app"]
     assert ("user/list", "token") in observer.retries
@@ -251,7 +187,7 @@ async def test_rate_limit_and_busy_answers_are_retried(
     sim.fail("wecom:tag/list", times=1, errcode=-1)
     sim.fail("wecom:department/list", times=1, errcode=45033, errmsg="api concurrent out of limit")
     observer = Recorder()
-    snap = await client(config(sim, app), session, pool, observer=observer).fetch_snapshot()
+    snap = await client(wecom_config(sim, app), session, pool, observer=observer).fetch_snapshot()
     assert snap.failed_departments == ()
     assert len(snap.members) == 60
     assert snap.tags is not None
@@ -267,7 +203,7 @@ async def test_server_errors_and_timeouts_are_retried(
     sim.fail("wecom:department/list", times=1, kind="timeout")
     observer = Recorder()
     retry = replace(FAST, timeout=0.3)
-    snap = await client(config(sim, app), session, pool, observer=observer, retry=retry).fetch_snapshot()
+    snap = await client(wecom_config(sim, app), session, pool, observer=observer, retry=retry).fetch_snapshot()
     assert snap.failed_departments == ()
     assert len(snap.members) == 40
     assert ("user/list", "http:500") in observer.retries
@@ -281,7 +217,7 @@ async def test_persistent_department_failure_is_listed_not_fatal(
     org = generate_org(15, members=200, departments=10, depth=3, multi_dept_ratio=0.0)
     app = sim.add_wecom_corp(org)
     sim.fail_department(4)
-    snap = await client(config(sim, app), session, pool).fetch_snapshot()
+    snap = await client(wecom_config(sim, app), session, pool).fetch_snapshot()
     assert snap.failed_departments == ("4",)
     expected = {u for u, m in org.members.items() if 4 not in m.departments}
     assert {m.user_id for m in snap.members} == expected
@@ -292,7 +228,7 @@ async def test_failures_after_retries_carry_errcode_and_errmsg(
     sim: Simulator, session: aiohttp.ClientSession, pool: asyncpg.Pool
 ) -> None:
     app = sim.add_wecom_corp(generate_org(16, members=5, departments=2, depth=2))
-    wrong = replace(config(sim, app), secret=Secret("not-the-secret"))
+    wrong = replace(wecom_config(sim, app), secret=Secret("not-the-secret"))
     with pytest.raises(UpstreamError) as raised:
         await client(wrong, session, pool).member("u000001")
     assert (raised.value.api, raised.value.errcode, raised.value.errmsg) == ("gettoken", 40001, "invalid credential")
@@ -300,7 +236,7 @@ async def test_failures_after_retries_carry_errcode_and_errmsg(
 
     sim.fail("wecom:user/get", times=10, errcode=-1, errmsg="system busy")
     with pytest.raises(UpstreamError) as raised:
-        await client(config(sim, app), session, pool).member("u000001")
+        await client(wecom_config(sim, app), session, pool).member("u000001")
     assert (raised.value.errcode, raised.value.errmsg) == (-1, "system busy")
     assert sim.calls["wecom:user/get"] == FAST.attempts
 
@@ -310,7 +246,7 @@ async def test_lookups_answer_none_for_records_gone_upstream(
 ) -> None:
     org = generate_org(17, members=30, departments=5, depth=3, visible_root=2)
     app = sim.add_wecom_corp(org)
-    wecom = client(config(sim, app), session, pool)
+    wecom = client(wecom_config(sim, app), session, pool)
     inside = next(u for u, m in org.members.items() if org.member_in_scope(m))
     outside = next((u for u, m in org.members.items() if not org.member_in_scope(m)), None)
     found = await wecom.member(inside)
@@ -338,7 +274,7 @@ async def test_documented_rate_limits_hold_with_many_departments_in_flight(
     async with run_simulator(Simulator(seed=5, rate_limits=limits)) as sim:
         org = generate_org(18, members=300, departments=150, depth=4)
         app = sim.add_wecom_corp(org)
-        corp = config(sim, app, rate_limits=RateLimits(calls_per_second=95.0, burst=5, concurrency=16))
+        corp = wecom_config(sim, app, rate_limits=RateLimits(calls_per_second=95.0, burst=5, concurrency=16))
         snap = await client(corp, session, pool, limiters=LimiterRegistry()).fetch_snapshot()
     assert not sim.errors
     assert snap.failed_departments == ()

@@ -12,11 +12,13 @@ import orjson
 import pytest
 
 from handlers.clients.dingtalk_records import FailedEvent
-from handlers.config import AppConfig, CallbackKeys, DingTalkCorp, Secret
+from handlers.config import AppConfig, DingTalkCorp
 from handlers.store.corps import ensure_corp
 from handlers.sync import drift
 from receiver.runtime import build_worker
-from receiver.testing import Simulator, generate_org, mutations, run_simulator
+from receiver.testing import SimOrg, Simulator, generate_org, mutations, run_simulator
+from receiver.testing.accounts import DingTalkApp
+from tests.support.clients import dingtalk_config
 from tests.support.eventkit import FAST, StubPlatform, make_corp, member, push, sync_reason, until, wecom_xml, worker
 
 GAP = timedelta(minutes=5)
@@ -137,16 +139,17 @@ async def sim() -> AsyncIterator[Simulator]:
         yield running
 
 
+async def sales(pool: asyncpg.Pool, sim: Simulator, org: SimOrg) -> tuple[DingTalkApp, DingTalkCorp, int]:
+    """``org`` as the DingTalk corp "Sales": its simulated app, its config and its corps row."""
+    app = sim.add_dingtalk_app(org)
+    config = dingtalk_config(sim, app)
+    async with pool.acquire() as conn:
+        return app, config, await ensure_corp(conn, config)
+
+
 async def test_the_worker_drains_the_failed_list_and_applies_it(pool: asyncpg.Pool, sim: Simulator) -> None:
     org = generate_org(7, members=20, departments=4, depth=2)
-    app = sim.add_dingtalk_app(org)
-    corp_config = DingTalkCorp(
-        name="Sales", title="Sales", corp_id=app.corp_id, agent_id=str(app.agent_id), app_key=app.app_key,
-        app_secret=Secret(app.app_secret), callback=CallbackKeys(Secret("t"), Secret("a" * 43), frozenset()),
-        api_base=sim.dingtalk_api_base,
-    )  # fmt: skip
-    async with pool.acquire() as conn:
-        corp = await ensure_corp(conn, corp_config)
+    app, corp_config, corp = await sales(pool, sim, org)
     added = mutations.add_member(org, name="新员工")
     for plaintext in added.dingtalk:  # the receiver was down: DingTalk parks the event in the failed list
         sim.drop(app.app_key, plaintext)
@@ -163,14 +166,7 @@ async def test_the_worker_drains_the_failed_list_and_applies_it(pool: asyncpg.Po
 
 async def test_the_worker_compares_member_counts_with_the_platform(pool: asyncpg.Pool, sim: Simulator) -> None:
     org = generate_org(8, members=10, departments=2, depth=2)
-    app = sim.add_dingtalk_app(org)
-    corp_config = DingTalkCorp(
-        name="Sales", title="Sales", corp_id=app.corp_id, agent_id=str(app.agent_id), app_key=app.app_key,
-        app_secret=Secret(app.app_secret), callback=CallbackKeys(Secret("t"), Secret("a" * 43), frozenset()),
-        api_base=sim.dingtalk_api_base,
-    )  # fmt: skip
-    async with pool.acquire() as conn:
-        corp = await ensure_corp(conn, corp_config)
+    _, corp_config, corp = await sales(pool, sim, org)
     async with aiohttp.ClientSession() as session:
         await build_worker(pool, AppConfig(".", {"Sales": corp_config}, {}), session, FAST).duties.check_corps(
             failed_lists=False, counts=True

@@ -15,19 +15,7 @@ from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
 from handlers.store.corps import ensure_corp, request_sync
 from handlers.store.queries import q, queries
 from handlers.sync.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
-
-DIRECTORY = (
-    "departments",
-    "members",
-    "member_departments",
-    "tags",
-    "tag_members",
-    "tag_departments",
-    "roles",
-    "role_members",
-    "admins",
-    "change_log",
-)
+from tests.support.directory import fingerprint
 
 
 def corp_config(name: str = "HQ", threshold: float = 0.2) -> WecomInnerCorp:
@@ -84,18 +72,6 @@ async def sync(pool: asyncpg.Pool, snapshot: Snapshot | Exception, **kwargs: Any
     async with pool.acquire() as conn:
         row = await ensure_corp(conn, corp)
     return await run_full_sync(pool, row, corp, Source(snapshot), trigger=kwargs.pop("trigger", "manual"), **kwargs)
-
-
-async def fingerprint(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    """Row count and (xmin, ctid) of every row per directory table: any write changes it."""
-    found = {}
-    for table in DIRECTORY:
-        found[table] = tuple(
-            await pool.fetchrow(
-                f"SELECT count(*), coalesce(string_agg(xmin::text || ctid::text, ',' ORDER BY ctid), '') FROM {table}"  # noqa: S608 - fixed names
-            )
-        )
-    return found
 
 
 async def members_by_id(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:

@@ -12,21 +12,14 @@ import pytest
 
 from handlers.clients.base import RetryPolicy
 from handlers.clients.wecom import WecomClient, inner_client
-from handlers.config import CallbackKeys, Secret, WecomInnerCorp
+from handlers.clients.wiring import Wiring
+from handlers.config import WecomInnerCorp
 from handlers.store.corps import ensure_corp
 from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
 from receiver.testing import SimOrg, Simulator, generate_org, mutations, run_simulator
+from tests.support.clients import wecom_config
+from tests.support.directory import fingerprint
 
-DIRECTORY = (
-    "departments",
-    "members",
-    "member_departments",
-    "tags",
-    "tag_members",
-    "tag_departments",
-    "admins",
-    "change_log",
-)
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=5.0)
 
 
@@ -51,28 +44,10 @@ async def rig(pool: asyncpg.Pool) -> AsyncIterator[Rig]:
     org = generate_org(3, members=60, departments=8, depth=3, tags=3)
     account = sim.add_wecom_corp(org, contact_new_ip=False, privacy=False)
     async with run_simulator(sim), aiohttp.ClientSession() as session:
-        keys = CallbackKeys(Secret(account.token), Secret(account.aes_key), frozenset({account.corp_id}))
-        corp = WecomInnerCorp(
-            name="HQ",
-            title="HQ",
-            corp_id=account.corp_id,
-            agent_id=str(account.agent_id),
-            secret=Secret(account.secret),
-            contact_secret=Secret(account.contact_secret or ""),
-            callback=keys,
-            api_base=sim.wecom_api_base,
-        )
+        corp = wecom_config(sim, account, contact=True)
         async with pool.acquire() as conn:
             row = await ensure_corp(conn, corp)
-        yield Rig(sim, org, corp, inner_client(corp, session, pool, retry=FAST), pool, row)
-
-
-async def fingerprint(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    found = {}
-    for table in DIRECTORY:
-        sql = f"SELECT count(*), coalesce(string_agg(xmin::text || ctid::text, ',' ORDER BY ctid), '') FROM {table}"  # noqa: S608 - fixed names
-        found[table] = tuple(await pool.fetchrow(sql))
-    return found
+        yield Rig(sim, org, corp, inner_client(corp, Wiring.of(session, pool, retry=FAST)), pool, row)
 
 
 async def test_first_sync_mirrors_the_org_and_a_resync_writes_nothing(rig: Rig) -> None:

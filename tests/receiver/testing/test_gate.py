@@ -11,19 +11,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from receiver.testing import RateLimits, Simulator, generate_org, run_simulator
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(5000.0)
 
 
 @pytest.fixture

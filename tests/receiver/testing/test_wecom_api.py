@@ -10,16 +10,9 @@ from aiohttp.test_utils import TestClient
 
 from receiver.testing import SimOrg, Simulator, WecomCorp, generate_org
 from receiver.testing import mutations as m
+from tests.support.clock import FakeClock
 
 BASE = "/wecom/cgi-bin/"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
