@@ -23,6 +23,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
+from handlers.config import Secret
 from handlers.store.inbox import pending_count
 from handlers.sync.fullsync import format_summary
 from receiver.api import get_corp
@@ -156,7 +157,16 @@ async def compare(app: web.Application, name: str) -> str:
     return f"{name:6} {counts}: {verdict}"
 
 
-async def run_demo(*, host: str, port: int, seconds: float | None, members: int, rate: float, say: Say) -> int:
+async def run_demo(
+    *,
+    host: str,
+    port: int,
+    seconds: float | None,
+    members: int,
+    rate: float,
+    say: Say,
+    admin_token: Secret | None = None,
+) -> int:
     state = Path(tempfile.mkdtemp(prefix="corpsync-demo-"))
     embedded = await asyncio.to_thread(start_embedded, state)
     try:
@@ -164,7 +174,7 @@ async def run_demo(*, host: str, port: int, seconds: float | None, members: int,
         async with run_simulator(orgs.sim) as sim:
             write_app_dir(state, orgs)
             config = load_app_dir(state, {})
-            settings = Settings(app_dir=state, host=host, port=port, run_scheduler=False)
+            settings = Settings(app_dir=state, host=host, port=port, admin_token=admin_token, run_scheduler=False)
             app = create_app(settings, config, embedded.url)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -173,7 +183,7 @@ async def run_demo(*, host: str, port: int, seconds: float | None, members: int,
             bound = port or _bound_port(site)
             receiver = f"http://{host}:{bound}"
             try:
-                return await _story(app, orgs, receiver, seconds, rate, say, sim.url)
+                return await _story(app, orgs, receiver, seconds, rate, say, sim.url, admin_token is not None)
             finally:
                 await runner.cleanup()
     finally:
@@ -192,7 +202,7 @@ def _bound_port(site: web.TCPSite) -> int:
 
 
 async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: float | None,
-                 rate: float, say: Say, sim_url: str) -> int:  # fmt: skip
+                 rate: float, say: Say, sim_url: str, token: bool) -> int:  # fmt: skip
     say(f"upstream simulator  {sim_url}  (WeCom self-built, a 代开发 tenant, DingTalk)")
     say(f"receiver            {receiver}")
     async with http_session() as session:
@@ -209,7 +219,8 @@ async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: f
             bar.close()
             say(format_summary(result))
         say("")
-        say(f"explore:  curl {receiver}/api/corps   ·   {receiver}/readyz   ·   {receiver}/metrics")
+        auth = ' -H "Authorization: Bearer $CORPSYNC_ADMIN_TOKEN"' if token else ""
+        say(f"explore:  curl{auth} {receiver}/api/corps   ·   {receiver}/readyz   ·   {receiver}/metrics")
         say("now changing the orgs upstream; each change's callback flows through the receiver (Ctrl-C stops)")
         rng = random.Random(11)  # noqa: S311 - a reproducible story, not a secret
         started = time.monotonic()
@@ -240,9 +251,20 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def main(host: str, port: int, seconds: float | None, members: int, rate: float) -> int:
+def main(settings: Settings, seconds: float | None, members: int, rate: float) -> int:
+    """The demo on ``settings``' host, port (``--port`` or CORPSYNC_PORT) and admin token."""
     try:
-        return asyncio.run(run_demo(host=host, port=port, seconds=seconds, members=members, rate=rate, say=_say))
+        return asyncio.run(
+            run_demo(
+                host=settings.host,
+                port=settings.port,
+                seconds=seconds,
+                members=members,
+                rate=rate,
+                say=_say,
+                admin_token=settings.admin_token,
+            )
+        )
     except KeyboardInterrupt:
         _say("stopped")
         return 0

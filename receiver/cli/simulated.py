@@ -10,7 +10,7 @@ from receiver.settings import Settings
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.cli.demo import main as demo_main
 
-    return demo_main(settings.host, args.port if args.port is not None else 8080, args.seconds, args.members, args.rate)
+    return demo_main(settings, args.seconds, args.members, args.rate)
 
 
 def simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from receiver.settings import Settings
 from tests.support.processes import corpsync_env
 
 
@@ -29,3 +30,24 @@ def test_demo_runs_its_story_and_ends_in_sync() -> None:
     assert len(answers) >= 10
     statuses = [word for answer in answers if not answer.startswith("no callback") for word in answer.split()]
     assert statuses and set(statuses) == {"200"}
+
+
+def test_demo_takes_the_port_and_admin_token_serve_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import receiver.cli
+    import receiver.cli.demo
+
+    seen: list[Settings] = []
+
+    def demo(settings: Settings, *rest: object) -> int:
+        seen.append(settings)
+        return 0
+
+    monkeypatch.setattr(receiver.cli, "configure_logging", lambda fmt: None)
+    monkeypatch.setattr(receiver.cli.demo, "main", demo)
+    monkeypatch.setenv("CORPSYNC_PORT", "18765")
+    monkeypatch.setenv("CORPSYNC_ADMIN_TOKEN", "demo-token")
+    assert receiver.cli.main(["demo", "--seconds", "1"]) == 0
+    assert seen[-1].port == 18765 and seen[-1].admin_token is not None
+    assert seen[-1].admin_token.reveal() == "demo-token"
+    assert receiver.cli.main(["demo", "--port", "0"]) == 0
+    assert seen[-1].port == 0
