@@ -44,7 +44,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from bench._upstream import MIX, Changes
-from receiver.cli import new_event_loop
+from receiver.cli.serve import new_event_loop
 from receiver.testing import (
     RateLimits,
     SimOrg,
