@@ -167,9 +167,10 @@ class SyncScheduler:
         if self._discover is not None:
             self._corps = {**await self._discover(), **self._configured}
         started = []
+        busy = self.running()  # once per tick: it walks every corp's task
         for name, state in (await self._states()).items():
             corp = self._corps.get(name)
-            if corp is None or name in self.running():
+            if corp is None or name in busy:
                 continue
             trigger = due(state, corp.sync, self.settings, startup=startup)
             if trigger is not None:
