@@ -61,7 +61,6 @@ SETTLE_EVENTS = 3  # a member or department a change created is changed again on
 MEMBERS_PER_DEPARTMENT = 10
 TAGS = 8
 SCHEDULER_ENV = "CORPSYNC_BENCH_SCHEDULER"  # read by the serve role only; no corpsync setting
-STAGING_ENV = "CORPSYNC_BENCH_KEEP_STAGING"  # likewise
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -371,22 +370,7 @@ def serve_patched(app_dir: str, port: int) -> int:
         settings = SchedulerSettings(**orjson.loads(raw))
         # the runtime builds its scheduler from this name: the experiment's settings go in through it
         runtime.SyncScheduler = functools.partial(SyncScheduler, settings=settings)  # type: ignore[attr-defined,assignment]
-    if os.environ.get(STAGING_ENV):
-        kept_staging()
     return serve_wrapped(app_dir, port)
-
-
-def kept_staging() -> None:
-    """Experiment: a full sync's staging tables are created once per connection and emptied at each commit
-    (``ON COMMIT DELETE ROWS``) instead of created and dropped by every run (``fs_create_staging``): no catalog
-    rows and no relation files made and unlinked per run. Patches the loaded query text of the product."""
-    from handlers.store.queries import queries
-
-    loaded = queries()
-    creates = loaded["fs_create_staging"].replace("ON COMMIT DROP", "ON COMMIT DELETE ROWS")
-    loaded["fs_create_staging"] = (
-        f"DO $staging$ BEGIN IF to_regclass('pg_temp.fs_failed') IS NULL THEN {creates} END IF; END $staging$;"
-    )
 
 
 # -- entry -------------------------------------------------------------------------------------------
