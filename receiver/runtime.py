@@ -18,10 +18,12 @@ from handlers.clients import LimiterRegistry, PlatformClient, SuiteClient, make_
 from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.events import CorpRef, Services
+from handlers.events.suite import ADDS_TENANTS, REMOVES_TENANTS
 from handlers.store import pool as db
 from handlers.store.corps import ensure_corps, runtime_tenants
 from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
 from handlers.worker.loop import EventObserver, Worker, WorkerSettings
+from receiver.callbacks.tenants import ActiveTenants
 from receiver.ops.metrics import ClientMetrics, EventMetrics, Metrics
 
 PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
@@ -75,6 +77,7 @@ def build_worker(
     limiters: LimiterRegistry | None = None,
     observer: ClientObserver | None = None,
     events: EventObserver | None = None,
+    on_instruction: Callable[[str], None] | None = None,
 ) -> Worker:
     """An inbox worker with real platform clients sharing one limiter registry."""
     registry = limiters or LimiterRegistry()
@@ -89,7 +92,7 @@ def build_worker(
         return suites[auth.name]
 
     services = Services(clients=ConfigClients(config, make), config=config, suite_api=suite_api, pool=pool)
-    return Worker(pool, services, settings, events=events)
+    return Worker(pool, services, settings, events=events, on_instruction=on_instruction)
 
 
 class Runtime:
@@ -114,6 +117,7 @@ class Runtime:
         self.corp_rows = corp_rows if corp_rows is not None else {}  # configured corp name → corps row id
         self.metrics = metrics
         self.limiters = LimiterRegistry()
+        self.tenants = ActiveTenants(pool, config.auths)  # the suite data URL's receive-ids
         self._observer = None if metrics is None else ClientMetrics(metrics)
 
     def client(self, corp: CorpConfig) -> PlatformClient:
@@ -125,8 +129,15 @@ class Runtime:
         events = None if self.metrics is None else EventMetrics(self.metrics)
         return build_worker(
             self.pool, self.config, self.session, settings, limiters=self.limiters, observer=self._observer,
-            events=events,
+            events=events, on_instruction=self._instruction_applied,
         )  # fmt: skip
+
+    def _instruction_applied(self, event_type: str) -> None:
+        """The worker applied a suite instruction: the tenants it added or took away are read again."""
+        if event_type in ADDS_TENANTS:
+            self.tenants.changed(removed=False)
+        elif event_type in REMOVES_TENANTS:
+            self.tenants.changed(removed=True)
 
     def scheduler(self, settings: SchedulerSettings | None = None) -> SyncScheduler:
         """The full-sync scheduler (its loop not started): the owner of every full sync this process runs."""
@@ -176,4 +187,8 @@ async def open_runtime(
             async with pool.acquire() as conn:
                 corp_rows = await ensure_corps(conn, config)
         async with http_session() as session:
-            yield Runtime(config, pool, session, corp_rows=corp_rows, metrics=metrics)
+            runtime = Runtime(config, pool, session, corp_rows=corp_rows, metrics=metrics)
+            try:
+                yield runtime
+            finally:
+                await runtime.tenants.close()

@@ -144,6 +144,10 @@ async def suite_ticket(ctx: EventContext, fields: XmlFields) -> Outcome:
     return Outcome.DONE
 
 
+# The instructions above that change which corps have authorized a suite (the data URL accepts their callbacks).
+ADDS_TENANTS = frozenset({"create_auth", "reset_permanent_code", "change_auth"})
+REMOVES_TENANTS = frozenset({"cancel_auth"})
+
 HANDLERS: dict[str, Handler] = {
     "suite_ticket": suite_ticket,
     "create_auth": authorized,
