@@ -357,19 +357,21 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
 
 def serve_patched(app_dir: str, port: int) -> int:
     """``corpsync serve`` through bench/_apply_probe.py's instruments, with the scheduler's settings replaced as
-    the bench-only ``SCHEDULER_ENV`` asks (JSON of ``SchedulerSettings`` fields): an experiment on the product's
-    internals (``receiver.runtime.SyncScheduler``), so it fails loudly when they have moved."""
+    the bench-only ``SCHEDULER_ENV`` asks (JSON of ``SchedulerSettings`` fields but ``max_parallel``, which is
+    CORPSYNC_SYNC_PARALLEL): an experiment on the product's internals (``receiver.app.SchedulerSettings``), so it
+    fails loudly when they have moved."""
     import functools
     import os
 
-    import receiver.runtime as runtime
+    import receiver.app as app
     from bench._apply_probe import serve_wrapped
-    from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
+    from handlers.sync.scheduler import SchedulerSettings
 
     if raw := os.environ.get(SCHEDULER_ENV):
-        settings = SchedulerSettings(**orjson.loads(raw))
-        # the runtime builds its scheduler from this name: the experiment's settings go in through it
-        runtime.SyncScheduler = functools.partial(SyncScheduler, settings=settings)  # type: ignore[attr-defined,assignment]
+        fields = orjson.loads(raw)
+        SchedulerSettings(**fields)  # an unknown field fails here
+        # the app builds its scheduler's settings from this name: the experiment's fields go in through it
+        app.SchedulerSettings = functools.partial(SchedulerSettings, **fields)  # type: ignore[misc]
     return serve_wrapped(app_dir, port)
 
 

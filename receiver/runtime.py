@@ -27,6 +27,17 @@ from receiver.callbacks.tenants import ActiveTenants
 from receiver.ops.metrics import ClientMetrics, EventMetrics, Metrics
 
 PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+POOL_SIZE = 20  # the least pool a process opens
+INTAKE_CONNECTIONS = 2  # the intake's groups in flight (receiver.callbacks.intake.Intake max_in_flight)
+OTHER_CONNECTIONS = 2  # the scheduler's look for due corps, the API and the probes
+
+
+def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:
+    """A pool large enough for every user at once, so that full syncs never keep the intake or the worker waiting
+    for a connection: each sync holds one for its run and may take another to renew a token, each stream the worker
+    drains holds one."""
+    drains = (worker or WorkerSettings()).concurrency
+    return max(POOL_SIZE, INTAKE_CONNECTIONS + drains + 2 * sync_parallel + OTHER_CONNECTIONS)
 
 
 def http_session() -> aiohttp.ClientSession:
@@ -119,6 +130,7 @@ class Runtime:
         self.limiters = LimiterRegistry()
         self.tenants = ActiveTenants(pool, config.auths)  # the suite data URL's receive-ids
         self._observer = None if metrics is None else ClientMetrics(metrics)
+        self._schedulers: list[SyncScheduler] = []
 
     def client(self, corp: CorpConfig) -> PlatformClient:
         """The platform client of a corp."""
@@ -133,9 +145,12 @@ class Runtime:
         )  # fmt: skip
 
     def _instruction_applied(self, event_type: str) -> None:
-        """The worker applied a suite instruction: the tenants it added or took away are read again."""
+        """The worker applied a suite instruction: the tenants it added or took away are read again, and the
+        scheduler looks for a tenant to sync at once."""
         if event_type in ADDS_TENANTS:
             self.tenants.changed(removed=False)
+            for scheduler in self._schedulers:
+                scheduler.wake()
         elif event_type in REMOVES_TENANTS:
             self.tenants.changed(removed=True)
 
@@ -146,7 +161,7 @@ class Runtime:
         async def discover() -> dict[str, CorpConfig]:
             return dict(await runtime_tenants(pool, config))
 
-        return SyncScheduler(
+        built = SyncScheduler(
             pool,
             config.corps,
             self.client,
@@ -154,6 +169,8 @@ class Runtime:
             on_finished=None if self.metrics is None else self.metrics.sync_finished,
             discover=discover if config.auths else None,
         )
+        self._schedulers.append(built)
+        return built
 
     async def corp(self, name: str) -> Corp:
         """The corp named ``name``: configured (``corps/<name>``) or a suite tenant (``<auth>/<corpid>``).
