@@ -44,7 +44,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from bench._upstream import MIX, Changes
-from receiver.cli import new_event_loop
+from receiver.cli.serve import new_event_loop
 from receiver.testing import (
     RateLimits,
     SimOrg,
@@ -61,7 +61,6 @@ SETTLE_EVENTS = 3  # a member or department a change created is changed again on
 MEMBERS_PER_DEPARTMENT = 10
 TAGS = 8
 SCHEDULER_ENV = "CORPSYNC_BENCH_SCHEDULER"  # read by the serve role only; no corpsync setting
-STAGING_ENV = "CORPSYNC_BENCH_KEEP_STAGING"  # likewise
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -358,35 +357,22 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
 
 def serve_patched(app_dir: str, port: int) -> int:
     """``corpsync serve`` through bench/_apply_probe.py's instruments, with the scheduler's settings replaced as
-    the bench-only ``SCHEDULER_ENV`` asks (JSON of ``SchedulerSettings`` fields): an experiment on the product's
-    internals (``receiver.runtime.SyncScheduler``), so it fails loudly when they have moved."""
+    the bench-only ``SCHEDULER_ENV`` asks (JSON of ``SchedulerSettings`` fields but ``max_parallel``, which is
+    CORPSYNC_SYNC_PARALLEL): an experiment on the product's internals (``receiver.app.SchedulerSettings``), so it
+    fails loudly when they have moved."""
     import functools
     import os
 
-    import receiver.runtime as runtime
+    import receiver.app as app
     from bench._apply_probe import serve_wrapped
-    from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
+    from handlers.sync.scheduler import SchedulerSettings
 
     if raw := os.environ.get(SCHEDULER_ENV):
-        settings = SchedulerSettings(**orjson.loads(raw))
-        # the runtime builds its scheduler from this name: the experiment's settings go in through it
-        runtime.SyncScheduler = functools.partial(SyncScheduler, settings=settings)  # type: ignore[attr-defined,assignment]
-    if os.environ.get(STAGING_ENV):
-        kept_staging()
+        fields = orjson.loads(raw)
+        SchedulerSettings(**fields)  # an unknown field fails here
+        # the app builds its scheduler's settings from this name: the experiment's fields go in through it
+        app.SchedulerSettings = functools.partial(SchedulerSettings, **fields)  # type: ignore[misc]
     return serve_wrapped(app_dir, port)
-
-
-def kept_staging() -> None:
-    """Experiment: a full sync's staging tables are created once per connection and emptied at each commit
-    (``ON COMMIT DELETE ROWS``) instead of created and dropped by every run (``fs_create_staging``): no catalog
-    rows and no relation files made and unlinked per run. Patches the loaded query text of the product."""
-    from handlers.store.queries import queries
-
-    loaded = queries()
-    creates = loaded["fs_create_staging"].replace("ON COMMIT DROP", "ON COMMIT DELETE ROWS")
-    loaded["fs_create_staging"] = (
-        f"DO $staging$ BEGIN IF to_regclass('pg_temp.fs_failed') IS NULL THEN {creates} END IF; END $staging$;"
-    )
 
 
 # -- entry -------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tenants.py [--tenants 1000 --min-members 50 --max-members 500 --seconds 60 --rate 20
                                        --timeout 900 --profile [cpu|wall] --timings --server-log FILE]
-                                      [--max-parallel N --poll-seconds S --keep-staging]   # experiments
+                                      [--sync-parallel N] [--poll-seconds S]   # the last one an experiment
 
 The upstream (simulator, documented rate limits on) and the platform's callback sender run in their own processes
 (bench/_tenants.py). The server starts with an app dir holding only the template's auth (auths/Suite) and a
@@ -21,9 +21,9 @@ a second), upstream calls per tenant, suite-token and corp-token fetches, callba
 the syncs ran (whole phase and worst 30-s window), CPU per process and what the rest of the machine took.
 Exit status 0 when every tenant was synced and every callback answered 200; targets are printed OK or MISSED.
 
-The experiments change the product's internals in the server process only (bench/_tenants.py ``serve``, through
-bench/_apply_probe.py's instruments): the scheduler's ``max_parallel`` / ``poll_seconds``, and staging tables kept
-per connection instead of created and dropped by every sync. They say what a fix would buy; nothing else uses them.
+``--sync-parallel`` is serve's CORPSYNC_SYNC_PARALLEL. The experiment changes the product's internals in the server
+process only (bench/_tenants.py ``serve``, through bench/_apply_probe.py's instruments): the scheduler's
+``poll_seconds``. It says what a change would buy; nothing else uses it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import orjson
 
 from bench._apply_probe import PROFILE_ENV, PROFILE_TIMER_ENV, TIMINGS_ENV
 from bench._apply_report import profile_lines
-from bench._tenants import AUTH, SCHEDULER_ENV, STAGING_ENV
+from bench._tenants import AUTH, SCHEDULER_ENV
 from bench.ingest import (
     Server,
     free_port,
@@ -523,12 +523,12 @@ async def run(args: argparse.Namespace, tmp: Path, url: str, database: str) -> O
         env.update({PROFILE_ENV: str(tmp / "serve.prof"), PROFILE_TIMER_ENV: args.profile})
     if args.timings:
         env[TIMINGS_ENV] = str(tmp / "statements.json")
-    experiment = {k: v for k, v in (("max_parallel", args.max_parallel), ("poll_seconds", args.poll_seconds)) if v}
+    if args.sync_parallel:
+        env["CORPSYNC_SYNC_PARALLEL"] = str(args.sync_parallel)
+    experiment = {k: v for k, v in (("poll_seconds", args.poll_seconds),) if v}
     if experiment:
         env[SCHEDULER_ENV] = orjson.dumps(experiment).decode()
-    if args.keep_staging:
-        env[STAGING_ENV] = "1"
-    wrapped = bool(args.profile or args.timings or experiment or args.keep_staging)
+    wrapped = bool(args.profile or args.timings or experiment)
     async with upstream(args) as up:
         s = up.info["suite"]
         write_suite(app_dir, AUTH, suite_id=s["suiteId"], suite_secret=s["suiteSecret"], api_base=s["apiBase"],
@@ -595,12 +595,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the server under cProfile (process CPU or wall time) and print the top",
     )  # fmt: skip
     p.add_argument("--timings", action="store_true", help="time every statement serve awaits, by named query")
-    p.add_argument("--max-parallel", type=int, help="experiment: the scheduler's max_parallel (product default 2)")
+    p.add_argument("--sync-parallel", type=int, help="serve's CORPSYNC_SYNC_PARALLEL (default: serve's, 2)")
     p.add_argument("--poll-seconds", type=float, help="experiment: the scheduler's poll_seconds (product default 5)")
-    p.add_argument(
-        "--keep-staging", action="store_true",
-        help="experiment: a sync's staging tables live as long as the connection (emptied at commit)",
-    )  # fmt: skip
     p.add_argument("--server-log", help="keep the server's log in this file")
     p.add_argument("--keep-database", action="store_true", help="do not drop the scratch database (print its URL)")
     args = p.parse_args(argv)

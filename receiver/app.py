@@ -31,7 +31,7 @@ from receiver.keys import (
 )
 from receiver.ops import health
 from receiver.ops.metrics import Metrics
-from receiver.runtime import open_runtime
+from receiver.runtime import open_runtime, pool_size
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.app")
@@ -128,7 +128,9 @@ def create_app(
     app[ENDPOINTS] = endpoints = build_endpoints(config)
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(database_url, config, metrics=metrics) as opened:
+        async with open_runtime(
+            database_url, config, metrics=metrics, max_size=pool_size(settings.sync_parallel)
+        ) as opened:
             app[RUNTIME] = opened
             app[POOL] = opened.pool
             app[CORP_ROWS] = opened.corp_rows
@@ -152,7 +154,9 @@ def create_app(
 
     async def full_syncs(app: web.Application) -> AsyncIterator[None]:
         """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
-        app[SCHEDULER] = sched = app[RUNTIME].scheduler(scheduler)
+        app[SCHEDULER] = sched = app[RUNTIME].scheduler(
+            scheduler or SchedulerSettings(max_parallel=settings.sync_parallel)
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler") if settings.run_scheduler else None
         yield

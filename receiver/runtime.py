@@ -18,13 +18,26 @@ from handlers.clients import LimiterRegistry, PlatformClient, SuiteClient, make_
 from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.events import CorpRef, Services
+from handlers.events.suite import ADDS_TENANTS, REMOVES_TENANTS
 from handlers.store import pool as db
 from handlers.store.corps import ensure_corps, runtime_tenants
 from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
 from handlers.worker.loop import EventObserver, Worker, WorkerSettings
+from receiver.callbacks.tenants import ActiveTenants
 from receiver.ops.metrics import ClientMetrics, EventMetrics, Metrics
 
 PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+POOL_SIZE = 20  # the least pool a process opens
+INTAKE_CONNECTIONS = 2  # the intake's groups in flight (receiver.callbacks.intake.Intake max_in_flight)
+OTHER_CONNECTIONS = 2  # the scheduler's look for due corps, the API and the probes
+
+
+def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:
+    """A pool large enough for every user at once, so that full syncs never keep the intake or the worker waiting
+    for a connection: each sync holds one for its run and may take another to renew a token, each stream the worker
+    drains holds one."""
+    drains = (worker or WorkerSettings()).concurrency
+    return max(POOL_SIZE, INTAKE_CONNECTIONS + drains + 2 * sync_parallel + OTHER_CONNECTIONS)
 
 
 def http_session() -> aiohttp.ClientSession:
@@ -75,6 +88,7 @@ def build_worker(
     limiters: LimiterRegistry | None = None,
     observer: ClientObserver | None = None,
     events: EventObserver | None = None,
+    on_instruction: Callable[[str], None] | None = None,
 ) -> Worker:
     """An inbox worker with real platform clients sharing one limiter registry."""
     registry = limiters or LimiterRegistry()
@@ -89,7 +103,7 @@ def build_worker(
         return suites[auth.name]
 
     services = Services(clients=ConfigClients(config, make), config=config, suite_api=suite_api, pool=pool)
-    return Worker(pool, services, settings, events=events)
+    return Worker(pool, services, settings, events=events, on_instruction=on_instruction)
 
 
 class Runtime:
@@ -114,7 +128,9 @@ class Runtime:
         self.corp_rows = corp_rows if corp_rows is not None else {}  # configured corp name → corps row id
         self.metrics = metrics
         self.limiters = LimiterRegistry()
+        self.tenants = ActiveTenants(pool, config.auths)  # the suite data URL's receive-ids
         self._observer = None if metrics is None else ClientMetrics(metrics)
+        self._schedulers: list[SyncScheduler] = []
 
     def client(self, corp: CorpConfig) -> PlatformClient:
         """The platform client of a corp."""
@@ -125,8 +141,18 @@ class Runtime:
         events = None if self.metrics is None else EventMetrics(self.metrics)
         return build_worker(
             self.pool, self.config, self.session, settings, limiters=self.limiters, observer=self._observer,
-            events=events,
+            events=events, on_instruction=self._instruction_applied,
         )  # fmt: skip
+
+    def _instruction_applied(self, event_type: str) -> None:
+        """The worker applied a suite instruction: the tenants it added or took away are read again, and the
+        scheduler looks for a tenant to sync at once."""
+        if event_type in ADDS_TENANTS:
+            self.tenants.changed(removed=False)
+            for scheduler in self._schedulers:
+                scheduler.wake()
+        elif event_type in REMOVES_TENANTS:
+            self.tenants.changed(removed=True)
 
     def scheduler(self, settings: SchedulerSettings | None = None) -> SyncScheduler:
         """The full-sync scheduler (its loop not started): the owner of every full sync this process runs."""
@@ -135,7 +161,7 @@ class Runtime:
         async def discover() -> dict[str, CorpConfig]:
             return dict(await runtime_tenants(pool, config))
 
-        return SyncScheduler(
+        built = SyncScheduler(
             pool,
             config.corps,
             self.client,
@@ -143,6 +169,8 @@ class Runtime:
             on_finished=None if self.metrics is None else self.metrics.sync_finished,
             discover=discover if config.auths else None,
         )
+        self._schedulers.append(built)
+        return built
 
     async def corp(self, name: str) -> Corp:
         """The corp named ``name``: configured (``corps/<name>``) or a suite tenant (``<auth>/<corpid>``).
@@ -176,4 +204,8 @@ async def open_runtime(
             async with pool.acquire() as conn:
                 corp_rows = await ensure_corps(conn, config)
         async with http_session() as session:
-            yield Runtime(config, pool, session, corp_rows=corp_rows, metrics=metrics)
+            runtime = Runtime(config, pool, session, corp_rows=corp_rows, metrics=metrics)
+            try:
+                yield runtime
+            finally:
+                await runtime.tenants.close()

@@ -12,6 +12,7 @@ from handlers.config import Secret
 from handlers.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_SYNC_PARALLEL = 2
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
@@ -25,6 +26,7 @@ class Settings:
     public_url: str | None = None  # how the platforms reach us; used to print callback URLs
     callback_max_age: int | None = None  # opt-in timestamp freshness window, seconds
     max_body_bytes: int = DEFAULT_MAX_BODY
+    sync_parallel: int = DEFAULT_SYNC_PARALLEL  # full syncs one process runs at once (receiver.runtime.pool_size)
     log_format: str = "auto"  # 'json', 'text' or 'auto' (text on a terminal)
     run_worker: bool = True
     run_scheduler: bool = True
@@ -40,7 +42,9 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _int(environ: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0) -> int | None:
+def _int(
+    environ: Mapping[str, str], name: str, default: int | None, *, minimum: int = 0, maximum: int | None = None
+) -> int | None:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -50,6 +54,8 @@ def _int(environ: Mapping[str, str], name: str, default: int | None, *, minimum:
         raise ConfigError(f"environment: {name}: expected a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"environment: {name}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"environment: {name}: must be at most {maximum}")
     return value
 
 
@@ -83,6 +89,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("CORPSYNC_PUBLIC_URL") or "").rstrip("/") or None,
         callback_max_age=_int(env, "CORPSYNC_CALLBACK_MAX_AGE", None, minimum=1),
         max_body_bytes=_int(env, "CORPSYNC_MAX_BODY_BYTES", DEFAULT_MAX_BODY, minimum=1024) or DEFAULT_MAX_BODY,
+        sync_parallel=_int(env, "CORPSYNC_SYNC_PARALLEL", DEFAULT_SYNC_PARALLEL, minimum=1, maximum=32)
+        or DEFAULT_SYNC_PARALLEL,
         log_format=_choice("CORPSYNC_LOG_FORMAT", env.get("CORPSYNC_LOG_FORMAT", "auto"), ("auto", "json", "text")),
         run_worker=_flag(env, "CORPSYNC_WORKER", True),
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),

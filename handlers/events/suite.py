@@ -143,6 +143,10 @@ async def suite_ticket(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) ->
     return Outcome.DONE
 
 
+# The instructions above that change which corps have authorized a suite (the data URL accepts their callbacks).
+ADDS_TENANTS = frozenset({"create_auth", "reset_permanent_code", "change_auth"})
+REMOVES_TENANTS = frozenset({"cancel_auth"})
+
 HANDLERS: dict[str, Handler] = {
     "suite_ticket": of_configured_suite(suite_ticket),
     "create_auth": of_configured_suite(authorized),

@@ -10,7 +10,7 @@ Nothing here logs a value.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,6 +182,12 @@ async def set_tenant_status(db: Db, auth_name: str, corp_id: str, status: str) -
 async def is_active_tenant(db: Db, auth_name: str, corp_id: str) -> bool:
     """Whether the corp has authorized the suite and not cancelled it."""
     return await db.fetchval(q("tenant_is_active"), auth_name, corp_id) is not None
+
+
+async def active_tenant_ids(db: Db, auth_names: Sequence[str]) -> frozenset[tuple[str, str]]:
+    """(auth name, corp id) of every tenant ``is_active_tenant`` says yes for."""
+    rows = await db.fetch(q("tenants_active_of"), list(auth_names))
+    return frozenset((row["auth_name"], row["corp_id"]) for row in rows)
 
 
 async def active_tenants(db: Db, auth_name: str) -> list[tuple[str, str | None]]:

@@ -1,7 +1,8 @@
 """Full sync's merge: a Snapshot staged in temporary tables with COPY, merged set-based into the corp's directory.
 
 Every merge writes only rows whose values differ and logs exactly what it wrote (change_log, source
-'full_sync'). The caller owns the transaction; the staging tables are dropped when it ends.
+'full_sync'). The caller owns the transaction; the staging tables, made once per connection, are emptied
+when it commits.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class _Unfetched:
 
 
 async def stage(conn: asyncpg.Connection, snapshot: Snapshot) -> Staged:
-    """Create the staging tables and COPY the snapshot into them (streamed: no second copy of the org in memory)."""
+    """Create the staging tables (unless this connection has them) and COPY the snapshot into them (streamed: no
+    second copy of the org in memory)."""
     await conn.execute(q("fs_create_staging"))
     depts, members = _Unfetched(DEPARTMENT_COLUMNS), _Unfetched(MEMBER_COLUMNS)
     await conn.copy_records_to_table("fs_departments", records=_departments(snapshot, depts))

@@ -24,9 +24,13 @@ from handlers.clients.protocol import Progress
 from handlers.config import CorpConfig
 from handlers.model import Snapshot
 from handlers.store import locks, sync_runs
-from handlers.sync.reconcile import Counts, Held, apply_snapshot, changes_in, empty_counts
+from handlers.sync.reconcile import Counts, Held, Merged, apply_snapshot, changes_in, empty_counts
 
 log = logging.getLogger("corpsync.fullsync")
+
+# A conflict with a concurrent writer of the corp's rows: the apply transaction is run again, this many times at most.
+CONFLICTS = (asyncpg.TransactionRollbackError, asyncpg.UniqueViolationError)
+APPLY_ATTEMPTS = 5
 
 
 class SnapshotSource(Protocol):
@@ -128,26 +132,7 @@ async def _locked(
     fetched = _since(fetch_started)
     result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), snapshot.api_calls)
     try:
-        async with conn.transaction():
-            merged = await apply_snapshot(
-                conn,
-                corp_row,
-                run_id,
-                snapshot,
-                threshold=corp.sync.delete_threshold,
-                allow_deletes=allow_deletes,
-            )
-            # Never "succeeded" when something was held or could not be fetched.
-            incomplete = bool(merged.held) or bool(snapshot.skipped)
-            status = RunStatus.QUARANTINED if incomplete else RunStatus.SUCCEEDED
-            reasons = [_held_reason(merged.held, corp.sync.delete_threshold)] if merged.held else []
-            reasons += [f"not fetched, left as it was: {part}" for part in snapshot.skipped]
-            error = "; ".join(reasons) or None
-            held = orjson.dumps(merged.held.as_json()).decode() if merged.held else None
-            counts = orjson.dumps(merged.counts).decode()
-            await sync_runs.finish_run(conn, run_id, status.value, counts, snapshot.api_calls, error, held)
-            if allow_deletes and status is RunStatus.SUCCEEDED:
-                await sync_runs.confirm_quarantined(conn, corp_row, run_id)
+        status, merged, error = await _apply_retrying(conn, corp_row, corp, run_id, snapshot, allow_deletes)
     except asyncio.CancelledError:
         await _record_failure(conn, result, "cancelled", started)
         raise
@@ -171,6 +156,56 @@ async def _locked(
         },
     )
     return done
+
+
+async def _apply_retrying(
+    conn: asyncpg.Connection, corp_row: int, corp: CorpConfig, run_id: int, snapshot: Snapshot, allow_deletes: bool
+) -> tuple[RunStatus, Merged, str | None]:
+    """``_apply``, run again from the start (it rolled back) after a conflict with a concurrent writer of the
+    corp, such as the worker applying one of its events: a deadlock PostgreSQL broke by failing this transaction,
+    or a member the worker created after this transaction's diff was read."""
+    for attempt in range(1, APPLY_ATTEMPTS):
+        try:
+            return await _apply(conn, corp_row, corp, run_id, snapshot, allow_deletes)
+        except CONFLICTS as exc:
+            log.info(
+                "full sync apply retried",
+                extra={
+                    "action": "full_sync_apply_retried",
+                    "corp": corp.name,
+                    "run_id": run_id,
+                    "attempt": attempt,
+                    "error": type(exc).__name__,
+                },
+            )
+    return await _apply(conn, corp_row, corp, run_id, snapshot, allow_deletes)
+
+
+async def _apply(
+    conn: asyncpg.Connection, corp_row: int, corp: CorpConfig, run_id: int, snapshot: Snapshot, allow_deletes: bool
+) -> tuple[RunStatus, Merged, str | None]:
+    """Merge the snapshot and finish the run's record, in one transaction: (status, what was merged, error)."""
+    async with conn.transaction():
+        merged = await apply_snapshot(
+            conn,
+            corp_row,
+            run_id,
+            snapshot,
+            threshold=corp.sync.delete_threshold,
+            allow_deletes=allow_deletes,
+        )
+        # Never "succeeded" when something was held or could not be fetched.
+        incomplete = bool(merged.held) or bool(snapshot.skipped)
+        status = RunStatus.QUARANTINED if incomplete else RunStatus.SUCCEEDED
+        reasons = [_held_reason(merged.held, corp.sync.delete_threshold)] if merged.held else []
+        reasons += [f"not fetched, left as it was: {part}" for part in snapshot.skipped]
+        error = "; ".join(reasons) or None
+        held = orjson.dumps(merged.held.as_json()).decode() if merged.held else None
+        counts = orjson.dumps(merged.counts).decode()
+        await sync_runs.finish_run(conn, run_id, status.value, counts, snapshot.api_calls, error, held)
+        if allow_deletes and status is RunStatus.SUCCEEDED:
+            await sync_runs.confirm_quarantined(conn, corp_row, run_id)
+    return status, merged, error
 
 
 async def _record_failure(conn: asyncpg.Connection, result: SyncResult, error: str, started: float) -> SyncResult:

@@ -83,10 +83,13 @@ async def apply_snapshot(
     threshold: float,
     allow_deletes: bool,
 ) -> Merged:
-    """Merge ``snapshot`` into the corp's directory; the caller owns the transaction."""
+    """Merge ``snapshot`` into the corp's directory; the caller owns the transaction.
+
+    The corps row is written last, as the worker does (an event's directory rows, then its sync request):
+    taking it first would deadlock against an event of the corp applied meanwhile.
+    """
     staged = await merge.stage(conn, snapshot)
     size = await merge.local_size(conn, corp_row)
-    await merge.set_root(conn, corp_row, snapshot.root_dept_id)
     counts = empty_counts()
 
     created, updated = await merge.merge_departments(conn, corp_row, run_id, staged.department_columns)
@@ -99,6 +102,7 @@ async def apply_snapshot(
     empty_corp = size.departments == 0 and size.members == 0
     held = await _removals(conn, corp_row, run_id, snapshot, counts, size.active, empty_corp, threshold, allow_deletes)
     await _labels(conn, corp_row, run_id, snapshot, counts)
+    await merge.set_root(conn, corp_row, snapshot.root_dept_id)
     return Merged(counts, held)
 
 

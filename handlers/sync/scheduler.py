@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,10 +35,11 @@ SyncObserver = Callable[[SyncResult], None]  # told of every run this scheduler 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     poll_seconds: float = 5.0  # how often the loop looks for due corps and drift requests
+    wake_seconds: float = 0.5  # wake() starts a look at most this often (a burst of authorizations wakes it once)
     debounce_seconds: float = 60.0  # a drift request starts a run at most this often per corp
     retry_seconds: float = 60.0  # first retry after a failed run; doubles per failure in a row
     max_retry_seconds: float = 3600.0
-    max_parallel: int = 2  # corps this process syncs at the same time
+    max_parallel: int = 2  # corps this process syncs at the same time (serve: CORPSYNC_SYNC_PARALLEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,11 @@ class SyncScheduler:
         self._slots = asyncio.Semaphore(self.settings.max_parallel)
         self._tasks: dict[str, asyncio.Task[SyncResult]] = {}
         self._rows: dict[str, int] = {}
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due corps now rather than at the next poll (e.g. a suite tenant was just registered)."""
+        self._woken.set()
 
     def update_corps(self, corps: Mapping[str, CorpConfig]) -> None:
         """Serve this set of corps from now on (e.g. after a suite tenant was authorized)."""
@@ -149,19 +156,32 @@ class SyncScheduler:
             self._on_finished(task.result())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set, then cancel the syncs still running (they record 'cancelled')."""
+        """Poll (or, woken, look sooner) until ``stop`` is set, then cancel the syncs still running (they record
+        'cancelled')."""
         startup = True
+        stopper = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
+                ticked = time.monotonic()
+                self._woken.clear()
                 try:
                     await self.tick(startup=startup)
                     startup = False
                 except Exception as exc:  # the database may be away: try again next poll
                     log.warning("scheduler tick failed", extra={"action": "scheduler_tick_failed", "error": repr(exc)})
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_seconds)
+                    await asyncio.wait_for(self._woken.wait(), timeout=self.settings.poll_seconds)
+                gap = ticked + self.settings.wake_seconds - time.monotonic()
+                if gap > 0 and not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=gap)
         finally:
+            stopper.cancel()
             await self.close()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._woken.set()
 
     async def close(self) -> None:
         """Cancel the syncs still running (full sync records them as failed: 'cancelled')."""
@@ -175,9 +195,10 @@ class SyncScheduler:
         if self._discover is not None:
             self._corps = {**await self._discover(), **self._configured}
         started = []
+        busy = self.running()  # once per tick: it walks every corp's task
         for name, state in (await self._states()).items():
             corp = self._corps.get(name)
-            if corp is None or name in self.running():
+            if corp is None or name in busy:
                 continue
             trigger = due(state, corp.sync, self.settings, startup=startup)
             if trigger is not None:

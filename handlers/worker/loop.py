@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import asyncpg
 
@@ -46,7 +46,10 @@ class Worker:
         *,
         process: str | None = None,
         events: EventObserver | None = None,
+        on_instruction: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_instruction`` is told the type of each suite instruction (create_auth, cancel_auth, ...) this
+        worker applied, once it is committed."""
         self.pool = pool
         self.services = services
         self.settings = settings or WorkerSettings()
@@ -58,7 +61,7 @@ class Worker:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._elsewhere: dict[str, float] = {}  # stream → monotonic time until which another process owns it
         self._stopping = False
-        self.applier = StreamApplier(pool, services, self.settings, events, lambda: self._stopping)
+        self.applier = StreamApplier(pool, services, self.settings, events, lambda: self._stopping, on_instruction)
         config = self.settings
         self.duties = Duties(
             pool,

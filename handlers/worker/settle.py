@@ -68,12 +68,14 @@ class StreamApplier:
         settings: WorkerSettings,
         events: EventObserver | None,
         stopping: Callable[[], bool],
+        on_instruction: Callable[[str], None] | None = None,
     ) -> None:
         self.pool = pool
         self.services = services
         self.settings = settings
         self.events = events
         self.stopping = stopping
+        self.on_instruction = on_instruction  # told the type of each suite instruction applied, once committed
 
     async def drain(self, stream: str) -> int | None:
         """Own the stream, apply its due rows in id order; return how many were settled (done/ignored/dead),
@@ -176,6 +178,8 @@ class StreamApplier:
             return False, dead
         if self.events is not None:
             self.events.on_applied(row.platform, applied.outcome.value, waited)
+        if self.on_instruction is not None and row.route == SUITE_ROUTE and applied.event_type is not None:
+            self.on_instruction(applied.event_type)
         log.debug(
             "event applied",
             extra={

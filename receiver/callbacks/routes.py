@@ -24,14 +24,13 @@ import receiver.callbacks.dingtalk as dingtalk
 import receiver.callbacks.wecom as wecom
 from handlers.errors import MalformedMessage, StoreUnavailable, UnknownCorp
 from handlers.model import Platform
-from handlers.store.credentials import is_active_tenant
 from handlers.store.inbox import InboxRecord
 from handlers.store.pool import DB_ERRORS
 from receiver.bodies import read_body
 from receiver.callbacks.crypto import CallbackCipher, Opened, new_nonce
 from receiver.callbacks.endpoints import CorpEndpoint, Endpoints, SuiteEndpoint
 from receiver.errors import CallbackRejected, EnvelopeError, ReceiveIdError, StaleTimestampError, http_status, rejection
-from receiver.keys import CORP_ROWS, INTAKE, POOL
+from receiver.keys import CORP_ROWS, INTAKE, RUNTIME
 from receiver.ops.metrics import Metrics
 
 log = logging.getLogger("corpsync.callbacks")
@@ -67,7 +66,7 @@ def _reject(status: int, text: str) -> web.Response:
 
 class Callbacks:
     """The callback routes of one app (``receiver.app.routes`` names their paths, each through ``answered``).
-    The database pool, corp rows and intake are read from the app as it runs."""
+    The runtime (its suite tenants), corp rows and intake are read from the app as it runs."""
 
     def __init__(self, app: web.Application, endpoints: Endpoints, metrics: Metrics, max_age: int | None) -> None:
         self._app = app
@@ -151,7 +150,7 @@ class Callbacks:
         opened = self._open_wecom_post(query, body, endpoint.cipher, None)
         tenant = opened.receive_id
         configured = tenant in endpoint.configured_tenants
-        if not configured and not await is_active_tenant(self._app[POOL], endpoint.auth.name, tenant):
+        if not configured and not await self._app[RUNTIME].tenants.is_active(endpoint.auth.name, tenant):
             raise ReceiveIdError("receive-id is not an authorized corp of this suite")
         record = self._wecom_record(
             query,

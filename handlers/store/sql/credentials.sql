@@ -56,6 +56,11 @@ UPDATE suite_tenants SET status = $3, updated_at = now() WHERE auth_name = $1 AN
 -- $1 suite auth name, $2 tenant corp id
 SELECT 1 FROM suite_tenants WHERE auth_name = $1 AND corp_id = $2 AND status = 'active';
 
+-- name: tenants_active_of
+-- $1 suite auth names
+-- Every tenant ``tenant_is_active`` says yes for, at once.
+SELECT auth_name, corp_id FROM suite_tenants WHERE auth_name = ANY($1::text[]) AND status = 'active';
+
 -- name: tenants_active
 -- $1 suite auth name
 SELECT corp_id, agent_id FROM suite_tenants

@@ -8,28 +8,38 @@ UPDATE corps SET root_dept_id = $2, updated_at = now()
 WHERE id = $1 AND root_dept_id IS DISTINCT FROM $2;
 
 -- name: fs_create_staging
-CREATE TEMP TABLE fs_departments (
+-- Once per connection: the tables stay, emptied at every commit. Creating and dropping them in every run
+-- wrote and unlinked their files (heap, indexes, TOAST) and catalog rows every time.
+CREATE TEMP TABLE IF NOT EXISTS fs_departments (
     dept_id text PRIMARY KEY, parent_id text, name text, name_en text, "order" bigint, leaders text[]
-) ON COMMIT DROP;
-CREATE TEMP TABLE fs_members (
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_members (
     user_id text PRIMARY KEY, union_id text, open_user_id text, name text, alias text, position text,
     mobile text, email text, biz_mail text, telephone text, gender smallint, avatar text, job_number text,
     work_place text, hired_date bigint, direct_leaders text[], platform_status smallint, extattr text,
     main_dept_id text, departments_known boolean NOT NULL
-) ON COMMIT DROP;
-CREATE TEMP TABLE fs_member_departments (
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_member_departments (
     user_id text, dept_id text, is_leader boolean, "order" bigint, PRIMARY KEY (user_id, dept_id)
-) ON COMMIT DROP;
-CREATE TEMP TABLE fs_member_diff (user_id text PRIMARY KEY, member bigint, op text, fields text[]) ON COMMIT DROP;
-CREATE TEMP TABLE fs_tags (
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_member_diff (
+    user_id text PRIMARY KEY, member bigint, op text, fields text[]
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_tags (
     tag_id text PRIMARY KEY, name text, members_known boolean NOT NULL, departments_known boolean NOT NULL
-) ON COMMIT DROP;
-CREATE TEMP TABLE fs_tag_members (tag_id text, user_id text, PRIMARY KEY (tag_id, user_id)) ON COMMIT DROP;
-CREATE TEMP TABLE fs_tag_departments (tag_id text, dept_id text, PRIMARY KEY (tag_id, dept_id)) ON COMMIT DROP;
-CREATE TEMP TABLE fs_roles (role_id text PRIMARY KEY, name text, group_name text) ON COMMIT DROP;
-CREATE TEMP TABLE fs_role_members (role_id text, user_id text, PRIMARY KEY (role_id, user_id)) ON COMMIT DROP;
-CREATE TEMP TABLE fs_admins (user_id text PRIMARY KEY, level smallint) ON COMMIT DROP;
-CREATE TEMP TABLE fs_failed (dept_id text PRIMARY KEY) ON COMMIT DROP;
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_tag_members (
+    tag_id text, user_id text, PRIMARY KEY (tag_id, user_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_tag_departments (
+    tag_id text, dept_id text, PRIMARY KEY (tag_id, dept_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_roles (role_id text PRIMARY KEY, name text, group_name text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_role_members (
+    role_id text, user_id text, PRIMARY KEY (role_id, user_id)
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_admins (user_id text PRIMARY KEY, level smallint) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_failed (dept_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
 
 -- name: fs_analyze_staging
 ANALYZE fs_departments, fs_members, fs_member_departments;

@@ -413,6 +413,16 @@ async def test_create_auth_exchanges_the_code_and_registers_the_tenant(pool: asy
     assert await changes(pool, corp["id"]) == [("corp", TENANT, "create")]
 
 
+async def test_the_worker_tells_of_each_suite_instruction_it_applied(pool: asyncpg.Pool, sim: Simulator) -> None:
+    auth = _auth(sim)
+    await _installed(pool, sim, auth)
+    told: list[str] = []
+    config = AppConfig(".", {}, {auth.name: auth})
+    async with aiohttp.ClientSession() as session:
+        assert await build_worker(pool, config, session, FAST, on_instruction=told.append).run_until_idle() == 2
+    assert told == ["suite_ticket", "create_auth"]
+
+
 async def test_create_auth_uses_the_configured_proxy_corp(pool: asyncpg.Pool, sim: Simulator) -> None:
     auth = _auth(sim)
     await _installed(pool, sim, auth)

@@ -12,6 +12,7 @@ import pytest
 from handlers.config import CallbackKeys, Secret, SyncSettings, WecomInnerCorp
 from handlers.errors import UpstreamError
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot, Tag
+from handlers.store import pool as db
 from handlers.store.corps import ensure_corp, request_sync
 from handlers.store.queries import q, queries
 from handlers.sync.fullsync import RunStatus, SyncResult, format_summary, run_full_sync
@@ -432,6 +433,21 @@ async def test_every_fullsync_query_prepares(pool: asyncpg.Pool) -> None:
         for name in names:
             await conn.prepare(q(name))
     assert len(names) > 20
+
+
+async def test_staging_tables_are_made_once_per_connection_and_empty_after_each_run(db_url: str) -> None:
+    one = await db.create_pool(db_url, min_size=1, max_size=1)
+    try:
+        made = []
+        for members in (5, 7):
+            assert (await sync(one, org(members))).status is RunStatus.SUCCEEDED
+            made.append(await one.fetchval("SELECT to_regclass('pg_temp.fs_members')::oid"))
+            assert await one.fetchval("SELECT count(*) FROM pg_temp.fs_members") == 0
+        assert made[0] is not None
+        assert made[0] == made[1]
+        assert await one.fetchval("SELECT count(*) FROM members") == 7
+    finally:
+        await one.close()
 
 
 async def test_failure_text_never_shows_secrets_from_urls(pool: asyncpg.Pool) -> None:

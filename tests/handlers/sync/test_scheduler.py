@@ -207,6 +207,27 @@ async def test_stopping_the_loop_cancels_a_running_sync_and_records_it(pool: asy
     assert await pool.fetchval("SELECT error FROM sync_runs") == "cancelled"
 
 
+async def test_a_wake_starts_a_look_for_due_corps_before_the_next_poll(pool: asyncpg.Pool) -> None:
+    slow_poll = SchedulerSettings(poll_seconds=60, wake_seconds=0.05)
+    scheduler = SyncScheduler(pool, {}, lambda _: Source(), slow_poll)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(scheduler.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # the first look found nothing to sync
+        tenant = corp_config("Suite/ww9")
+        await registered(pool, tenant)
+        scheduler.update_corps({"Suite/ww9": tenant})
+        scheduler.wake()
+        for _ in range(200):
+            if await runs(pool) == [("first", "succeeded")]:
+                break
+            await asyncio.sleep(0.02)
+        assert await runs(pool) == [("first", "succeeded")]
+    finally:
+        stop.set()
+        await loop
+
+
 async def test_startup_syncs_a_corp_whose_last_good_sync_is_too_old(pool: asyncpg.Pool) -> None:
     corp = corp_config(max_age_seconds=3600, schedule_seconds=None)
     row = await registered(pool, corp)

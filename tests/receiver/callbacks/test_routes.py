@@ -19,7 +19,7 @@ from handlers.config import AppConfig
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
 from receiver.callbacks.crypto import CallbackCipher
-from receiver.keys import METRICS
+from receiver.keys import METRICS, RUNTIME
 from receiver.settings import Settings
 from receiver.testing import (
     push_event,
@@ -440,6 +440,28 @@ async def test_suite_data_answers_503_when_its_tenant_lookup_cannot_reach_the_st
     assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 503
     await inbox.execute("ALTER TABLE suite_tenants_away RENAME TO suite_tenants")
     assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 403
+
+
+async def test_suite_data_answers_a_tenant_it_has_read_without_asking_the_store(
+    client: TestClient[Any, Any], inbox: asyncpg.Connection
+) -> None:
+    await inbox.execute(
+        "INSERT INTO suite_tenants (auth_name, corp_id, permanent_code) VALUES ('Suite', 'wwnew0000000000001', 'p')"
+    )
+    query, body = sign_wecom_callback(
+        CREATE_USER.encode(), token=SUITE_TOKEN, aes_key=SUITE_AES_KEY, receive_id="wwnew0000000000001"
+    )
+    assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 200
+    tenants = client.app[RUNTIME].tenants
+    for _ in range(200):  # the first answer started a read of every tenant
+        if tenants._reading is None:
+            break
+        await asyncio.sleep(0.01)
+    await inbox.execute("ALTER TABLE suite_tenants RENAME TO suite_tenants_away")
+    try:
+        assert (await client.post("/callback/wecom-suite/Suite/data", params=query, data=body)).status == 200
+    finally:
+        await inbox.execute("ALTER TABLE suite_tenants_away RENAME TO suite_tenants")
 
 
 async def test_metrics_count_callbacks_by_outcome(client: TestClient[Any, Any]) -> None:
