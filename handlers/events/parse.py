@@ -147,13 +147,22 @@ def _ids(values: Mapping[str, object], *keys: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+_INT64 = 2**63
+_INT64_DIGITS = 19
+
+
 def _int(value: object) -> int | None:
+    """A whole number that fits in 64 bits (a time in milliseconds has 13 digits), else None; never raises, however
+    many digits a string holds (``int()`` refuses more than 4,300)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str):
+        digits = value.strip()
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > _INT64_DIGITS:
+            return None
+        value = int(digits)
+    if isinstance(value, int) and -_INT64 <= value < _INT64:
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.config import SuiteAuth, WecomProxyCorp
@@ -21,6 +21,7 @@ Handler = Callable[[EventContext, XmlFields], Awaitable[Outcome]]
 SuiteHandler = Callable[[EventContext, SuiteAuth, XmlFields], Awaitable[Outcome]]
 
 EXCHANGED_FOR = timedelta(days=1)  # how long we remember which corp an auth code was exchanged for
+MAX_SECONDS_DIGITS = 10  # a suite_ticket's TimeStamp in seconds; any longer is past what a datetime holds, or near it
 
 
 def _required(fields: XmlFields, name: str) -> str:
@@ -138,7 +139,9 @@ async def cancel_auth(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> 
 async def suite_ticket(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> Outcome:
     """Keep the newest ticket per suite (by TimeStamp; pushes arrive late and out of order)."""
     stamp = fields.get("TimeStamp")
-    pushed_at = int(stamp) if stamp is not None and stamp.isdigit() else credentials.utcnow()
+    pushed_at: datetime | int = credentials.utcnow()  # without a time in seconds (10 digits until 2286): now
+    if stamp is not None and stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_SECONDS_DIGITS:
+        pushed_at = int(stamp)
     await credentials.store_suite_ticket(ctx.conn, auth.suite_id, _required(fields, "SuiteTicket"), pushed_at)
     return Outcome.DONE
 

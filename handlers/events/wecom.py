@@ -32,13 +32,19 @@ def _required(fields: XmlFields, name: str) -> str:
     return value
 
 
-def _int(value: str | None) -> int | None:
+SMALLINT = 2**15  # gender, platform_status
+BIGINT = 2**63  # a department's order
+
+
+def _int(value: str | None, limit: int) -> int | None:
+    """The number ``value`` holds if its column can too (``-limit <= n < limit``); else None, as if it were absent."""
     if value is None:
         return None
     try:
-        return int(value)
-    except ValueError:
+        number = int(value)
+    except ValueError:  # no number, or more digits than int() converts
         return None
+    return number if -limit <= number < limit else None
 
 
 def _extattr(fields: XmlFields) -> dict[str, str] | None:
@@ -65,7 +71,7 @@ def member_from_fields(fields: XmlFields, user_id: str) -> Member:
         memberships = tuple(
             Membership(d, None if i >= len(leaders) else leaders[i] == "1") for i, d in enumerate(depts)
         )
-    gender = _int(fields.get("Gender"))
+    gender = _int(fields.get("Gender"), SMALLINT)
     return Member(
         user_id=user_id,
         name=fields.get("Name"),
@@ -81,7 +87,7 @@ def member_from_fields(fields: XmlFields, user_id: str) -> Member:
         gender=gender or None,  # 0: undefined / not available
         avatar=fields.get("Avatar"),
         direct_leaders=split_ids(fields.get("DirectLeader")),
-        platform_status=_int(fields.get("Status")),
+        platform_status=_int(fields.get("Status"), SMALLINT),
         extattr=_extattr(fields),
     )
 
@@ -91,7 +97,7 @@ def department_from_fields(fields: XmlFields) -> Department:
         dept_id=_required(fields, "Id"),
         parent_id=fields.get("ParentId"),
         name=fields.get("Name"),
-        order=_int(fields.get("Order")),
+        order=_int(fields.get("Order"), BIGINT),
     )
 
 

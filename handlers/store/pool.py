@@ -51,8 +51,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# Every statement here is short. PostgreSQL compiles one with LLVM when its *estimated* cost passes jit_above_cost,
+# and estimates on young tables are guesses: the probes' read (health_streams), under a millisecond to run, took
+# 25 ms of JIT a call while inbox_streams had no statistics (bench/hostile.py: most of the database's CPU).
+SERVER_SETTINGS = {"jit": "off"}
+
+
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections encode and decode json/jsonb with orjson."""
+    """A pool whose connections encode and decode json/jsonb with orjson, and never JIT-compile a statement."""
+    kwargs["server_settings"] = {**SERVER_SETTINGS, **kwargs.get("server_settings", {})}
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
     if pool is None:  # asyncpg types the result as Optional
         raise RuntimeError("asyncpg.create_pool returned no pool")

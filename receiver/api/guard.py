@@ -121,7 +121,9 @@ def authorize(request: web.Request) -> web.Response | None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return problem(401, "missing bearer token", challenge)
-    if not hmac.compare_digest(given.strip().encode(), token.reveal().encode()):
+    # aiohttp decodes a header's bytes as UTF-8 with surrogateescape: encode them back the same way, or a token
+    # that is not UTF-8 raises here (a 500) instead of being wrong
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.reveal().encode()):
         return problem(401, "wrong bearer token", challenge)
     return None
 

@@ -226,6 +226,10 @@ def test_accepts_a_single_id_instead_of_a_list() -> None:
         ('"timeStamp":"168****362"', None),
         ('"timeStamp":true', None),
         ('"timeStamp":"١٢"', None),
+        ('"timeStamp":"' + "9" * 5000 + '"', None),  # more digits than int() converts
+        ('"timeStamp":"' + "9" * 20 + '"', None),  # more than 64 bits
+        ('"timeStamp":' + "9" * 20, None),
+        ('"timeStamp":"9223372036854775807"', 2**63 - 1),
     ],
 )
 def test_reads_time_in_milliseconds(time_field: str, expected: int | None) -> None:

@@ -150,6 +150,19 @@ async def test_a_wrong_scheme_is_refused_with_a_challenge(rig: Rig) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+async def test_a_token_that_is_not_utf8_is_refused_not_an_error(rig: Rig) -> None:
+    # aiohttp's client writes headers as UTF-8: the bytes go on a connection of our own
+    reader, writer = await asyncio.open_connection(rig.client.host, rig.client.port)
+    writer.write(
+        b"GET /api/corps HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized"
+    assert b"wrong bearer token" in answer
+
+
 async def test_the_right_token_opens_the_api_from_anywhere(rig: Rig) -> None:
     status, _ = await rig.get("/api/corps", headers={**AUTH, "X-Test-Peer": "203.0.113.9"})
     assert status == 200

@@ -412,6 +412,17 @@ async def test_dingtalk_event_nested_deeper_than_the_decoder_goes_is_rejected(cl
     assert (await client.post("/callback/dingtalk/Sales", params=query, data=body)).status == 400
 
 
+async def test_dingtalk_event_with_a_timestamp_of_5000_digits_is_stored_not_an_error(
+    client: TestClient[Any, Any], inbox: asyncpg.Connection
+) -> None:
+    plaintext = b'{"EventType":"user_add_org","UserId":["u1"],"TimeStamp":"' + b"9" * 5000 + b'"}'
+    query, body = sign_dingtalk_callback(
+        plaintext, token=DINGTALK_TOKEN, aes_key=DINGTALK_AES_KEY, receive_id=SALES_KEY
+    )
+    assert (await client.post("/callback/dingtalk/Sales", params=query, data=body)).status == 200
+    assert await inbox.fetchval("SELECT count(*) FROM inbox WHERE stream = 'Sales'") == 1
+
+
 def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__slots__}
 
