@@ -88,6 +88,11 @@ class Directory:
         self.source = source
         self.changes: list[Change] = []
 
+    @property
+    def _source(self) -> tuple[str, int | None, int | None]:
+        """The change-log source parameters of the statements that log their own change."""
+        return self.source.kind, self.source.inbox_id, self.source.sync_run_id
+
     async def log(self, entity: str, entity_id: str, op: str, fields: Iterable[str] = ()) -> Change:
         change = Change(entity, entity_id, op, tuple(fields))
         await self.conn.execute(
@@ -116,10 +121,13 @@ class Directory:
             dept.name_en,
             dept.order,
             None if dept.leaders is None else list(dept.leaders),
+            *self._source,
         )
         if row is None:
             return None
-        return await self.log("department", dept.dept_id, "create" if row["created"] else "update", row["fields"])
+        change = Change("department", dept.dept_id, "create" if row["created"] else "update", tuple(row["fields"]))
+        self.changes.append(change)  # logged by the same statement
+        return change
 
     async def delete_department(self, dept_id: str) -> DepartmentRemoval:
         row = await self.conn.fetchrow(q("dir_delete_department"), self.corp, dept_id)
@@ -230,10 +238,10 @@ class Directory:
         return results
 
     async def offline_member(self, user_id: str, reason: str) -> bool:
-        member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason)
+        member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason, *self._source)
         if member_id is None:
             return False
-        await self.log("member", user_id, "offline", ("status", "offline_reason"))
+        self.changes.append(Change("member", user_id, "offline", ("status", "offline_reason")))  # logged with it
         return True
 
     async def rename_member(self, old_user_id: str, new_user_id: str) -> bool:

@@ -3,7 +3,9 @@
 -- only when something really changed (IS DISTINCT FROM), with the names of the changed columns.
 
 -- name: dir_upsert_department
--- $1 corps row id, $2 dept id, $3 parent id, $4 name, $5 English name, $6 order, $7 leaders' user ids
+-- $1 corps row id, $2 dept id, $3 parent id, $4 name, $5 English name, $6 order, $7 leaders' user ids,
+-- $8 change-log source, $9 inbox id, $10 sync run id
+-- Returns a row only when something changed, and logs that change in the same statement.
 WITH old AS (
     SELECT parent_id, name, name_en, "order", leaders FROM departments WHERE corp = $1 AND dept_id = $2
 ), up AS (
@@ -21,16 +23,24 @@ WITH old AS (
            coalesce(EXCLUDED.name_en, d.name_en), coalesce(EXCLUDED."order", d."order"),
            coalesce(EXCLUDED.leaders, d.leaders))
     RETURNING parent_id, name, name_en, "order", leaders
+), changed AS (
+    SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
+           array_remove(ARRAY[
+               CASE WHEN o.parent_id IS DISTINCT FROM u.parent_id THEN 'parent_id' END,
+               CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+               CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
+               CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
+               CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
+           ], NULL) AS fields
+    FROM up u LEFT JOIN old o ON true
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'department', $2, CASE WHEN c.created THEN 'create' ELSE 'update' END, nullif(c.fields, '{}'),
+           $8, $9, $10
+    FROM changed c
+    RETURNING 1
 )
-SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
-       array_remove(ARRAY[
-           CASE WHEN o.parent_id IS DISTINCT FROM u.parent_id THEN 'parent_id' END,
-           CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
-           CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
-           CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
-           CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
-       ], NULL) AS fields
-FROM up u LEFT JOIN old o ON true;
+SELECT created, fields FROM changed;
 
 -- name: dir_delete_department
 -- $1 corps row id, $2 dept id
@@ -357,10 +367,18 @@ WITH input AS (
 SELECT id, op, fields, unknown_departments FROM final ORDER BY ord;
 
 -- name: dir_offline_member
--- $1 corps row id, $2 user id, $3 offline reason
-UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
-WHERE corp = $1 AND user_id = $2 AND status = 'active'
-RETURNING id;
+-- $1 corps row id, $2 user id, $3 offline reason, $4 change-log source, $5 inbox id, $6 sync run id
+-- Takes an active member offline and logs it in the same statement; no row when there was none to take.
+WITH gone AS (
+    UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
+    WHERE corp = $1 AND user_id = $2 AND status = 'active'
+    RETURNING id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason'], $4, $5, $6 FROM gone
+    RETURNING 1
+)
+SELECT id FROM gone;
 
 -- name: dir_rename_member
 -- $1 corps row id, $2 old user id, $3 new user id

@@ -8,8 +8,8 @@ import random
 import asyncpg
 import pytest
 
-from handlers.model import Member, Membership
-from handlers.store.directory import Directory, MemberRaced, MemberWrite, Reactivate, Source
+from handlers.model import Department, Member, Membership
+from handlers.store.directory import Change, Directory, MemberRaced, MemberWrite, Reactivate, Source
 
 
 async def corp_row(pool: asyncpg.Pool) -> int:
@@ -144,3 +144,28 @@ async def test_upsert_members_checked_raises_when_another_transaction_inserted_a
             await write
         await ours_tx.rollback()
     assert await pool.fetchval("SELECT array_agg(name ORDER BY user_id) FROM members") == ["Theirs"]
+
+
+async def test_department_writes_and_offlines_log_their_change_with_their_source(pool: asyncpg.Pool) -> None:
+    corp = await corp_row(pool)
+    async with pool.acquire() as conn:
+        directory = Directory(conn, corp, Source("event", inbox_id=42))
+        await directory.upsert_member(Member("u1", "One"))
+        created = await directory.upsert_department(Department("7", "1", "Seven"))
+        renamed = await directory.upsert_department(Department("7", None, "Sieben"))
+        unchanged = await directory.upsert_department(Department("7", "1"))
+        offlined = await directory.offline_member("u1", "platform")
+        again = await directory.offline_member("u1", "platform")
+        log = await conn.fetch("SELECT entity, entity_id, op, fields, source, inbox_id FROM change_log ORDER BY id")
+    assert (created, renamed, unchanged) == (
+        Change("department", "7", "create", ("parent_id", "name")),
+        Change("department", "7", "update", ("name",)),
+        None,
+    )
+    assert (offlined, again) == (True, False)
+    assert [tuple(r) for r in log][1:] == [
+        ("department", "7", "create", ["parent_id", "name"], "event", 42),
+        ("department", "7", "update", ["name"], "event", 42),
+        ("member", "u1", "offline", ["status", "offline_reason"], "event", 42),
+    ]
+    assert [c.op for c in directory.changes] == ["create", "create", "update", "offline"]
