@@ -1,7 +1,7 @@
 """Load generator of bench/ingest.py and bench/apply.py: pre-signed callbacks over keep-alive connections.
 
     python bench/_load.py --port P --mode closed|open [--seconds S --concurrency C --rate R --first I --count N]
-                          [--requests FILE] [--answer-log]
+                          [--kinds mixed|create_user] [--requests FILE] [--answer-log]
 
 Runs in its own process. It signs every request first, warms up, prints ``ready`` and waits for ``go`` on
 stdin (so the caller can sample CPU around the timed section only), then prints one JSON line of results.
@@ -40,9 +40,13 @@ CORP = "HQ"
 WARMUP_SECONDS = 1.0
 
 
-def plaintext(i: int) -> bytes:
-    """A distinct create_user / update_user contact event of about 600 bytes, as WeCom sends it."""
-    kind = "create_user" if i % 2 == 0 else "update_user"
+KINDS = ("mixed", "create_user")
+
+
+def plaintext(i: int, kinds: str = "mixed") -> bytes:
+    """A distinct contact event of about 600 bytes, as WeCom sends it: create_user for even ``i`` and update_user
+    for odd (``mixed``), or create_user for every ``i``. Its departments are 1, 2..98 and 200..212."""
+    kind = "create_user" if i % 2 == 0 or kinds == "create_user" else "update_user"
     return (
         f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
         f"<CreateTime>{1_700_000_000 + i}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
@@ -56,9 +60,9 @@ def plaintext(i: int) -> bytes:
     ).encode()
 
 
-def request_bytes(i: int, port: int) -> bytes:
+def request_bytes(i: int, port: int, kinds: str = "mixed") -> bytes:
     """The whole HTTP/1.1 request of event ``i``; signature, timestamp and nonce need no URL escaping."""
-    query, body = sign_wecom_callback(plaintext(i), token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, receive_id=CORP_ID)
+    query, body = sign_wecom_callback(plaintext(i, kinds), token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, receive_id=CORP_ID)
     return http_request(f"/callback/wecom/{CORP}", query, body, port)
 
 
@@ -265,7 +269,7 @@ async def load(args: argparse.Namespace) -> dict[str, object]:
     if args.requests:
         requests = read_requests(Path(args.requests))
     else:
-        requests = [request_bytes(i, args.port) for i in range(args.first, args.first + args.count)]
+        requests = [request_bytes(i, args.port, args.kinds) for i in range(args.first, args.first + args.count)]
     loop = asyncio.get_running_loop()
     rate = args.rate if args.mode == "open" else None
     answer_log: list[tuple[int, float, int]] | None = [] if args.answer_log else None
@@ -365,6 +369,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--first", type=int, default=0, help="index of the first event (events are distinct by index)")
     p.add_argument("--count", type=int, default=10_000, help="events to pre-sign")
+    p.add_argument("--kinds", choices=KINDS, default="mixed", help="the events generated (see plaintext)")
     p.add_argument("--cycle", action="store_true", help="reuse the events when they run out (bare handler only)")
     p.add_argument("--requests", help="send the requests of this file (see write_requests) instead of generating")
     p.add_argument("--answer-log", action="store_true", help="report each answer's request index, time and status")

@@ -9,7 +9,7 @@ may carry stale values, so it is read back from the platform too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
@@ -18,7 +18,7 @@ from handlers.errors import MalformedMessage
 from handlers.events import EventContext, Outcome, ensure_members
 from handlers.events.parse import XmlFields, split_ids
 from handlers.model import Department, Member, Membership
-from handlers.store.directory import Reactivate
+from handlers.store.directory import MemberState, MemberWrite, Reactivate
 
 log = logging.getLogger("corpsync.events.wecom")
 
@@ -128,13 +128,42 @@ async def _check_parent(ctx: EventContext, dept: Department) -> None:
 # -- members ---------------------------------------------------------------------------------------
 
 
+def _create_reads(member: Member, known: Mapping[str, MemberState]) -> bool:
+    """A create reads the member from the platform: IDs only; or the member is already here (an update
+    overtook this create, or a full sync got there first) and the event's fields may be older than the
+    platform's: read what the app may see."""
+    return member.name is None or known.get(member.user_id, ("",))[0] == "active"
+
+
+def _update_reads(member: Member, known: Mapping[str, MemberState]) -> bool:
+    """An update reads the member from the platform when it is not here and the event does not name it (an
+    update before its create)."""
+    return member.name is None and member.user_id not in known
+
+
+def _renames(fields: XmlFields, user_id: str) -> str | None:
+    new_id = fields.get("NewUserID")
+    return new_id if new_id is not None and new_id != user_id else None
+
+
+def member_write(event_type: str, fields: XmlFields, known: Mapping[str, MemberState]) -> MemberWrite | None:
+    """What a create_user or update_user event writes when that is all it does (no platform read, no rename),
+    given ``known``, the ``member_states`` of its user id: its handler's one ``upsert_member``. None for any
+    other event (its handler applies it)."""
+    user_id = _required(fields, "UserID")
+    if event_type == "create_user":
+        member = member_from_fields(fields, user_id)
+        return None if _create_reads(member, known) else MemberWrite(member, Reactivate.JOIN)
+    if event_type == "update_user" and _renames(fields, user_id) is None:
+        member = member_from_fields(fields, user_id)
+        return None if _update_reads(member, known) else MemberWrite(member, Reactivate.NO)
+    return None
+
+
 async def create_user(ctx: EventContext, fields: XmlFields) -> Outcome:
     user_id = _required(fields, "UserID")
     member = member_from_fields(fields, user_id)
-    known = await ctx.directory().member_states([user_id])
-    if member.name is None or known.get(user_id, ("",))[0] == "active":
-        # IDs only; or the member is already here (an update overtook this create, or a full sync got there
-        # first) and the event's fields may be older than the platform's: read what the app may see.
+    if _create_reads(member, await ctx.directory().member_states([user_id])):
         member = overlay(member, await ctx.fetch_member(user_id))
     await ctx.upsert_member(member, Reactivate.JOIN)
     return Outcome.DONE
@@ -143,8 +172,8 @@ async def create_user(ctx: EventContext, fields: XmlFields) -> Outcome:
 async def update_user(ctx: EventContext, fields: XmlFields) -> Outcome:
     directory = ctx.directory()
     user_id = _required(fields, "UserID")
-    new_id = fields.get("NewUserID")
-    if new_id is not None and new_id != user_id:
+    new_id = _renames(fields, user_id)
+    if new_id is not None:
         if not await directory.rename_member(user_id, new_id):
             states = await directory.member_states([user_id, new_id])
             if user_id in states and new_id in states:
@@ -154,8 +183,8 @@ async def update_user(ctx: EventContext, fields: XmlFields) -> Outcome:
                 await ctx.request_sync("rename_conflict")
         user_id = new_id
     member = member_from_fields(fields, user_id)
-    if member.name is None and not await directory.member_states([user_id]):
-        member = overlay(member, await ctx.fetch_member(user_id))  # an update before its create
+    if member.name is None and _update_reads(member, await directory.member_states([user_id])):
+        member = overlay(member, await ctx.fetch_member(user_id))
     await ctx.upsert_member(member, Reactivate.NO)
     return Outcome.DONE
 

@@ -5,11 +5,12 @@ The caller owns the transaction. ``None`` in a record means "not known here": th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
+import orjson
 
 from handlers.model import Department, Member
 from handlers.store.queries import q
@@ -41,10 +42,37 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberWrite:
+    """One member of ``upsert_members_checked``: what ``upsert_member`` takes, and the inbox id its change is
+    logged with (None: the directory's source's)."""
+
+    member: Member
+    reactivate: Reactivate = Reactivate.NO
+    inbox_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DepartmentRemoval:
     deleted: bool
     children: int  # local sub-departments still pointing at the removed one
     members: tuple[str, ...]  # user ids that lost the membership
+
+
+MemberState = tuple[str, str | None]  # (status, offline_reason) of a member here
+
+
+class MemberRaced(Exception):
+    """A member ``upsert_members_checked`` was to insert was inserted by another transaction meanwhile."""
+
+
+# dir_upsert_members' per-member columns $2..$16, in order (the rest need converting first).
+_BULK_MEMBER_FIELDS = ("user_id", "union_id", "open_user_id", "name", "alias", "position", "mobile", "email",
+                       "biz_mail", "telephone", "gender", "avatar", "job_number", "work_place",
+                       "hired_date")  # fmt: skip
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -59,6 +87,11 @@ class Directory:
         self.corp = corp
         self.source = source
         self.changes: list[Change] = []
+
+    @property
+    def _source(self) -> tuple[str, int | None, int | None]:
+        """The change-log source parameters of the statements that log their own change."""
+        return self.source.kind, self.source.inbox_id, self.source.sync_run_id
 
     async def log(self, entity: str, entity_id: str, op: str, fields: Iterable[str] = ()) -> Change:
         change = Change(entity, entity_id, op, tuple(fields))
@@ -88,10 +121,13 @@ class Directory:
             dept.name_en,
             dept.order,
             None if dept.leaders is None else list(dept.leaders),
+            *self._source,
         )
         if row is None:
             return None
-        return await self.log("department", dept.dept_id, "create" if row["created"] else "update", row["fields"])
+        change = Change("department", dept.dept_id, "create" if row["created"] else "update", tuple(row["fields"]))
+        self.changes.append(change)  # logged by the same statement
+        return change
 
     async def delete_department(self, dept_id: str) -> DepartmentRemoval:
         row = await self.conn.fetchrow(q("dir_delete_department"), self.corp, dept_id)
@@ -160,11 +196,52 @@ class Directory:
         self.changes.append(change)
         return change, unknown
 
+    async def upsert_members_checked(
+        self, writes: Sequence[MemberWrite]
+    ) -> list[tuple[Change | None, tuple[str, ...]]]:
+        """``upsert_member_checked`` for each write, in order, in one statement; the user ids must be distinct.
+
+        Raises ``MemberRaced`` when someone else inserted one of the members meanwhile; nothing is written then
+        if the caller rolls back (a savepoint or its transaction) and writes them one by one."""
+        members = [w.member for w in writes]
+        column = [[getattr(m, name) for m in members] for name in _BULK_MEMBER_FIELDS]
+        memberships = [
+            (k, dept) for k, m in enumerate(members, start=1) if m.departments is not None
+            for dept in {d.dept_id: d for d in m.departments}.values()
+        ]  # fmt: skip
+        rows = await self.conn.fetch(
+            q("dir_upsert_members"),
+            self.corp,
+            *column,
+            [None if m.direct_leaders is None else _json(m.direct_leaders) for m in members],
+            [m.platform_status for m in members],
+            [None if m.extattr is None else _json(m.extattr) for m in members],
+            [m.main_dept_id for m in members],
+            [w.reactivate.value for w in writes],
+            [m.departments is not None for m in members],
+            [self.source.inbox_id if w.inbox_id is None else w.inbox_id for w in writes],
+            [k for k, _ in memberships],
+            [d.dept_id for _, d in memberships],
+            [d.is_leader for _, d in memberships],
+            [d.order for _, d in memberships],
+            self.source.kind,
+            self.source.sync_run_id,
+        )
+        results: list[tuple[Change | None, tuple[str, ...]]] = []
+        for member, row in zip(members, rows, strict=True):
+            if row["id"] is None:
+                raise MemberRaced(member.user_id)
+            change = None if row["op"] is None else Change("member", member.user_id, row["op"], tuple(row["fields"]))
+            if change is not None:
+                self.changes.append(change)
+            results.append((change, tuple(row["unknown_departments"])))
+        return results
+
     async def offline_member(self, user_id: str, reason: str) -> bool:
-        member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason)
+        member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason, *self._source)
         if member_id is None:
             return False
-        await self.log("member", user_id, "offline", ("status", "offline_reason"))
+        self.changes.append(Change("member", user_id, "offline", ("status", "offline_reason")))  # logged with it
         return True
 
     async def rename_member(self, old_user_id: str, new_user_id: str) -> bool:
@@ -175,7 +252,7 @@ class Directory:
         await self.log("member", new_user_id, "rename", ("user_id",))
         return True
 
-    async def member_states(self, user_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    async def member_states(self, user_ids: Iterable[str]) -> dict[str, MemberState]:
         """(status, offline_reason) of the known members among ``user_ids``."""
         ids = _unique(user_ids)
         if not ids:

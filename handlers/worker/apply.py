@@ -97,8 +97,11 @@ async def apply_row(
     row: InboxRow,
     services: Services,
     shared: Shared | None = None,
+    *,
+    fields: XmlFields | None = None,
 ) -> Applied:
-    """Run the handler of one inbox row inside the caller's transaction; ``shared`` spans a drain turn."""
+    """Run the handler of one inbox row inside the caller's transaction; ``shared`` spans a drain turn.
+    ``fields``: the row's WeCom message, when the caller has parsed it already."""
     shared = shared if shared is not None else Shared()
     corp = None if row.route == SUITE_ROUTE else await corp_of(conn, row, shared)
     ctx = EventContext(conn, row.id, row.route, row.stream, corp, services, shared)
@@ -107,7 +110,7 @@ async def apply_row(
         outcome = await _apply_dingtalk(ctx, event)
         event_type: str | None = event.event_type
     else:
-        fields = parse_xml(row.plaintext)
+        fields = parse_xml(row.plaintext) if fields is None else fields
         event_type = wecom_event_type(fields)
         outcome = await _apply_wecom(ctx, row, fields)
     return Applied(outcome, event_type, None if ctx.corp is None else ctx.corp.id)

@@ -19,6 +19,7 @@ from handlers.store import inbox, locks
 from handlers.store.inbox import InboxRow
 from handlers.sync import drift
 from handlers.worker.apply import SUITE_ROUTE, apply_row, corp_of, describe_error, prefetch
+from handlers.worker.batch import apply_rows
 
 log = logging.getLogger("corpsync.worker")
 
@@ -139,7 +140,7 @@ class StreamApplier:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.apply_timeout), conn.transaction():
-                outcomes = [await apply_row(conn, row, self.services, shared) for row in rows]
+                outcomes = await apply_rows(conn, rows, self.services, shared)
                 waited = await inbox.mark_done_many(
                     conn,
                     [row.id for row in rows],

@@ -3,7 +3,9 @@
 -- only when something really changed (IS DISTINCT FROM), with the names of the changed columns.
 
 -- name: dir_upsert_department
--- $1 corps row id, $2 dept id, $3 parent id, $4 name, $5 English name, $6 order, $7 leaders' user ids
+-- $1 corps row id, $2 dept id, $3 parent id, $4 name, $5 English name, $6 order, $7 leaders' user ids,
+-- $8 change-log source, $9 inbox id, $10 sync run id
+-- Returns a row only when something changed, and logs that change in the same statement.
 WITH old AS (
     SELECT parent_id, name, name_en, "order", leaders FROM departments WHERE corp = $1 AND dept_id = $2
 ), up AS (
@@ -21,16 +23,24 @@ WITH old AS (
            coalesce(EXCLUDED.name_en, d.name_en), coalesce(EXCLUDED."order", d."order"),
            coalesce(EXCLUDED.leaders, d.leaders))
     RETURNING parent_id, name, name_en, "order", leaders
+), changed AS (
+    SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
+           array_remove(ARRAY[
+               CASE WHEN o.parent_id IS DISTINCT FROM u.parent_id THEN 'parent_id' END,
+               CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+               CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
+               CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
+               CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
+           ], NULL) AS fields
+    FROM up u LEFT JOIN old o ON true
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'department', $2, CASE WHEN c.created THEN 'create' ELSE 'update' END, nullif(c.fields, '{}'),
+           $8, $9, $10
+    FROM changed c
+    RETURNING 1
 )
-SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
-       array_remove(ARRAY[
-           CASE WHEN o.parent_id IS DISTINCT FROM u.parent_id THEN 'parent_id' END,
-           CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
-           CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
-           CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
-           CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
-       ], NULL) AS fields
-FROM up u LEFT JOIN old o ON true;
+SELECT created, fields FROM changed;
 
 -- name: dir_delete_department
 -- $1 corps row id, $2 dept id
@@ -186,11 +196,189 @@ WITH old AS (
 )
 SELECT id, op, fields, unknown_departments FROM final;
 
+-- name: dir_upsert_members
+-- $1 corps row id; $2..$20 one array each, aligned, one element a member: its user id, then its fields in
+-- dir_upsert_member's order ($17 direct leaders and $19 extattr as JSON text: an array / an object, or NULL);
+-- $21 each member's reactivate (as in dir_upsert_member), $22 whether its departments are known (false: its
+-- memberships are kept), $23 the inbox id its change is logged with; $24..$27 the memberships, aligned: the
+-- member's position in $2 (from 1), dept id, is_leader, order; $28 change-log source, $29 sync run id.
+-- dir_upsert_member for several members with distinct user ids, in one statement: one row per member, in
+-- their order, with the same id / op / fields / unknown_departments, and the change-log rows in their order.
+-- A member inserted by someone else since this statement's snapshot comes back with id NULL (nothing of it
+-- was written): the caller rolls back and writes the members one by one. Members are found by key (LATERAL
+-- ... OFFSET 0, `= ANY (ARRAY(...))`), so that the planner does not join the input with a scan of the whole
+-- corp; memberships to keep are a hashed NOT IN; unknown departments and changed memberships are found once.
+WITH input AS (
+    SELECT i.*, CASE WHEN i.leaders_json IS NOT NULL
+                     THEN ARRAY(SELECT jsonb_array_elements_text(i.leaders_json::jsonb)) END AS direct_leaders,
+           i.extattr_json::jsonb AS extattr
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::text[], $11::text[], $12::smallint[], $13::text[], $14::text[], $15::text[], $16::bigint[],
+                $17::text[], $18::smallint[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::bigint[])
+         WITH ORDINALITY AS i (user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
+                               telephone, gender, avatar, job_number, work_place, hired_date, leaders_json,
+                               platform_status, extattr_json, main_dept_id, reactivate, departments_known, inbox_id,
+                               ord)
+), old AS (
+    SELECT i.ord, m.* FROM input i
+    CROSS JOIN LATERAL (SELECT * FROM members m WHERE m.corp = $1 AND m.user_id = i.user_id OFFSET 0) m
+), updated AS (
+    UPDATE members AS m
+    SET union_id = coalesce(i.union_id, m.union_id),
+        open_user_id = coalesce(i.open_user_id, m.open_user_id),
+        name = coalesce(i.name, m.name),
+        alias = coalesce(i.alias, m.alias),
+        position = coalesce(i.position, m.position),
+        mobile = coalesce(i.mobile, m.mobile),
+        email = coalesce(i.email, m.email),
+        biz_mail = coalesce(i.biz_mail, m.biz_mail),
+        telephone = coalesce(i.telephone, m.telephone),
+        gender = coalesce(i.gender, m.gender),
+        avatar = coalesce(i.avatar, m.avatar),
+        job_number = coalesce(i.job_number, m.job_number),
+        work_place = coalesce(i.work_place, m.work_place),
+        hired_date = coalesce(i.hired_date, m.hired_date),
+        direct_leaders = coalesce(i.direct_leaders, m.direct_leaders),
+        platform_status = coalesce(i.platform_status, m.platform_status),
+        extattr = coalesce(i.extattr, m.extattr),
+        main_dept_id = coalesce(i.main_dept_id, m.main_dept_id),
+        status = CASE WHEN i.reactivate = 'join' OR (i.reactivate = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                      THEN 'active' ELSE m.status END,
+        offline_reason = CASE WHEN i.reactivate = 'join' OR (i.reactivate = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                              THEN NULL ELSE m.offline_reason END,
+        offline_at = CASE WHEN i.reactivate = 'join' OR (i.reactivate = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                          THEN NULL ELSE m.offline_at END,
+        updated_at = now()
+    FROM old o JOIN input i ON i.ord = o.ord
+    WHERE m.id = ANY (ARRAY(SELECT id FROM old)) AND m.id = o.id
+      AND (m.union_id, m.open_user_id, m.name, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone,
+           m.gender, m.avatar, m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status,
+           m.extattr, m.main_dept_id, m.status) IS DISTINCT FROM
+          (coalesce(i.union_id, m.union_id),
+           coalesce(i.open_user_id, m.open_user_id),
+           coalesce(i.name, m.name),
+           coalesce(i.alias, m.alias),
+           coalesce(i.position, m.position),
+           coalesce(i.mobile, m.mobile),
+           coalesce(i.email, m.email),
+           coalesce(i.biz_mail, m.biz_mail),
+           coalesce(i.telephone, m.telephone),
+           coalesce(i.gender, m.gender),
+           coalesce(i.avatar, m.avatar),
+           coalesce(i.job_number, m.job_number),
+           coalesce(i.work_place, m.work_place),
+           coalesce(i.hired_date, m.hired_date),
+           coalesce(i.direct_leaders, m.direct_leaders),
+           coalesce(i.platform_status, m.platform_status),
+           coalesce(i.extattr, m.extattr),
+           coalesce(i.main_dept_id, m.main_dept_id),
+           CASE WHEN i.reactivate = 'join' OR (i.reactivate = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
+                THEN 'active' ELSE m.status END)
+    RETURNING i.ord, m.*
+), inserted AS (
+    INSERT INTO members (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
+                         telephone, gender, avatar, job_number, work_place, hired_date, direct_leaders,
+                         platform_status, extattr, main_dept_id)
+    SELECT $1, i.user_id, i.union_id, i.open_user_id, i.name, i.alias, i.position, i.mobile, i.email, i.biz_mail,
+           i.telephone, i.gender, i.avatar, i.job_number, i.work_place, i.hired_date, i.direct_leaders,
+           i.platform_status, i.extattr, i.main_dept_id
+    FROM input i WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.ord = i.ord)
+    ORDER BY i.ord
+    ON CONFLICT (corp, user_id) DO NOTHING
+    RETURNING *
+), up AS (
+    SELECT * FROM updated
+    UNION ALL
+    SELECT i.ord, n.* FROM inserted n JOIN input i ON i.user_id = n.user_id
+), ids AS (
+    SELECT i.ord, coalesce(u.id, o.id) AS id, i.departments_known
+    FROM input i LEFT JOIN up u ON u.ord = i.ord LEFT JOIN old o ON o.ord = i.ord
+), want AS (
+    SELECT * FROM unnest($24::bigint[], $25::text[], $26::boolean[], $27::bigint[]) AS w (ord, dept_id, is_leader, "order")
+), del AS (
+    DELETE FROM member_departments md USING ids
+    WHERE md.member = ANY (ARRAY(SELECT id FROM ids WHERE departments_known)) AND md.member = ids.id
+      AND (ids.ord, md.dept_id) NOT IN (SELECT w.ord, w.dept_id FROM want w)
+    RETURNING md.member
+), ins AS (
+    INSERT INTO member_departments AS md (corp, member, dept_id, is_leader, "order")
+    SELECT $1, ids.id, w.dept_id, w.is_leader, w."order" FROM want w JOIN ids ON ids.ord = w.ord
+    WHERE ids.id IS NOT NULL
+    ON CONFLICT (member, dept_id) DO UPDATE
+    SET is_leader = coalesce(EXCLUDED.is_leader, md.is_leader), "order" = coalesce(EXCLUDED."order", md."order")
+    WHERE (md.is_leader, md."order") IS DISTINCT FROM
+          (coalesce(EXCLUDED.is_leader, md.is_leader), coalesce(EXCLUDED."order", md."order"))
+    RETURNING md.member
+), moved AS (
+    SELECT DISTINCT member FROM (SELECT member FROM del UNION ALL SELECT member FROM ins) x
+), unknown AS (
+    SELECT w.ord, array_agg(w.dept_id ORDER BY w.dept_id) AS dept_ids FROM want w
+    WHERE w.dept_id NOT IN ('', '0')
+      AND NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = w.dept_id)
+    GROUP BY w.ord
+), result AS (
+    SELECT ids.ord, ids.id, i.user_id, i.inbox_id,
+           mv.member IS NOT NULL AS departments_changed,
+           coalesce(un.dept_ids, '{}') AS unknown_departments,
+           o.id IS NULL AS created,
+           u.id IS NOT NULL AS rewritten,
+           coalesce(o.status = 'offline' AND u.status = 'active', false) AS reactivated,
+           CASE WHEN u.id IS NULL THEN '{}'::text[] ELSE array_remove(ARRAY[
+               CASE WHEN o.union_id IS DISTINCT FROM u.union_id THEN 'union_id' END,
+               CASE WHEN o.open_user_id IS DISTINCT FROM u.open_user_id THEN 'open_user_id' END,
+               CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+               CASE WHEN o.alias IS DISTINCT FROM u.alias THEN 'alias' END,
+               CASE WHEN o.position IS DISTINCT FROM u.position THEN 'position' END,
+               CASE WHEN o.mobile IS DISTINCT FROM u.mobile THEN 'mobile' END,
+               CASE WHEN o.email IS DISTINCT FROM u.email THEN 'email' END,
+               CASE WHEN o.biz_mail IS DISTINCT FROM u.biz_mail THEN 'biz_mail' END,
+               CASE WHEN o.telephone IS DISTINCT FROM u.telephone THEN 'telephone' END,
+               CASE WHEN o.gender IS DISTINCT FROM u.gender THEN 'gender' END,
+               CASE WHEN o.avatar IS DISTINCT FROM u.avatar THEN 'avatar' END,
+               CASE WHEN o.job_number IS DISTINCT FROM u.job_number THEN 'job_number' END,
+               CASE WHEN o.work_place IS DISTINCT FROM u.work_place THEN 'work_place' END,
+               CASE WHEN o.hired_date IS DISTINCT FROM u.hired_date THEN 'hired_date' END,
+               CASE WHEN o.direct_leaders IS DISTINCT FROM u.direct_leaders THEN 'direct_leaders' END,
+               CASE WHEN o.platform_status IS DISTINCT FROM u.platform_status THEN 'platform_status' END,
+               CASE WHEN o.extattr IS DISTINCT FROM u.extattr THEN 'extattr' END,
+               CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
+               CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
+           ], NULL) END AS fields
+    FROM ids JOIN input i ON i.ord = ids.ord LEFT JOIN old o ON o.ord = ids.ord LEFT JOIN up u ON u.ord = ids.ord
+         LEFT JOIN moved mv ON mv.member = ids.id LEFT JOIN unknown un ON un.ord = ids.ord
+), final AS (
+    SELECT r.ord, r.id, r.user_id, r.inbox_id, r.rewritten, r.unknown_departments,
+           r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
+           CASE WHEN r.id IS NULL THEN NULL WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
+                WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
+    FROM result r
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'member', f.user_id, f.op, nullif(f.fields, '{}'), $28, f.inbox_id, $29
+    FROM final f WHERE f.op IS NOT NULL
+    ORDER BY f.ord
+    RETURNING 1
+), touched AS (
+    -- Only the memberships changed: see dir_upsert_member.
+    UPDATE members SET updated_at = now()
+    WHERE id = ANY (ARRAY(SELECT f.id FROM final f WHERE f.op IS NOT NULL AND NOT f.rewritten))
+    RETURNING 1
+)
+SELECT id, op, fields, unknown_departments FROM final ORDER BY ord;
+
 -- name: dir_offline_member
--- $1 corps row id, $2 user id, $3 offline reason
-UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
-WHERE corp = $1 AND user_id = $2 AND status = 'active'
-RETURNING id;
+-- $1 corps row id, $2 user id, $3 offline reason, $4 change-log source, $5 inbox id, $6 sync run id
+-- Takes an active member offline and logs it in the same statement; no row when there was none to take.
+WITH gone AS (
+    UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
+    WHERE corp = $1 AND user_id = $2 AND status = 'active'
+    RETURNING id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason'], $4, $5, $6 FROM gone
+    RETURNING 1
+)
+SELECT id FROM gone;
 
 -- name: dir_rename_member
 -- $1 corps row id, $2 old user id, $3 new user id

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
+import asyncio
+import random
 
-from handlers.model import Member, Membership
-from handlers.store.directory import Directory, Source
+import asyncpg
+import pytest
+
+from handlers.model import Department, Member, Membership
+from handlers.store.directory import Change, Directory, MemberRaced, MemberWrite, Reactivate, Source
 
 
 async def corp_row(pool: asyncpg.Pool) -> int:
@@ -38,3 +42,130 @@ async def test_an_unchanged_member_is_not_written(pool: asyncpg.Pool) -> None:
         xmin = await conn.fetchval("SELECT xmin::text FROM members WHERE user_id = 'u1'")
         assert await directory.upsert_member(Member("u1", "One", (Membership("1"),))) is None
         assert await conn.fetchval("SELECT xmin::text FROM members WHERE user_id = 'u1'") == xmin
+
+
+# -- several members in one statement ----------------------------------------------------------------
+
+_VALUES = (None, "a", "b")
+_STATES = "SELECT user_id, {} FROM members WHERE corp = $1 ORDER BY user_id"
+_MEMBER_COLUMNS = (
+    "name, alias, position, mobile, email, gender, direct_leaders, platform_status, extattr, main_dept_id, status,"
+    " offline_reason, offline_at IS NULL AS online, created_at = updated_at AS untouched,"
+    ' ARRAY(SELECT (dept_id, is_leader, "order")::text FROM member_departments d WHERE d.member = members.id'
+    " ORDER BY dept_id) AS memberships"
+)
+
+
+def _random_write(rng: random.Random, user_id: str, inbox_id: int) -> MemberWrite:
+    pick = rng.choice
+    some = tuple(Membership(d, pick((None, True, False)), pick((None, 1, 2))) for d in rng.sample(["1", "2", "9"], 2))
+    departments = pick((None, (), some))
+    member = Member(
+        user_id,
+        name=pick(_VALUES),
+        departments=departments,
+        main_dept_id=pick((None, "1", "2")),
+        alias=pick(_VALUES),
+        position=pick(_VALUES),
+        mobile=pick(_VALUES),
+        email=pick(_VALUES),
+        gender=pick((None, 1, 2)),
+        direct_leaders=pick((None, (), ("x", "y"))),
+        platform_status=pick((None, 1, 5)),
+        extattr=pick((None, {}, {"k": pick(("v", "w"))})),
+    )
+    return MemberWrite(member, pick(list(Reactivate)), inbox_id)
+
+
+async def _directory_state(conn: asyncpg.Connection, corp: int) -> list[tuple[object, ...]]:
+    members = [tuple(r) for r in await conn.fetch(_STATES.format(_MEMBER_COLUMNS), corp)]
+    log = await conn.fetch(
+        "SELECT entity_id, op, fields, source, inbox_id FROM change_log WHERE corp = $1 ORDER BY id", corp
+    )
+    return members + [tuple(r) for r in log]
+
+
+async def test_upsert_members_checked_writes_what_upsert_member_checked_writes_one_by_one(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two corps with the same departments; corp `one` gets each round's writes one by one, corp `bulk` in one
+    statement: same answers, same members and memberships, same change log, round after round (creates,
+    updates, no-ops, offline members coming back or not, operator offlines, unknown departments)."""
+    rng = random.Random(15)
+    one = await corp_row(pool)
+    bulk = await pool.fetchval(
+        "INSERT INTO corps (name, platform, type, corp_id) VALUES ('B', 'wecom', 'corps.QywxInnerType', 'ww2')"
+        " RETURNING id"
+    )
+    async with pool.acquire() as conn:
+        for corp in (one, bulk):
+            await conn.execute(
+                "INSERT INTO departments (corp, dept_id, parent_id, name)"
+                " VALUES ($1, '1', '0', 'r'), ($1, '2', '1', 's')",
+                corp,
+            )
+        for round_ in range(12):
+            writes = [
+                _random_write(rng, user_id, round_ * 100 + k)
+                for k, user_id in enumerate(rng.sample([f"u{n}" for n in range(10)], 6))
+            ]
+            answers = []
+            for w in writes:
+                directory = Directory(conn, one, Source("event", inbox_id=w.inbox_id))
+                answers.append(await directory.upsert_member_checked(w.member, reactivate=w.reactivate))
+            assert await Directory(conn, bulk, Source("event")).upsert_members_checked(writes) == answers
+            assert await _directory_state(conn, bulk) == await _directory_state(conn, one)
+            for user_id in rng.sample([f"u{n}" for n in range(10)], 2):  # some leave, some are taken off
+                reason = rng.choice(("platform", "operator"))
+                for corp in (one, bulk):
+                    await conn.execute(
+                        "UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now()"
+                        " WHERE corp = $1 AND user_id = $2",
+                        corp,
+                        user_id,
+                        reason,
+                    )
+
+
+async def test_upsert_members_checked_raises_when_another_transaction_inserted_a_member(
+    pool: asyncpg.Pool,
+) -> None:
+    corp = await corp_row(pool)
+    async with pool.acquire() as theirs, pool.acquire() as ours:
+        async with theirs.transaction():
+            await Directory(theirs, corp, Source("api")).upsert_member(Member("u2", "Theirs"))
+            writes = [MemberWrite(Member("u1", "One")), MemberWrite(Member("u2", "Ours"))]
+            ours_tx = ours.transaction()
+            await ours_tx.start()
+            write = asyncio.create_task(Directory(ours, corp, Source("event")).upsert_members_checked(writes))
+            await asyncio.sleep(0.2)  # ours now waits for theirs to settle u2's insert
+            assert not write.done()
+        with pytest.raises(MemberRaced):
+            await write
+        await ours_tx.rollback()
+    assert await pool.fetchval("SELECT array_agg(name ORDER BY user_id) FROM members") == ["Theirs"]
+
+
+async def test_department_writes_and_offlines_log_their_change_with_their_source(pool: asyncpg.Pool) -> None:
+    corp = await corp_row(pool)
+    async with pool.acquire() as conn:
+        directory = Directory(conn, corp, Source("event", inbox_id=42))
+        await directory.upsert_member(Member("u1", "One"))
+        created = await directory.upsert_department(Department("7", "1", "Seven"))
+        renamed = await directory.upsert_department(Department("7", None, "Sieben"))
+        unchanged = await directory.upsert_department(Department("7", "1"))
+        offlined = await directory.offline_member("u1", "platform")
+        again = await directory.offline_member("u1", "platform")
+        log = await conn.fetch("SELECT entity, entity_id, op, fields, source, inbox_id FROM change_log ORDER BY id")
+    assert (created, renamed, unchanged) == (
+        Change("department", "7", "create", ("parent_id", "name")),
+        Change("department", "7", "update", ("name",)),
+        None,
+    )
+    assert (offlined, again) == (True, False)
+    assert [tuple(r) for r in log][1:] == [
+        ("department", "7", "create", ["parent_id", "name"], "event", 42),
+        ("department", "7", "update", ["name"], "event", 42),
+        ("member", "u1", "offline", ["status", "offline_reason"], "event", 42),
+    ]
+    assert [c.op for c in directory.changes] == ["create", "create", "update", "offline"]
