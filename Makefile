@@ -30,3 +30,4 @@ bench:
 	$(PY) bench/ingest.py
 	$(PY) bench/apply.py
 	$(PY) bench/fullsync.py
+	$(PY) bench/hostile.py

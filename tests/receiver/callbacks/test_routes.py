@@ -373,6 +373,28 @@ async def test_rejects_body_over_the_limit(client: TestClient[Any, Any], inbox: 
     assert await inbox.fetchval("SELECT count(*) FROM inbox") == 0
 
 
+@pytest.mark.parametrize("path", ["/callback/wecom/HQ", "/callback/dingtalk/Sales", "/api/corps/HQ/admins"])
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(
+    client: TestClient[Any, Any], path: str
+) -> None:
+    # Only the head: a receiver that waited for the body (to count it up to the limit) would answer 408, and only
+    # after CORPSYNC_CLIENT_TIMEOUT, having buffered up to the limit of a real one.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    method = "PUT" if path.startswith("/api") else "POST"
+    head = [
+        f"{method} {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Content-Length: {65 * 1024}",
+    ]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    async with asyncio.timeout(2):
+        status = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status.split(b" ", 2)[1] == b"413"
+
+
 async def test_unknown_corp_is_404(client: TestClient[Any, Any]) -> None:
     query, body = wecom_query()
     await expect(client, 404, query, body, path="/callback/wecom/Nobody")
