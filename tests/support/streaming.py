@@ -53,7 +53,8 @@ class StreamWorld:
         return self.app[POOL]
 
     def consumer(self, index: int = 0) -> StreamConsumer:
-        return self.clients[index].app[STREAMS][CORP]
+        app: web.Application = self.clients[index].app
+        return app[STREAMS][CORP]
 
     async def connected(self, count: int = 1, within: float = 5.0) -> float:
         async def enough() -> bool:
