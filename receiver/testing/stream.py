@@ -54,6 +54,7 @@ class Delivery:
     attempts: int = 0
     done: bool = False
     answered: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # ACKed SUCCESS, or given up on
     status: str | None = None
     links: list[int] = field(default_factory=list)  # the connection each attempt went to
 
@@ -206,7 +207,19 @@ class StreamGateway:
         ids = self.deliveries if message_ids is None else message_ids
         return all(self.deliveries[i].done for i in ids)
 
+    async def wait_delivered(self, message_ids: list[str]) -> bool:
+        """Wait until each of ``message_ids`` was ACKed SUCCESS or given up on (bound it with ``asyncio.timeout``);
+        whether every one was ACKed."""
+        await asyncio.gather(*(self.deliveries[m].finished.wait() for m in message_ids))
+        return self.delivered(message_ids)
+
     async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await self._attempts(delivery)
+        finally:
+            delivery.finished.set()
+
+    async def _attempts(self, delivery: Delivery) -> None:
         while not delivery.done and delivery.attempts < self.max_attempts:
             link = await self._pick(delivery.app_key)
             if link is None:
