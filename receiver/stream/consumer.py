@@ -148,6 +148,10 @@ class StreamConsumer:
                 reason = str(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 reason = "unreachable" if isinstance(exc, aiohttp.ClientConnectionError | OSError) else "timeout"
+            except Exception as exc:  # whatever ends a connection (a bug included), the consumer goes on trying
+                reason = "error"
+                log.error("stream connection failed", extra={"action": "stream_failed", "corp": self.name,
+                                                              "error": type(exc).__name__})  # fmt: skip
             self.state.last_error = None if reason == "disconnect" else reason
             self.state.reconnects += 1
             if self._metrics is not None:

@@ -21,10 +21,11 @@ from tests.support.eventkit import until
 from tests.support.paths import PROTOCOL_EVENTS
 from tests.support.streaming import CORP, FAST, StreamWorld, stream_world
 
-STREAM_SAMPLES = sorted((PROTOCOL_EVENTS / "dingtalk" / "stream").glob("*.json"))
+STREAM_SAMPLES = sorted((PROTOCOL_EVENTS / "dingtalk").glob("stream*/*.json"))  # stream/ and stream_variants/
+STREAM_SAMPLES = [p for p in STREAM_SAMPLES if p.parent.name != "stream_wire"]  # wire frames: test_frames
 
 
-@pytest.mark.parametrize("sample", STREAM_SAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("sample", STREAM_SAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 async def test_every_published_stream_sample_arrives_over_the_socket_and_is_applied(
     sample: Path, tmp_path: Path, db_url: str, aiohttp_client: Callable[..., Any]
 ) -> None:
