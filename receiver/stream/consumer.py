@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -83,9 +84,14 @@ class LinkState:
         def ago(at: float | None) -> float | None:
             return None if at is None else round(max(now - at, 0.0), 3)
 
+        def iso(at: float | None) -> str | None:
+            return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+
         return {
             "connected": self.connected_since is not None,
+            "connectedSince": iso(self.connected_since),
             "connectedSeconds": ago(self.connected_since),
+            "lastFrameAt": iso(self.last_frame_at),
             "lastFrameSeconds": ago(self.last_frame_at),
             "lastError": self.last_error,
             "reconnects": self.reconnects,

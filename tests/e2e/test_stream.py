@@ -254,6 +254,7 @@ async def test_readyz_and_metrics_show_the_connection(
         ready = await (await world.clients[0].get("/readyz")).json()
         field = ready["dingtalkStream"][CORP]
         assert field["connected"] is True and field["lastFrameSeconds"] is not None and field["lastError"] is None
+        assert field["connectedSince"].endswith("+00:00") and field["lastFrameAt"] is not None
         metrics = (await (await world.clients[0].get("/metrics")).read()).decode()
         assert 'corpsync_stream_connected{corp="Field"} 1.0' in metrics
         assert 'corpsync_stream_frames_total{corp="Field",kind="event"} 2.0' in metrics
