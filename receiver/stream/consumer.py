@@ -46,6 +46,7 @@ OPEN_PATH = "/v1.0/gateway/connections/open"
 UNSTORED: tuple[type[BaseException], ...] = (StoreUnavailable, *DB_ERRORS)  # answered LATER: DingTalk redelivers
 ROUTE = "dingtalk-stream"  # the inbox route of a Stream event (HTTP push: "dingtalk")
 USER_AGENT = "corpsync-stream/1.0"
+CLOSE_WAIT = 1.0  # seconds a closing socket waits for the gateway's close frame: a reconnect never waits longer
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,7 @@ class StreamConsumer:
             f"{endpoint}{separator}ticket={quote_plus(ticket)}",
             heartbeat=self.settings.heartbeat,
             max_msg_size=self.settings.max_frame,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.settings.open_timeout),
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_WAIT),
         ) as ws:
             await self._mark_up()
             beating = asyncio.create_task(self._beat(), name=f"corpsync-stream-beat-{self.name}")
