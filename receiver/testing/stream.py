@@ -26,7 +26,6 @@ import orjson
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from receiver.testing.accounts import DingTalkApp
     from receiver.testing.events import Callbacks
     from receiver.testing.simulator import Simulator
 
@@ -316,13 +315,3 @@ def _status(data: object) -> str:
 def _error(status: int, code: str, message: str) -> web.Response:
     """DingTalk's new-API error body (``{"code", "message", "requestid"}``)."""
     return web.json_response({"code": code, "message": message, "requestid": secrets.token_hex(8)}, status=status)
-
-
-def stream_app_json(app: DingTalkApp, base: str) -> dict[str, Any]:
-    """The corp JSON of ``app`` in Stream mode (``describe`` and the demo)."""
-    return {
-        "authConfig": {"corpId": app.corp_id, "agentId": str(app.agent_id), "appKey": app.app_key,
-                       "appSecret": app.app_secret},
-        "callback": {"mode": "stream"},
-        "streamBase": base,
-    }  # fmt: skip
