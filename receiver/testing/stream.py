@@ -20,14 +20,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-if TYPE_CHECKING:
-    from receiver.testing.events import Callbacks
-    from receiver.testing.simulator import Simulator
+from receiver.testing.events import Callbacks
+from receiver.testing.upstream import Upstream
 
 PREFIX = "/stream"  # a corp's streamBase is ``{sim.url}/stream``
 TICKET_TTL = 90.0
@@ -68,7 +67,7 @@ class Ack:
 class StreamGateway:
     """The Stream side of one ``Simulator`` (``sim.stream``)."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Upstream) -> None:
         self.sim = sim
         self.ack_timeout = 3.0
         self.redeliver_delay = 0.2
