@@ -133,6 +133,7 @@ class StreamConsumer:
         self._slots = asyncio.Semaphore(self.settings.in_flight)
         self._acks: set[asyncio.Task[None]] = set()
         self._blind_since: float | None = clock()
+        self._attempt = 0  # tries since the last connection that opened: the backoff grows with it
 
     @property
     def name(self) -> str:
@@ -144,15 +145,15 @@ class StreamConsumer:
 
     async def run(self) -> None:
         """Connect and reconnect until cancelled."""
-        attempt = 0
         while True:
             reason = "closed"
             try:
                 endpoint, ticket = await self._open()
-                attempt = 0
                 reason = await self._connected(endpoint, ticket)
             except StreamOpenFailed as exc:
                 reason = str(exc)
+            except aiohttp.WSServerHandshakeError as exc:  # the ticket refused, or no WebSocket there
+                reason = f"handshake_{exc.status}"
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 reason = "unreachable" if isinstance(exc, aiohttp.ClientConnectionError | OSError) else "timeout"
             except Exception as exc:  # whatever ends a connection (a bug included), the consumer goes on trying
@@ -163,8 +164,8 @@ class StreamConsumer:
             self.state.reconnects += 1
             if self._metrics is not None:
                 self._metrics.stream_reconnects.labels(self.name, reason.split("_")[0]).inc()
-            delay = 0.0 if reason == "disconnect" else backoff(attempt, self.settings, self._rng)
-            attempt += 1
+            delay = 0.0 if reason == "disconnect" else backoff(self._attempt, self.settings, self._rng)
+            self._attempt += 1
             log.info(
                 "stream reconnecting",
                 extra={"action": "stream_reconnect", "corp": self.name, "reason": reason, "delay": round(delay, 2)},
@@ -322,6 +323,7 @@ class StreamConsumer:
 
     async def _mark_up(self) -> None:
         now = self._clock()
+        self._attempt = 0
         self.state.connected_since = now
         if self._metrics is not None:
             self._metrics.stream_connected.labels(self.name).set(1)
