@@ -216,7 +216,7 @@ class StreamConsumer:
             beating = asyncio.create_task(self._beat(), name=f"corpsync-stream-beat-{self.name}")
             try:
                 reason = await self._read(ws)
-                if self._acks:  # the last ACKs of this socket go out before it closes
+                if reason == "disconnect" and self._acks:  # the socket still works: its last ACKs go out first
                     await asyncio.wait(set(self._acks), timeout=self.settings.open_timeout)
                 return reason
             finally:
