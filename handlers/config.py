@@ -89,7 +89,7 @@ class WecomInnerCorp:
     agent_id: str | None
     secret: Secret
     contact_secret: Secret | None
-    callback: CallbackKeys
+    callback: CallbackKeys | None  # None: no callback URL; synced on start-up, on schedule and on demand only
     api_base: str = WECOM_API_BASE
     rate_limits: RateLimits | None = None
     sync: SyncSettings = SyncSettings()
@@ -151,7 +151,7 @@ class DingTalkCorp:
     agent_id: str | None
     app_key: str
     app_secret: Secret
-    callback: CallbackKeys  # receive_ids = {ownerKey (default appKey), corpId}
+    callback: CallbackKeys | None  # receive_ids = {ownerKey (default appKey), corpId}; None: no callback URL
     api_base: str = DINGTALK_API_BASE
     rate_limits: RateLimits | None = None
     sync: SyncSettings = SyncSettings()

@@ -27,6 +27,13 @@ _DINGTALK_AUTH_KEYS = ("corpId", "agentId", "appKey", "appSecret")
 _PROXY_KEYS = ("corpId", "authFullName", "rateLimits", "sync")
 
 
+def _callback(doc: Node, known: tuple[str, ...]) -> Node | None:
+    """The optional ``callback`` block (the JitAI seeds' configs have none: such a corp is pull-only)."""
+    if "callback" in doc.data and doc.data["callback"] is None:
+        doc.missing("callback", "an object")  # null is a slip, not a way to say "no callback"
+    return doc.opt_child("callback", known)
+
+
 def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
     if "corpId" not in doc.data and "authConfig" in doc.data:
         doc.fail(
@@ -37,7 +44,7 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
     agent_id = doc.ident("agentId")
     secret = doc.secret("secret")
     contact_secret = doc.opt_secret("contactSecret")
-    callback = doc.child("callback", ("token", "encodingAESKey"))
+    callback = _callback(doc, ("token", "encodingAESKey"))
     return WecomInnerCorp(
         name=name,
         title=title,
@@ -45,7 +52,9 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
         agent_id=agent_id,
         secret=secret,
         contact_secret=contact_secret,
-        callback=CallbackKeys(
+        callback=None
+        if callback is None
+        else CallbackKeys(
             token=callback.secret("token"),
             aes_key=callback.aes_key("encodingAESKey"),
             receive_ids=frozenset({corp_id}),
@@ -65,10 +74,15 @@ def dingtalk_corp(name: str, title: str, doc: Node) -> DingTalkCorp:
     agent_id = auth.ident("agentId")
     app_key = auth.text("appKey")
     app_secret = auth.secret("appSecret")
-    callback = doc.child("callback", ("token", "aesKey", "ownerKey"))
-    token = callback.secret("token")
-    aes_key = callback.aes_key("aesKey")
-    owner_key = callback.opt_text("ownerKey") or app_key  # HTTP push set in the developer console: appKey
+    callback = _callback(doc, ("token", "aesKey", "ownerKey"))
+    keys = None
+    if callback is not None:
+        owner_key = callback.opt_text("ownerKey") or app_key  # HTTP push set in the developer console: appKey
+        keys = CallbackKeys(
+            token=callback.secret("token"),
+            aes_key=callback.aes_key("aesKey"),
+            receive_ids=frozenset({owner_key, corp_id}),
+        )
     return DingTalkCorp(
         name=name,
         title=title,
@@ -76,7 +90,7 @@ def dingtalk_corp(name: str, title: str, doc: Node) -> DingTalkCorp:
         agent_id=agent_id,
         app_key=app_key,
         app_secret=app_secret,
-        callback=CallbackKeys(token=token, aes_key=aes_key, receive_ids=frozenset({owner_key, corp_id})),
+        callback=keys,
         api_base=doc.api_base(DINGTALK_API_BASE),
         rate_limits=rate_limits(doc),
         sync=sync_settings(doc),
