@@ -71,9 +71,11 @@ def _with_api_base(path: Path, api_base: str) -> None:
 
 
 @contextlib.contextmanager
-def seed_world(root: Path) -> Iterator[SeedWorld]:
-    """The simulator serving the seeds' orgs, and ``root/app``: the seeds' app dir plus apiBase, the 代开发
-    tenants CorpA and CorpB of the proxy seed's "多企业管理", and the suite of its getAgentId example."""
+def seed_world(root: Path, *, examples: bool = True) -> Iterator[SeedWorld]:
+    """The simulator serving the seeds' orgs, and ``root/app``: the seeds' app dir plus apiBase. With
+    ``examples``, also the 代开发 tenants CorpA and CorpB of the proxy seed's "多企业管理" and the suite of its
+    getAgentId example, every tenant already authorized upstream; without, the 代开发 tenant waits for create_auth.
+    """
     sim = Simulator(seed=14)
     inner = _org(141, INNER_MEMBERS, INNER_CORP_ID)
     sim.add_wecom_corp(inner, corp_id=INNER_CORP_ID, secret=INNER_SECRET, agent_id=INNER_AGENT_ID,
@@ -82,9 +84,9 @@ def seed_world(root: Path) -> Iterator[SeedWorld]:
     sim.add_dingtalk_app(ding, app_key=DD_APP_KEY, app_secret=DD_APP_SECRET, corp_id=DD_CORP_ID, agent_id=DD_AGENT_ID)
     sim.add_wecom_suite(PROXY_SUITE_ID, suite_secret="proxy-template-secret")
     proxy, corp_a, corp_b = _org(143, PROXY_MEMBERS, PROXY_CORP_ID), _org(144, (), CORP_A), _org(145, (), CORP_B)
-    for n, org in enumerate((proxy, corp_a, corp_b)):
-        sim.add_suite_tenant(PROXY_SUITE_ID, org, permanent_code=f"perm-{org.corp_id}", agent_id=1000010 + n,
-                             privacy=False)  # fmt: skip
+    for n, org in enumerate((proxy, corp_a, corp_b) if examples else (proxy,)):
+        code = f"perm-{org.corp_id}" if examples else None
+        sim.add_suite_tenant(PROXY_SUITE_ID, org, permanent_code=code, agent_id=1000010 + n, privacy=False)
     app_dir = root / "app"
     shutil.copytree(JITAI_APP, app_dir)
     loop = LoopThread("simulator")
@@ -94,9 +96,10 @@ def seed_world(root: Path) -> Iterator[SeedWorld]:
         _with_api_base(app_dir / "corps/MyQywxCorp/MyQywxCorp.json", sim.wecom_api_base)
         _with_api_base(app_dir / "corps/testNailDivision/testNailDivision.json", sim.dingtalk_api_base)
         _with_api_base(app_dir / "auths/QywxProxyAuth/QywxProxyAuth.json", sim.wecom_api_base)
-        write_proxy_corp(app_dir, "CorpA", corp_id=CORP_A, auth="QywxProxyAuth")
-        write_proxy_corp(app_dir, "CorpB", corp_id=CORP_B, auth="QywxProxyAuth")
-        write_suite(app_dir, "Market", suite_id=MARKET_SUITE_ID, api_base=sim.wecom_api_base)
+        if examples:
+            write_proxy_corp(app_dir, "CorpA", corp_id=CORP_A, auth="QywxProxyAuth")
+            write_proxy_corp(app_dir, "CorpB", corp_id=CORP_B, auth="QywxProxyAuth")
+            write_suite(app_dir, "Market", suite_id=MARKET_SUITE_ID, api_base=sim.wecom_api_base)
         yield SeedWorld(sim, app_dir, inner, proxy, corp_a, corp_b, ding)
     finally:
         loop.run(stack.aclose())
