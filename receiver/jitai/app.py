@@ -8,12 +8,15 @@ with every other process through the database. It does not receive callbacks: ``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+
+import asyncpg
 
 from handlers.api import Corp, get_agent_id
 from handlers.config import AppConfig
@@ -55,11 +58,14 @@ class App:
         self._closed = False
         try:
             self.runtime: Runtime = self._loop.run(self._open(url))
-        except BaseException:
+        except BaseException as exc:
             self._loop.stop()
             if self._embedded is not None:
                 self._embedded.stop()
+            if isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+                raise JitaiError(f"cannot open the database: {type(exc).__name__}: {exc}") from None
             raise
+        atexit.register(self.close)  # an App left open still stops its embedded database on the way out
         install_type_modules({"corps.QywxInnerType": QywxInnerCorp, "corps.QywxProxyType": QywxProxyCorp,
                               "corps.DDInnerType": DDInnerCorp})  # fmt: skip
         opened(self)
@@ -105,6 +111,7 @@ class App:
         if self._closed:
             return
         closed(self)
+        atexit.unregister(self.close)
         try:
             self._loop.run(self._stack.aclose())
         finally:

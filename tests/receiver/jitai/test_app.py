@@ -202,3 +202,9 @@ def test_client_calls_share_the_corps_stored_token(app: App, world: SeedWorld, d
     with App(world.app_dir, database_url=db_url) as other:
         other.getElement("corps.MyQywxCorp").getClient().department.get(1)
     assert world.sim.calls["wecom:gettoken"] == 1  # one token for the sync, the client and the other App
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(world: SeedWorld) -> None:
+    with pytest.raises(JitaiError, match=r"^cannot open the database: ") as caught:
+        App(world.app_dir, database_url="postgresql://nobody@127.0.0.1:9/none")
+    assert "\n" not in str(caught.value)
