@@ -47,6 +47,19 @@ class Field:
     def __bool__(self) -> bool:
         return bool(self.value)
 
+    # a list or text field reads as the list or text it holds: ``for dept_id in member.deptIds``
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.value[key]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.value
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):

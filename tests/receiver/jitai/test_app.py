@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,17 @@ from typing import Any
 import pytest
 
 from handlers.errors import InvalidInput, UnknownCorp, UnknownRecord
-from receiver.jitai import App, CorpData, CorpMember, Field, JitaiError, QywxClient, QywxProxyCorp, SyncNotDone
+from receiver.jitai import (
+    App,
+    CorpData,
+    CorpElement,
+    CorpMember,
+    Field,
+    JitaiError,
+    QywxClient,
+    QywxProxyCorp,
+    SyncNotDone,
+)
 from tests.support.jitai import ENV, INNER_CORP_ID, SeedWorld, authorize_tenants, seed_world, sql
 
 
@@ -47,6 +58,22 @@ def test_a_field_prints_formats_and_compares_as_its_value() -> None:
     )
     assert name == "研发部" and name == Field("研发部") and name != "x"
     assert hash(name) == hash("研发部") and not Field(None)
+
+
+def test_a_list_field_reads_as_its_list() -> None:
+    dept_ids = Field(["2", "10"])
+    assert (list(dept_ids), len(dept_ids), dept_ids[1], "10" in dept_ids) == (["2", "10"], 2, "10", True)
+
+
+def test_methods_take_the_seeds_parameter_names() -> None:
+    names = {"getDept": ["deptId"], "getMember": ["memberId"], "getMembers": ["status"],
+             "offlineMember": ["memberIdList"], "setUserRole": ["memberId", "roleIdList"],
+             "setAdmin": ["memberIdList"], "getUserSignature": ["memberId"],
+             "saveUserSignature": ["memberId", "signature"], "bulkRegister": ["corpData", "memberList"]}  # fmt: skip
+    for method, params in names.items():
+        assert list(inspect.signature(getattr(CorpElement, method)).parameters)[1:] == params, method
+    assert list(inspect.signature(QywxProxyCorp.getAgentId).parameters) == ["corpId", "suiteId"]
+    assert isinstance(inspect.getattr_static(QywxProxyCorp, "getAgentId"), staticmethod)
 
 
 def test_records_read_by_attribute_as_dict_and_say_which_fields_exist(app: App) -> None:
