@@ -22,7 +22,7 @@ from receiver.jitai import (
     QywxProxyCorp,
     SyncNotDone,
 )
-from tests.support.jitai import ENV, INNER_CORP_ID, SeedWorld, authorize_tenants, seed_world, sql
+from tests.support.jitai import ENV, INNER_CORP_ID, PROXY_CORP_ID, SeedWorld, authorize_tenants, seed_world, sql
 
 
 @pytest.fixture
@@ -235,3 +235,16 @@ def test_a_database_that_cannot_be_reached_is_one_line(world: SeedWorld) -> None
     with pytest.raises(JitaiError, match=r"^cannot open the database: ") as caught:
         App(world.app_dir, database_url="postgresql://nobody@127.0.0.1:9/none")
     assert "\n" not in str(caught.value)
+
+
+def test_a_tenant_not_yet_authorized_says_so_on_get_element(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    with seed_world(tmp_path, examples=False) as world, App(world.app_dir, database_url=db_url) as app:
+        with pytest.raises(SyncNotDone) as caught:
+            app.getElement("corps.MyQywxProxyCorp")
+        assert "no permanent code stored (authorization not exchanged yet)" in str(caught.value)
+        tenant = app.getElement("corps.MyQywxProxyCorp")  # the first sync is tried once, as JitAI does
+        assert isinstance(tenant, QywxProxyCorp) and tenant.corpId == PROXY_CORP_ID
