@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 _RENAMED = {"userId": "memberId"}  # model records say user_id; the JitAI records say memberId
 
 
+_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _keys(kind: type[JsonView]) -> tuple[tuple[str, str], ...]:
+    """(attribute, JitAI key) of every field of a view class, worked out once per class."""
+    found = _KEYS.get(kind)
+    if found is None:
+        record: type[DataclassInstance] = kind  # type: ignore[assignment]  # every view is a frozen dataclass
+        found = tuple((f.name, _RENAMED.get(camel(f.name), camel(f.name))) for f in fields(record))
+        _KEYS[kind] = found
+    return found
+
+
 class Field:
     """One field of a record, as JitAI's data types are: ``str()`` and ``format()`` give the value, ``.value``
     the value itself, and it compares equal to its value."""
@@ -81,12 +94,7 @@ class RowData:
 
     @classmethod
     def of(cls, view: JsonView) -> Self:
-        record: DataclassInstance = view  # type: ignore[assignment]  # every view is a frozen dataclass
-        values = {}
-        for f in fields(record):
-            key = camel(f.name)
-            values[_RENAMED.get(key, key)] = _plain(getattr(record, f.name))
-        return cls(values)
+        return cls({key: _plain(getattr(view, attr)) for attr, key in _keys(type(view))})
 
     def __getattr__(self, name: str) -> Field:
         values: dict[str, Any] = object.__getattribute__(self, "_values")
