@@ -32,7 +32,7 @@ from receiver.runtime import Runtime, open_runtime
 from receiver.settings import settings_from_env
 
 T = TypeVar("T")
-POOL_MAX = 10  # connections one App holds at most: its calls run one at a time, a sync may take a second
+POOL_MAX = 10  # connections one App holds at most (threads calling at once share them; a sync takes two)
 
 
 class App:
