@@ -32,3 +32,4 @@ bench:
 	$(PY) bench/apply.py
 	$(PY) bench/fullsync.py
 	$(PY) bench/hostile.py
+	$(PY) bench/jitai.py

@@ -90,7 +90,7 @@ class WecomInnerCorp:
     agent_id: str | None
     secret: Secret
     contact_secret: Secret | None
-    callback: CallbackKeys
+    callback: CallbackKeys | None  # None: no callback URL; synced on start-up, on schedule and on demand only
     api_base: str = WECOM_API_BASE
     rate_limits: RateLimits | None = None
     sync: SyncSettings = SyncSettings()

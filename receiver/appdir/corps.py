@@ -30,6 +30,13 @@ _DINGTALK_AUTH_KEYS = ("corpId", "agentId", "appKey", "appSecret")
 _PROXY_KEYS = ("corpId", "authFullName", "rateLimits", "sync")
 
 
+def _callback(doc: Node, known: tuple[str, ...]) -> Node | None:
+    """The optional ``callback`` block (the JitAI seeds' configs have none: such a corp is pull-only)."""
+    if "callback" in doc.data and doc.data["callback"] is None:
+        doc.missing("callback", "an object")  # null is a slip, not a way to say "no callback"
+    return doc.opt_child("callback", known)
+
+
 def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
     if "corpId" not in doc.data and "authConfig" in doc.data:
         doc.fail(
@@ -40,7 +47,7 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
     agent_id = doc.ident("agentId")
     secret = doc.secret("secret")
     contact_secret = doc.opt_secret("contactSecret")
-    callback = doc.child("callback", ("token", "encodingAESKey"))
+    callback = _callback(doc, ("token", "encodingAESKey"))
     return WecomInnerCorp(
         name=name,
         title=title,
@@ -48,7 +55,9 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
         agent_id=agent_id,
         secret=secret,
         contact_secret=contact_secret,
-        callback=CallbackKeys(
+        callback=None
+        if callback is None
+        else CallbackKeys(
             token=callback.secret("token"),
             aes_key=callback.aes_key("encodingAESKey"),
             receive_ids=frozenset({corp_id}),
@@ -68,12 +77,12 @@ def dingtalk_corp(name: str, title: str, doc: Node) -> DingTalkCorp:
     agent_id = auth.ident("agentId")
     app_key = auth.text("appKey")
     app_secret = auth.secret("appSecret")
-    callback = doc.child("callback", _DINGTALK_CALLBACK_KEYS)
-    mode = callback.opt_text("mode") or "http"
-    if mode not in _CALLBACK_MODES:
+    callback = _callback(doc, _DINGTALK_CALLBACK_KEYS)
+    mode = "http" if callback is None else (callback.opt_text("mode") or "http")
+    if callback is not None and mode not in _CALLBACK_MODES:
         callback.fail("mode", 'must be "http" (HTTP push, the default) or "stream" (DingTalk Stream mode)')
     keys = None
-    if mode == "http" or "token" in callback.data or "aesKey" in callback.data:  # Stream needs neither
+    if callback is not None and (mode == "http" or "token" in callback.data or "aesKey" in callback.data):
         owner_key = callback.opt_text("ownerKey") or app_key  # HTTP push set in the developer console: appKey
         keys = CallbackKeys(
             token=callback.secret("token"),

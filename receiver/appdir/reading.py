@@ -8,7 +8,8 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -220,11 +221,32 @@ def element_names(root: Path, folder: str) -> list[str]:
     return names
 
 
-def read_element(root: Path, folder: str, name: str, env: Mapping[str, str]) -> tuple[str, str]:
-    """``(type, title)`` from ``<folder>/<name>/e.json``."""
+@dataclass(frozen=True, slots=True)
+class Element:
+    """What ``<folder>/<name>/e.json`` says: the element's type and title, and its business config file."""
+
+    type: str
+    title: str
+    config_file: str  # relative to the app dir: <folder>/<name>/<name>.json, or e.json's frontBundleEntry
+
+
+def _bundle_entry(e: Node, folder: str, name: str) -> str:
+    """The business config file e.json's ``frontBundleEntry`` names (JitAI: ``./<name>.json``), inside the
+    element's directory; without one, ``<name>.json``."""
+    entry = e.opt_text("frontBundleEntry")
+    if entry is None:
+        return f"{folder}/{name}/{name}.json"
+    path = PurePosixPath(entry.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or path.suffix != ".json" or not path.name.strip("."):
+        e.fail("frontBundleEntry", "must name a .json file inside the element's directory, e.g. ./<name>.json")
+    return f"{folder}/{name}/{path.as_posix()}"
+
+
+def read_element(root: Path, folder: str, name: str, env: Mapping[str, str]) -> Element:
+    """The element of ``<folder>/<name>/e.json``."""
     e = read_json(root, f"{folder}/{name}/e.json", env)
     element_type, title = e.text("type"), e.text("title")
     full_name = e.opt_text("fullName")
     if full_name is not None and full_name != f"{folder}.{name}":
         e.fail("fullName", f"must be {folder}.{name}, after its directory")
-    return element_type, title
+    return Element(element_type, title, _bundle_entry(e, folder, name))

@@ -14,6 +14,15 @@ def _source(file: str, *keys: str) -> str:
 def _corp_lines(corp: CorpConfig, base: str) -> list[str]:
     file = f"corps/{corp.name}/{corp.name}.json"
     head = f"corps/{corp.name}: {corp.title!r} {corp.type.value}"
+    if not isinstance(corp, WecomProxyCorp) and corp.callback is None:
+        wecom = isinstance(corp, WecomInnerCorp)
+        keys = '"callback": {"token", "encodingAESKey"}' if wecom else '"callback": {"token", "aesKey"}'
+        url = f"{base}/callback/{'wecom' if wecom else 'dingtalk'}/{corp.name}"
+        return [
+            f"{head} ({'WeCom self-built' if wecom else 'DingTalk internal app'}) corpId {corp.corp_id}",
+            f"  no callback URL ({file} has no callback block): changes arrive with full syncs only (start-up,",
+            f"  schedule, on demand). Add {keys} to receive each change within seconds at {url}",
+        ]
     if isinstance(corp, WecomInnerCorp):
         where = "通讯录同步 → 接收事件服务器" if corp.contact_secret else "the app's 接收消息 → 设置API接收"
         return [

@@ -65,6 +65,8 @@ def build_endpoints(config: AppConfig) -> Endpoints:
     for name, corp in config.corps.items():
         if isinstance(corp, WecomInnerCorp):
             keys = corp.callback
+            if keys is None:  # no callback block: a pull-only corp has no callback URL (404)
+                continue
             wecom[name] = CorpEndpoint(
                 name, Platform.WECOM, CallbackCipher(keys.token.reveal(), keys.aes_key.reveal()), keys.receive_ids
             )
@@ -75,6 +77,8 @@ def build_endpoints(config: AppConfig) -> Endpoints:
             if corp.callback is None:  # Stream mode: no callback URL (404)
                 continue
             keys = corp.callback
+            if keys is None:
+                continue
             dingtalk[name] = CorpEndpoint(
                 name, Platform.DINGTALK, CallbackCipher(keys.token.reveal(), keys.aes_key.reveal()), keys.receive_ids
             )
