@@ -3,7 +3,7 @@ platform's console, and where their keys are read from (never the keys)."""
 
 from __future__ import annotations
 
-from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomInnerCorp, WecomProxyCorp
+from handlers.config import AppConfig, CorpConfig, DingTalkCorp, SuiteAuth, WecomInnerCorp, WecomProxyCorp
 from receiver.appdir.auths import SUITE_AUTH_TYPE
 
 
@@ -14,7 +14,8 @@ def _source(file: str, *keys: str) -> str:
 def _corp_lines(corp: CorpConfig, base: str) -> list[str]:
     file = f"corps/{corp.name}/{corp.name}.json"
     head = f"corps/{corp.name}: {corp.title!r} {corp.type.value}"
-    if not isinstance(corp, WecomProxyCorp) and corp.callback is None:
+    stream = isinstance(corp, DingTalkCorp) and corp.stream
+    if not isinstance(corp, WecomProxyCorp) and corp.callback is None and not stream:
         wecom = isinstance(corp, WecomInnerCorp)
         keys = '"callback": {"token", "encodingAESKey"}' if wecom else '"callback": {"token", "aesKey"}'
         url = f"{base}/callback/{'wecom' if wecom else 'dingtalk'}/{corp.name}"
