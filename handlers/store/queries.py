@@ -7,6 +7,7 @@ unique across files.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -60,14 +61,15 @@ class Migration:
 
 @cache
 def migrations() -> tuple[Migration, ...]:
-    """The numbered migrations in order; numbers are unique and start at 1 without gaps."""
+    """The numbered migrations in order; numbers are unique. Gaps are allowed: parallel branches reserve numbers,
+    and ``migrate`` applies every version a database lacks, not only those above its newest."""
     found: list[Migration] = []
     for entry in _sql_dir().joinpath("migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise ValueError(f"migration numbers must run 1, 2, 3 …; found {migration.version:04d}")
+    for previous, migration in itertools.pairwise(found):
+        if migration.version == previous.version:
+            raise ValueError(f"migration number {migration.version:04d} is used twice")
     return tuple(found)
