@@ -17,6 +17,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DRIVERS = ("chromedriver",)
@@ -74,14 +76,40 @@ class Browser:
         found: list[WebElement] = await self._call(self.driver.find_elements, By.CSS_SELECTOR, css)
         return found
 
+    async def texts(self, css: str) -> list[str]:
+        """The text of every element ``css`` selects."""
+
+        def read() -> list[str]:
+            return [str(e.text) for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
+
+        found: list[str] = await self._call(read)
+        return found
+
+    async def attrs(self, css: str, name: str) -> list[str]:
+        """Attribute ``name`` of every element ``css`` selects ('' where it is absent)."""
+
+        def read() -> list[str]:
+            return [e.get_attribute(name) or "" for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
+
+        found: list[str] = await self._call(read)
+        return found
+
     async def text(self, css: str = "body") -> str:
         element = await self.find(css)
         text: str = await self._call(lambda: element.text)
         return text
 
     async def click(self, css: str) -> None:
-        element = await self.find(css)
-        await self._call(element.click)
+        """Click what navigates (a link, a form's button) and wait until the next page has loaded."""
+
+        def go() -> None:
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            wait = WebDriverWait(self.driver, 15)
+            wait.until(expected_conditions.staleness_of(old))
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+        await self._call(go)
 
     async def type(self, css: str, value: str) -> None:
         element = await self.find(css)

@@ -6,6 +6,7 @@ import re
 
 from handlers.events.parse import dedupe_key
 from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
+from handlers.sync import drift
 from handlers.sync.fullsync import RunStatus
 from receiver.keys import CORP_ROWS, POOL
 from receiver.testing import mutations
@@ -40,6 +41,7 @@ async def dead_letter(world: World) -> tuple[int, str]:
             " last_error = 'UpstreamError: system busy' WHERE id = $1",
             inbox_id,
         )
+        await drift.request(conn, corp, "dead_letter", inbox_id=inbox_id)  # as the worker does on a dead letter
     return inbox_id, str(change.subject)
 
 
@@ -60,3 +62,8 @@ async def member_status(world: World, corp: str, user_id: str) -> str | None:
         "SELECT status FROM members WHERE corp = $1 AND user_id = $2", world.app[CORP_ROWS][corp], user_id
     )
     return status
+
+
+async def statuses(world: World, corp: str, user_ids: list[str]) -> set[str | None]:
+    """The set of local statuses of these members (None for one the corp does not have)."""
+    return {await member_status(world, corp, u) for u in user_ids}
