@@ -39,8 +39,8 @@ def test_the_token_comparison_takes_any_text() -> None:
 
 
 def test_a_missing_browser_skips_outside_ci_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
-    monkeypatch.setattr(browser.os.path, "exists", lambda path: False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("os.path.exists", lambda path: False)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception):
         browser.chromium_paths()
