@@ -55,9 +55,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         return problem(request, ctx, 403, "csrf_failed")
     given = form.get("token")
     if not isinstance(given, str) or len(given) > MAX_TOKEN or not token_matches(given, token.reveal()):
-        log.warning("console sign-in failed", extra={"action": "console_login_failed", "remote": request.remote})
+        log.warning("console sign-in failed", extra={"action": "console_login_failed"})
         return _form(request, ctx, status=401, error=ctx.text["wrong_token"])
-    log.info("console signed in", extra={"action": "console_login", "remote": request.remote})
+    log.info("console signed in", extra={"action": "console_login"})
     response = redirect("/console")
     console = request.app[CONSOLE]
     set_cookie(response, request, SESSION_COOKIE, sessions.issue(console.clock(), new_nonce()), sessions.seconds)
