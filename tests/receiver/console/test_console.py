@@ -211,3 +211,22 @@ async def test_discarding_a_quarantined_run_keeps_its_members_and_marks_it(world
         world.app[CORP_ROWS]["HQ"], held,
     )  # fmt: skip
     assert offline == 0
+
+
+async def test_hostile_paths_and_keys_get_a_4xx_never_a_5xx(world: World) -> None:
+    await sign_in(world.client)
+    for path in (
+        "/console/corps/H%00Q/runs",
+        "/console/corps/HQ/members/u%00x",
+        "/console/corps/HQ/depts?dept=a%00",
+        "/console/corps/HQ/members?q=%00",
+        "/console/corps/HQ/members?q=" + "x" * 300,
+        "/console/corps/HQ/runs/1%00",
+        "/console/corps/HQ/runs/99999999999999999999",
+        "/console/corps/HQ/runs?after=%00",
+        "/console/corps/HQ/runs?after=bm90LWEtY3Vyc29y",
+        "/console/callbacks?before=-1",
+    ):
+        answer = await world.client.get(path)
+        assert 400 <= answer.status < 500, (path, answer.status)
+        assert "<!doctype html>" in await answer.text()  # the console's one-line error page
