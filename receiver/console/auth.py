@@ -53,13 +53,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     if nonce is None or not isinstance(given_csrf, str) or not sessions.csrf_ok(nonce, given_csrf, login=True):
         log.info("console sign-in form refused", extra={"action": "console_csrf_refused", "path": request.path})
         return problem(request, ctx, 403, "csrf_failed")
+    console = request.app[CONSOLE]
+    if not console.sign_in_allowed(console.clock()):
+        log.warning("console sign-in throttled", extra={"action": "console_login_throttled"})
+        return _form(request, ctx, status=429, error=ctx.text["too_many"])
     given = form.get("token")
     if not isinstance(given, str) or len(given) > MAX_TOKEN or not token_matches(given, token.reveal()):
+        console.failed_sign_ins.append(console.clock())
         log.warning("console sign-in failed", extra={"action": "console_login_failed"})
         return _form(request, ctx, status=401, error=ctx.text["wrong_token"])
     log.info("console signed in", extra={"action": "console_login"})
     response = redirect("/console")
-    console = request.app[CONSOLE]
     set_cookie(response, request, SESSION_COOKIE, sessions.issue(console.clock(), new_nonce()), sessions.seconds)
     response.del_cookie(LOGIN_COOKIE, path="/console")
     return response

@@ -21,6 +21,7 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (zh, en)
         "Enter the value of CORPSYNC_ADMIN_TOKEN.",
     ),
     "wrong_token": ("令牌错误。", "Wrong token."),
+    "too_many": ("错误次数过多，请一分钟后再试。", "Too many wrong tokens: try again in a minute."),
     "loopback_only": (
         "未设置 CORPSYNC_ADMIN_TOKEN：控制台只接受本机访问。",
         "No CORPSYNC_ADMIN_TOKEN is set: the console answers this machine only.",

@@ -3,6 +3,7 @@ token, both languages, bounded pages, and callbacks shown without their contents
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from receiver.keys import CORP_ROWS, POOL
+from receiver.keys import CONSOLE, CORP_ROWS, POOL
 from receiver.testing import mutations
 from tests.support.console import csrf_of, dead_letter, quarantined_run
 from tests.support.world import World, running_world
@@ -75,6 +76,17 @@ async def test_a_wrong_token_is_refused_with_the_form_again(world: World) -> Non
     answer = await sign_in(world.client, "not-the-token")
     assert answer.status == 401 and 'name="token"' in await answer.text()
     assert (await world.client.get("/console", allow_redirects=False)).status == 303
+
+
+async def test_ten_wrong_tokens_a_minute_hold_off_the_next_sign_in(world: World) -> None:
+    for _ in range(10):
+        assert (await sign_in(world.client, "guess")).status == 401
+    held_off = await sign_in(world.client)
+    assert held_off.status == 429 and "Too many" in await held_off.text()
+    assert (await world.client.get("/console", allow_redirects=False)).status == 303
+    console = world.app[CONSOLE]
+    console.clock = lambda: time.time() + 61  # a minute later
+    assert (await sign_in(world.client)).status == 303
 
 
 async def test_a_sign_in_without_its_csrf_token_is_refused(world: World) -> None:
