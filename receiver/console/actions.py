@@ -13,6 +13,7 @@ from aiohttp import web
 
 from handlers.errors import UnknownRecord
 from handlers.store import console as store
+from handlers.sync.fullsync import RunStatus
 from receiver.api.corps import get_corp
 from receiver.console.base import Ctx, action, problem, redirect
 from receiver.keys import POOL, SCHEDULER, WORKER
@@ -37,21 +38,27 @@ def _inbox_id(raw: str) -> int:
 async def _start(request: web.Request, *, allow_deletes: bool) -> web.StreamResponse:
     """Start (or join) the corp's full sync; answer with its run's page once its record exists."""
     corp = await get_corp(request.app, request.match_info["corp"])
-    known: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    known: asyncio.Future[tuple[int | None, bool]] = asyncio.get_running_loop().create_future()
 
-    def on_run(run_id: int | None, _already: bool) -> None:
+    def on_run(run_id: int | None, already: bool) -> None:
         if not known.done():
-            known.set_result(run_id)
+            known.set_result((run_id, already))
 
-    task, _ = request.app[SCHEDULER].start(corp.config, "console", allow_deletes=allow_deletes, on_run=on_run)
-    either: set[asyncio.Future[Any]] = {task, known}
-    await asyncio.wait(either, timeout=RUN_WAIT, return_when=asyncio.FIRST_COMPLETED)
-    run_id = known.result() if known.done() else None
-    if run_id is None and task.done() and not task.cancelled() and task.exception() is None:
-        run_id = task.result().run_id
+    task, fresh = request.app[SCHEDULER].start(corp.config, "console", allow_deletes=allow_deletes, on_run=on_run)
+    run_id, already = None, not fresh  # not fresh: this process runs the corp's sync already, with its own options
+    if fresh:
+        either: set[asyncio.Future[Any]] = {task, known}
+        await asyncio.wait(either, timeout=RUN_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        if known.done():
+            run_id, already = known.result()
+        elif task.done() and not task.cancelled() and task.exception() is None:
+            result = task.result()
+            run_id, already = result.run_id, result.status is RunStatus.ALREADY_RUNNING
     log.info("console sync requested", extra={"action": "console_sync", "corp": corp.name, "run_id": run_id,
-                                              "allow_deletes": allow_deletes})  # fmt: skip
+                                              "allow_deletes": allow_deletes, "already_running": already})  # fmt: skip
     base = f"/console/corps/{quote(corp.name, safe='')}/runs"
+    if already:  # joined a run that may keep its removals held: nothing was confirmed
+        return redirect(base, msg="already_running")
     msg = "confirmed" if allow_deletes else "sync_started"
     return redirect(base if run_id is None else f"{base}/{run_id}", msg=msg)
 

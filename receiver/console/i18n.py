@@ -86,6 +86,10 @@ TEXT: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "msg_sync_started": ("已开始全量同步。", "Full sync started."),
     "msg_confirmed": ("已开始确认同步：移除将被应用。", "Confirming sync started: the removals will be applied."),
     "msg_discarded": ("已放弃该次同步暂缓的移除。", "The removals this run held were discarded."),
+    "msg_already_running": (
+        "该企业的全量同步正在进行中，结束后再试。",
+        "A full sync of this corp is already running: try again when it has finished.",
+    ),
     "msg_retried": ("已重新排队。", "Queued again."),
     "msg_dead_discarded": ("已放弃该死信。", "Dead letter discarded."),
     "msg_signed_out": ("已退出。", "Signed out."),

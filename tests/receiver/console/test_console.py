@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from handlers.store import locks
 from receiver.keys import CONSOLE, CORP_ROWS, POOL
 from receiver.testing import mutations
-from tests.support.console import csrf_of, dead_letter, quarantined_run
+from tests.support.console import csrf_of, dead_letter, quarantined_run, statuses
 from tests.support.world import World, running_world
 
 TOKEN = "console-test-token-4f1c"
@@ -242,3 +243,19 @@ async def test_hostile_paths_and_keys_get_a_4xx_never_a_5xx(world: World) -> Non
         answer = await world.client.get(path)
         assert 400 <= answer.status < 500, (path, answer.status)
         assert "<!doctype html>" in await answer.text()  # the console's one-line error page
+
+
+async def test_confirming_while_another_process_syncs_the_corp_confirms_nothing(world: World) -> None:
+    run_id, held = await quarantined_run(world)
+    await sign_in(world.client)
+    page = await (await world.client.get(f"/console/corps/HQ/runs/{run_id}")).text()
+    async with world.app[POOL].acquire() as other:  # another process's full sync of HQ holds the lock
+        assert await locks.try_lock_full_sync(other, world.app[CORP_ROWS]["HQ"])
+        try:
+            answer = await world.client.post(f"/console/corps/HQ/runs/{run_id}/confirm", data={"csrf": csrf_of(page)})
+            assert "already running" in await answer.text()
+        finally:
+            await locks.unlock_full_sync(other, world.app[CORP_ROWS]["HQ"])
+    assert await statuses(world, "HQ", held) == {"active"}
+    confirmed = await world.app[POOL].fetchval("SELECT confirmed_at FROM sync_runs WHERE id = $1", run_id)
+    assert confirmed is None
