@@ -22,8 +22,8 @@ async def corps(db: Db, names: list[str], auths: list[str], after: str | None, l
     return rows
 
 
-async def dept_children(db: Db, corp: int, parent: str, limit: int) -> list[Row]:
-    rows: list[Row] = await db.fetch(q("console_dept_children"), corp, parent, limit)
+async def dept_children(db: Db, corp: int, parent: str, limit: int, skip: int = 0) -> list[Row]:
+    rows: list[Row] = await db.fetch(q("console_dept_children"), corp, parent, limit, skip)
     return rows
 
 

@@ -17,7 +17,7 @@ from receiver.console.base import PAGE_SIZE, Ctx, page, render
 from receiver.keys import CONFIG, POOL
 
 MAX_KEY = 256  # a page key (user id, corp name) longer than any the platforms issue is refused
-MAX_CHILDREN = 200  # sub-departments listed under one department (the rest through member search)
+MAX_CHILDREN = 100  # sub-departments listed per page under one department
 
 
 def _text_key(request: web.Request, name: str) -> str | None:
@@ -68,14 +68,16 @@ async def departments(request: web.Request, ctx: Ctx) -> web.StreamResponse:
             dept_id = (await corp.get_root_dept()).dept_id
         except UnknownRecord:  # never synced: nothing to show yet
             return render(request, ctx, "departments.html", corp=corp.name, path=[], children=[], members=None,
-                          more_children=False)  # fmt: skip
+                          more_children=None)  # fmt: skip
     path = await store.dept_path(pool, corp.row_id, dept_id)
     if not path:
         raise UnknownRecord("department", dept_id)
-    children = await store.dept_children(pool, corp.row_id, dept_id, MAX_CHILDREN + 1)
+    skip = _int_key(request, "from") or 0
+    children = await store.dept_children(pool, corp.row_id, dept_id, MAX_CHILDREN + 1, skip)
+    more_children = skip + MAX_CHILDREN if len(children) > MAX_CHILDREN else None
     members = await corp.page_members(MemberFilter(dept_id=dept_id), PAGE_SIZE, _text_key(request, "after"))
     return render(request, ctx, "departments.html", corp=corp.name, path=path, children=children[:MAX_CHILDREN],
-                  more_children=len(children) > MAX_CHILDREN, members=members, dept=dept_id)  # fmt: skip
+                  more_children=more_children, members=members, dept=dept_id)  # fmt: skip
 
 
 @page

@@ -23,14 +23,15 @@ ORDER BY c.name
 LIMIT $4;
 
 -- name: console_dept_children
--- $1 corps row id, $2 parent department id, $3 the limit. With each child's count of active members.
+-- $1 corps row id, $2 parent department id, $3 the limit, $4 how many to skip (a page of one department's
+-- children: a few hundred at most, so an offset is fine). With each child's count of active members.
 SELECT d.dept_id, d.name,
        (SELECT count(*) FROM member_departments md JOIN members m ON m.id = md.member
         WHERE md.corp = $1 AND md.dept_id = d.dept_id AND m.status = 'active') AS members
 FROM departments d
 WHERE d.corp = $1 AND d.parent_id = $2
 ORDER BY d."order" NULLS LAST, length(d.dept_id), d.dept_id
-LIMIT $3;
+LIMIT $3 OFFSET $4;
 
 -- name: console_dept_path
 -- $1 corps row id, $2 department id

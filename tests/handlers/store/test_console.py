@@ -66,3 +66,21 @@ async def test_a_discarded_run_stays_discarded_when_a_later_run_confirms_the_oth
     assert not await console.discard_run(pool, corp, runs[1])  # confirmed: nothing to discard
     held = await console.held_members(pool, corp, runs[1], 1, 10)
     assert [(r["position"], r["user_id"]) for r in held] == [(2, "b")]
+
+
+async def test_a_departments_children_come_a_page_at_a_time_with_their_member_counts(pool: asyncpg.Pool) -> None:
+    corp = await make_corp(pool)
+    await pool.execute("INSERT INTO departments (corp, dept_id, parent_id) VALUES ($1, '1', NULL)", corp)
+    await pool.execute(
+        'INSERT INTO departments (corp, dept_id, parent_id, "order")'
+        " SELECT $1, g::text, '1', g FROM generate_series(2, 8) g",
+        corp,
+    )
+    await _member(pool, corp, "m", "成员")
+    await pool.execute(
+        "INSERT INTO member_departments (corp, member, dept_id) SELECT $1, id, '3' FROM members WHERE corp = $1", corp
+    )
+    first = await console.dept_children(pool, corp, "1", 3)
+    assert [(r["dept_id"], r["members"]) for r in first] == [("2", 0), ("3", 1), ("4", 0)]
+    assert [r["dept_id"] for r in await console.dept_children(pool, corp, "1", 3, 6)] == ["8"]
+    assert [r["dept_id"] for r in await console.dept_path(pool, corp, "3")] == ["1", "3"]
