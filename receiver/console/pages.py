@@ -125,10 +125,12 @@ async def sync_run(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     after = _int_key(request, "after") or 0
     held = await store.held_members(request.app[POOL], corp.row_id, run["id"], after, PAGE_SIZE + 1)
     more = held[PAGE_SIZE - 1]["position"] if len(held) > PAGE_SIZE else None
-    depts = await store.held_departments(request.app[POOL], corp.row_id, run["id"], 0, PAGE_SIZE)
+    dafter = _int_key(request, "dafter") or 0
+    depts = await store.held_departments(request.app[POOL], corp.row_id, run["id"], dafter, PAGE_SIZE + 1)
+    more_depts = depts[PAGE_SIZE - 1]["position"] if len(depts) > PAGE_SIZE else None
     awaiting = run["status"] == "quarantined" and run["confirmed_at"] is None and run["discarded_at"] is None
     return render(request, ctx, "run.html", corp=corp.name, run=run, held=held[:PAGE_SIZE], more=more,
-                  held_depts=depts, awaiting=awaiting)  # fmt: skip
+                  held_depts=depts[:PAGE_SIZE], more_depts=more_depts, awaiting=awaiting)  # fmt: skip
 
 
 @page

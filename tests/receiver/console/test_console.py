@@ -259,3 +259,18 @@ async def test_confirming_while_another_process_syncs_the_corp_confirms_nothing(
     assert await statuses(world, "HQ", held) == {"active"}
     confirmed = await world.app[POOL].fetchval("SELECT confirmed_at FROM sync_runs WHERE id = $1", run_id)
     assert confirmed is None
+
+
+async def test_a_runs_held_removals_come_a_page_at_a_time(world: World) -> None:
+    run_id, _ = await quarantined_run(world)
+    held = {"reason": "threshold", "members": [f"h{i:03}" for i in range(60)],
+            "departments": [f"d{i:03}" for i in range(55)], "failed_departments": []}  # fmt: skip
+    await world.app[POOL].execute("UPDATE sync_runs SET held = $2 WHERE id = $1", run_id, held)
+    await sign_in(world.client)
+    first = await (await world.client.get(f"/console/corps/HQ/runs/{run_id}")).text()
+    assert first.count('class="held"') == 50 and "h049" in first and "h050" not in first
+    assert "?after=50" in first and "?dafter=50" in first and "d049" in first and "d050" not in first
+    second = await (await world.client.get(f"/console/corps/HQ/runs/{run_id}?after=50")).text()
+    assert second.count('class="held"') == 10 and "h059" in second and 'id="next-page"' not in second
+    depts = await (await world.client.get(f"/console/corps/HQ/runs/{run_id}?dafter=50")).text()
+    assert "d054" in depts and "d049" not in depts
