@@ -14,6 +14,7 @@ from receiver.console.state import Console
 from receiver.ops.metrics import Metrics
 from receiver.runtime import Runtime
 from receiver.settings import Settings
+from receiver.stream.consumer import StreamConsumer
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", AppConfig)
@@ -26,3 +27,4 @@ INTAKE = web.AppKey("intake", Intake)
 WORKER = web.AppKey("worker", Worker)
 SCHEDULER = web.AppKey("scheduler", SyncScheduler)  # the owner of every full sync the app runs
 CONSOLE = web.AppKey("console", Console)  # the web console's templates and session signer: receiver.console
+STREAMS = web.AppKey("streams", dict[str, StreamConsumer])  # this process's DingTalk Stream consumers, by corp

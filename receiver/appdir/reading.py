@@ -142,13 +142,13 @@ class Node:
             self.fail(key, f"must be exactly 43 characters of A-Z, a-z, 0-9 ({detail})", IllegalAesKey)
         return Secret(value)
 
-    def api_base(self, default: str) -> str:
-        value = self.opt_text("apiBase")
+    def api_base(self, default: str, *, key: str = "apiBase") -> str:
+        value = self.opt_text(key)
         if value is None:
             return default
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.fail("apiBase", "must be an http:// or https:// URL")
+            self.fail(key, "must be an http:// or https:// URL")
         return value.rstrip("/")
 
     def opt_number(self, key: str, *, low: float, high: float = math.inf, open_low: bool = False) -> float | None:

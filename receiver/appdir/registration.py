@@ -28,6 +28,14 @@ def _corp_lines(corp: CorpConfig, base: str) -> list[str]:
             f"  URL (the 代开发 app's callback in this corp): {base}/callback/wecom/{corp.name}",
             f"  Token / EncodingAESKey: the auth's, {_source(auth_file, 'token', 'encodingAESKey')}",
         ]
+    if corp.stream:
+        return [
+            f"{head} (DingTalk internal app, Stream mode) corpId {corp.corp_id} appKey {corp.app_key}",
+            "  no callback URL: serve opens an outbound connection (443 to api.dingtalk.com and"
+            " wss-open-connection.dingtalk.com)",
+            "  in the developer console: 事件订阅 → 推送方式 → Stream 模式推送, then subscribe the 通讯录 events",
+            f"  gateway: {corp.stream_base}, with {_source(file, 'authConfig.appKey', 'authConfig.appSecret')}",
+        ]
     return [
         f"{head} (DingTalk internal app) corpId {corp.corp_id} appKey {corp.app_key}",
         f"  请求网址 (developer console → 事件订阅 → HTTP 推送): {base}/callback/dingtalk/{corp.name}",

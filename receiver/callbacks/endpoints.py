@@ -72,6 +72,8 @@ def build_endpoints(config: AppConfig) -> Endpoints:
             # 代开发 app callback URL: the auth's token and key, receive-id = the authorized corp's corpid.
             wecom[name] = CorpEndpoint(name, Platform.WECOM, suites[corp.auth.name].cipher, frozenset({corp.corp_id}))
         elif isinstance(corp, DingTalkCorp):
+            if corp.callback is None:  # Stream mode: no callback URL (404)
+                continue
             keys = corp.callback
             dingtalk[name] = CorpEndpoint(
                 name, Platform.DINGTALK, CallbackCipher(keys.token.reveal(), keys.aes_key.reveal()), keys.receive_ids

@@ -25,6 +25,7 @@ from handlers.errors import ConfigError
 from receiver.appdir import load_app_dir
 from receiver.appdir.registration import registration_lines
 from receiver.errors import IllegalAesKey
+from receiver.testing.harness import callback_keys
 
 HQ_AES = ("hqAesKey0" * 5)[:43]
 SALES_AES = ("salesAes1" * 5)[:43]
@@ -164,15 +165,15 @@ def test_loads_dingtalk_corp_from_auth_config(app_dir: Path) -> None:
     assert sales.type is CorpType.DINGTALK_INNER
     assert (sales.corp_id, sales.agent_id, sales.app_key) == ("dingSales01", "2233445566", "dingappkey0000001")
     assert sales.app_secret.reveal() == "sales-app-secret-c0de"
-    assert sales.callback.token.reveal() == "tokSales8814"
-    assert sales.callback.aes_key.reveal() == SALES_AES
+    assert callback_keys(sales).token.reveal() == "tokSales8814"
+    assert callback_keys(sales).aes_key.reveal() == SALES_AES
     assert sales.api_base == DINGTALK_API_BASE
 
 
 def test_dingtalk_receive_ids_default_to_app_key_and_corp_id(app_dir: Path) -> None:
     sales = load_app_dir(app_dir, {}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert sales.callback.receive_ids == frozenset({"dingappkey0000001", "dingSales01"})
+    assert callback_keys(sales).receive_ids == frozenset({"dingappkey0000001", "dingSales01"})
 
 
 def test_dingtalk_owner_key_replaces_app_key_in_receive_ids(tmp_path: Path) -> None:
@@ -181,7 +182,7 @@ def test_dingtalk_owner_key_replaces_app_key_in_receive_ids(tmp_path: Path) -> N
     corp(tmp_path, "Sales", CorpType.DINGTALK_INNER, config)
     sales = load_app_dir(tmp_path, {}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert sales.callback.receive_ids == frozenset({"suiteKeyXYZ", "dingSales01"})
+    assert callback_keys(sales).receive_ids == frozenset({"suiteKeyXYZ", "dingSales01"})
 
 
 def test_loads_suite_auth(app_dir: Path) -> None:
@@ -341,7 +342,7 @@ def test_placeholders_work_in_nested_keys_and_in_e_json(tmp_path: Path) -> None:
     element(tmp_path, "corps", "Sales", "corps.DDInnerType", config, title="{{TITLE}}")
     sales = load_app_dir(tmp_path, {"DD_SECRET": "s", "DD_AES": SALES_AES, "TITLE": "销售"}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert (sales.title, sales.app_secret.reveal(), sales.callback.aes_key.reveal()) == ("销售", "s", SALES_AES)
+    assert (sales.title, sales.app_secret.reveal(), callback_keys(sales).aes_key.reveal()) == ("销售", "s", SALES_AES)
 
 
 def test_jitai_style_camel_case_placeholder_names(tmp_path: Path) -> None:
