@@ -14,7 +14,7 @@ from handlers.errors import InvalidInput, UnknownRecord
 from handlers.store import console as store
 from receiver.api.corps import get_corp
 from receiver.console.base import PAGE_SIZE, Ctx, page, render
-from receiver.keys import CONFIG, POOL
+from receiver.keys import CONFIG, POOL, STREAMS
 
 MAX_KEY = 256  # a page key (user id, corp name) longer than any the platforms issue is refused
 MAX_CHILDREN = 100  # sub-departments listed per page under one department
@@ -36,15 +36,19 @@ def _int_key(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
-def _callback_state(request: web.Request, name: str) -> str:
-    """The callback path this corp's events arrive on (a suite tenant's: its suite's data URL)."""
+def _callback_state(request: web.Request, name: str) -> dict[str, Any]:
+    """How this corp's events arrive: ``http`` (the callback path to register; a suite tenant's is its suite's
+    data URL), ``stream`` (DingTalk Stream: this process's connection, when it holds one) or ``pull`` (none)."""
     corp = request.app[CONFIG].corps.get(name)
-    if isinstance(corp, WecomInnerCorp | WecomProxyCorp):
-        return f"/callback/wecom/{name}"
     if isinstance(corp, DingTalkCorp):
-        return f"/callback/dingtalk/{name}"
-    auth = name.split("/", 1)[0]
-    return f"/callback/wecom-suite/{auth}/data"
+        if corp.stream:
+            consumer = request.app.get(STREAMS, {}).get(name)
+            link = None if consumer is None else consumer.state.json(consumer.now())
+            return {"kind": "stream", "link": link}
+        return {"kind": "http", "path": f"/callback/dingtalk/{name}"} if corp.callback else {"kind": "pull"}
+    if isinstance(corp, WecomInnerCorp | WecomProxyCorp):
+        return {"kind": "http", "path": f"/callback/wecom/{name}"}
+    return {"kind": "http", "path": f"/callback/wecom-suite/{name.split('/', 1)[0]}/data"}
 
 
 @page

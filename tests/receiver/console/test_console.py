@@ -15,6 +15,8 @@ from handlers.store import locks
 from receiver.keys import CONSOLE, CORP_ROWS, POOL
 from receiver.testing import mutations
 from tests.support.console import csrf_of, dead_letter, quarantined_run, statuses
+from tests.support.eventkit import until
+from tests.support.streaming import stream_world
 from tests.support.world import World, running_world
 
 TOKEN = "console-test-token-4f1c"
@@ -274,3 +276,23 @@ async def test_a_runs_held_removals_come_a_page_at_a_time(world: World) -> None:
     assert second.count('class="held"') == 10 and "h059" in second and 'id="next-page"' not in second
     depts = await (await world.client.get(f"/console/corps/HQ/runs/{run_id}?dafter=50")).text()
     assert "d054" in depts and "d049" not in depts
+
+
+async def test_the_overview_shows_a_stream_corps_connection(
+    tmp_path: Path, db_url: str, aiohttp_client: Callable[..., Any]
+) -> None:
+    async with stream_world(tmp_path, db_url, aiohttp_client) as world:
+        client = world.clients[0]
+        page = await (await client.get("/console")).text()  # no admin token: a loopback caller
+        row = page.split('data-corp="Field"')[1].split("</tr>")[0]
+        assert "Stream" in row and "connected" in row and "/callback/" not in row
+        world.sim.stream.refuse_open = 503  # the gateway goes away: the connection drops and cannot reopen
+        await world.sim.stream.drop(world.ding.app_key)
+
+        async def down() -> bool:
+            return world.consumer().state.connected_since is None and world.consumer().state.last_error is not None
+
+        await until(down, within=10.0)
+        page = await (await client.get("/console")).text()
+        row = page.split('data-corp="Field"')[1].split("</tr>")[0]
+        assert "disconnected" in row and str(world.consumer().state.last_error) in row
