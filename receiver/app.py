@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from handlers.config import AppConfig
+from handlers.feed.delivery import Delivery, FeedSettings
+from handlers.feed.watch import ChangeWatch
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
-from receiver.api import openapi, read_routes, sync_routes, write_routes
+from receiver.api import feed_routes, openapi, read_routes, sync_routes, write_routes
 from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
@@ -20,7 +22,9 @@ from receiver.callbacks.routes import Callbacks
 from receiver.keys import (
     CONFIG,
     CORP_ROWS,
+    DELIVERY,
     ENDPOINTS,
+    FEED_WATCH,
     INTAKE,
     METRICS,
     POOL,
@@ -30,7 +34,7 @@ from receiver.keys import (
     WORKER,
 )
 from receiver.ops import health
-from receiver.ops.metrics import Metrics
+from receiver.ops.metrics import FeedMetrics, Metrics
 from receiver.runtime import open_runtime, pool_size
 from receiver.settings import Settings
 
@@ -48,7 +52,7 @@ _CALLBACK_KINDS = {
 def routes(callbacks: Callbacks) -> list[web.RouteDef]:
     """Every route of the app, in match order: the catch-all ``unrouted`` is last."""
     answered, c = callbacks.answered, callbacks
-    read, write, sync = read_routes, write_routes, sync_routes
+    read, write, sync, feed = read_routes, write_routes, sync_routes, feed_routes
     return [
         # the platforms' callbacks: receiver.callbacks.routes
         web.get("/callback/wecom/{corp}", answered("wecom", "wecom", c.wecom_verify)),
@@ -82,6 +86,11 @@ def routes(callbacks: Callbacks) -> list[web.RouteDef]:
         web.post(CORP + "/sync", sync.start_sync),
         web.get(CORP + "/sync-runs", sync.sync_runs),
         web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
+        # the change feed: receiver.api.feed_routes
+        web.get("/api/changes", feed.changes),
+        web.get("/api/subscribers", feed.subscribers),
+        web.post("/api/subscribers/{name}/enable", feed.enable_subscriber),
+        web.post("/api/subscribers/{name}/replay", feed.replay_subscriber),
         # what no route above takes
         web.route("*", "/{tail:.*}", unrouted, name="unrouted"),
     ]
@@ -114,6 +123,15 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api"):
         return http_problem(error)
     raise error
+
+
+def feed_settings(settings: Settings) -> FeedSettings:
+    return FeedSettings(
+        retry_schedule=settings.feed_retry_schedule,
+        disable_after=float(settings.feed_disable_after),
+        retention=float(settings.feed_retention),
+        timeout=float(settings.feed_timeout),
+    )
 
 
 def create_app(
@@ -165,7 +183,23 @@ def create_app(
             await task
         await sched.close()  # the syncs the API started when the loop does not run
 
-    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs])
+    async def change_feed(app: web.Application) -> AsyncIterator[None]:
+        """LISTEN for committed changes (long polls wait on it) and send the webhooks from the outbox."""
+        app[FEED_WATCH] = watch = ChangeWatch(app[POOL])
+        await watch.start()
+        app[DELIVERY] = delivery = Delivery(
+            app[POOL], config.subscribers, app[RUNTIME].session, feed_settings(settings), observer=FeedMetrics(metrics)
+        )
+        watch.on_change(delivery.wake)
+        stop = asyncio.Event()
+        task = asyncio.create_task(delivery.run(stop), name="corpsync-feed") if settings.run_feed else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await watch.close()
+
+    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs, change_feed])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

@@ -6,6 +6,8 @@ import asyncpg
 from aiohttp import web
 
 from handlers.config import AppConfig
+from handlers.feed.delivery import Delivery
+from handlers.feed.watch import ChangeWatch
 from handlers.sync.scheduler import SyncScheduler
 from handlers.worker.loop import Worker
 from receiver.callbacks.endpoints import Endpoints
@@ -24,3 +26,5 @@ CORP_ROWS = web.AppKey("corp_rows", dict[str, int])  # the runtime's: configured
 INTAKE = web.AppKey("intake", Intake)
 WORKER = web.AppKey("worker", Worker)
 SCHEDULER = web.AppKey("scheduler", SyncScheduler)  # the owner of every full sync the app runs
+FEED_WATCH = web.AppKey("feed_watch", ChangeWatch)  # LISTEN corpsync_changes: wakes long polls and the delivery
+DELIVERY = web.AppKey("delivery", Delivery)  # the change feed's webhook sender
