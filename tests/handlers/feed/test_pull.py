@@ -43,7 +43,7 @@ async def test_an_aborted_transaction_holds_nothing_back(pool: asyncpg.Pool) -> 
         await transaction.start()
         await upsert(conn, corp, "gone")
         await transaction.rollback()
-    await upsert(pool, corp, "kept")  # type: ignore[arg-type]  # a pool runs a statement as a connection does
+    await upsert(pool, corp, "kept")
     assert [e["objectId"] for e in (await read_once(pool, ChangeQuery())).items] == ["kept"]
 
 
@@ -81,7 +81,7 @@ async def test_a_long_poll_answers_as_soon_as_a_change_commits(pool: asyncpg.Poo
         poll = asyncio.create_task(read_changes(pool, ChangeQuery(wait=10), watch))
         await asyncio.sleep(0.3)
         assert not poll.done()
-        await upsert(pool, corp, "u1")  # type: ignore[arg-type]
+        await upsert(pool, corp, "u1")
         page = await asyncio.wait_for(poll, 5)
         assert [e["objectId"] for e in page.items] == ["u1"]
         assert time.monotonic() - started < 3
