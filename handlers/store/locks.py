@@ -72,7 +72,7 @@ async def try_lock_feed_fanout(conn: asyncpg.Connection) -> bool:
 
 
 def _stream_name(subscriber: str, corp_row: int) -> str:
-    return f"{subscriber}\x00{corp_row}"
+    return f"{subscriber}:{corp_row}"
 
 
 async def try_lock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> bool:
