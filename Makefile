@@ -31,3 +31,4 @@ bench:
 	$(PY) bench/apply.py
 	$(PY) bench/fullsync.py
 	$(PY) bench/hostile.py
+	$(PY) bench/feed.py
