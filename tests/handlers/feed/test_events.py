@@ -7,10 +7,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from handlers.api.register import GivenSnapshot
+from handlers.config import CallbackKeys, Secret, WecomInnerCorp
 from handlers.feed.events import PERSONAL_FIELDS, personal_fields, type_pattern
 from handlers.feed.pull import ChangeQuery, read_once
-from handlers.model import Department, Member, Membership
+from handlers.model import Department, Member, Membership, Snapshot
+from handlers.store.corps import ensure_corp
 from handlers.store.directory import Directory, MemberWrite, Source
+from handlers.sync.fullsync import run_full_sync
 from tests.support.feed import corp_row
 
 KEYS = ["id", "type", "corp", "objectId", "changes", "source", "at", "inboxId", "syncRunId"]
@@ -128,3 +132,35 @@ async def test_a_run_of_members_in_one_statement_logs_their_values(pool: asyncpg
         "deptIds": {"before": ["1"], "after": ["2"]},
     }
     assert (created["type"], created["changes"]["name"]) == ("member.created", {"before": None, "after": "Two"})
+
+
+async def test_a_full_sync_logs_the_values_it_changed(pool: asyncpg.Pool) -> None:
+    corp = WecomInnerCorp("HQ", "HQ", "ww1", "1", Secret("s"), None,
+                          CallbackKeys(Secret("t"), Secret("a" * 43), frozenset({"ww1"})))  # fmt: skip
+    async with pool.acquire() as conn:
+        row = await ensure_corp(conn, corp)
+    depts = (Department("1", "0", "Root"), Department("2", "1", "Two"), Department("3", "1", "Three"))
+    first = Snapshot("1", depts, (Member("u1", "One", (Membership("2"),), mobile="138"),))
+    second = Snapshot(
+        "1",
+        (*depts[:2], Department("3", "2", "Three")),
+        (Member("u1", "Uno", (Membership("3"),), mobile="139"),),
+    )
+    for snapshot in (first, second):
+        await run_full_sync(pool, row, corp, GivenSnapshot(snapshot), trigger="test")
+    found = await events(pool, personal_fields=frozenset({"mobile"}))
+    created = next(e for e in found if e["objectId"] == "u1")
+    assert (created["type"], created["source"]) == ("member.created", "full_sync")
+    assert created["changes"]["name"] == {"before": None, "after": "One"} and created["syncRunId"] is not None
+    moved_member = next(e for e in found[::-1] if e["objectId"] == "u1")
+    moved_dept = next(e for e in found[::-1] if e["objectId"] == "3")
+    assert moved_member["type"] == "member.moved"
+    assert moved_member["changes"] == {
+        "name": {"before": "One", "after": "Uno"},
+        "mobile": {"before": "138", "after": "139"},
+        "deptIds": {"before": ["2"], "after": ["3"]},
+    }
+    assert (moved_dept["type"], moved_dept["changes"]) == (
+        "department.moved",
+        {"parentId": {"before": "1", "after": "2"}},
+    )
