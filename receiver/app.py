@@ -185,7 +185,7 @@ def create_app(
 
     async def change_feed(app: web.Application) -> AsyncIterator[None]:
         """LISTEN for committed changes (long polls wait on it) and send the webhooks from the outbox."""
-        app[FEED_WATCH] = watch = ChangeWatch(app[POOL])
+        app[FEED_WATCH] = watch = ChangeWatch(database_url)
         await watch.start()
         app[DELIVERY] = delivery = Delivery(
             app[POOL], config.subscribers, app[RUNTIME].session, feed_settings(settings), observer=FeedMetrics(metrics)

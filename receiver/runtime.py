@@ -30,7 +30,7 @@ PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 POOL_SIZE = 20  # the least pool a process opens
 INTAKE_CONNECTIONS = 2  # the intake's groups in flight (receiver.callbacks.intake.Intake max_in_flight)
 OTHER_CONNECTIONS = 2  # the scheduler's look for due corps, the API and the probes
-FEED_CONNECTIONS = 3  # the change feed's LISTEN, its stream locks, and its fan-out and sends (handlers.feed)
+FEED_CONNECTIONS = 3  # the change feed's stream locks, its fan-out and its sends (handlers.feed; LISTEN has its own)
 
 
 def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:

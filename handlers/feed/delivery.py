@@ -114,8 +114,8 @@ class Delivery:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        if not self.subscribers:
-            return
+        """Rounds until ``stop``. Without subscribers too: the fan-out then only moves its position, so that a
+        subscriber added later starts from the changes committed since, not from the whole history."""
         self.running = True
         try:
             while not stop.is_set():
@@ -175,7 +175,7 @@ class Delivery:
             self._last_prune = now
             await store.prune(self.pool, self.settings.retention, 10_000)
         free = self.settings.concurrency - len(self._tasks)
-        if free <= 0 or self._lock_conn is None:
+        if free <= 0 or self._lock_conn is None or not self.subscribers:
             return
         disabled = set(await store.disabled(self.pool, list(self.subscribers)))
         enabled = [name for name in self.subscribers if name not in disabled]

@@ -1,6 +1,6 @@
 """LISTEN on the feed's channel: every committed batch of changes wakes whoever waits for one.
 
-One connection per process, taken from the pool for the watch's life. A lost connection costs only speed: the
+One connection per process, of its own (not the pool's), for the watch's life. A lost connection costs only speed: the
 waiters look again at least every ``POLL`` seconds anyway (an aborted transaction that held the horizon back
 sends no notification either).
 """
@@ -24,9 +24,9 @@ POLL = 1.0  # seconds a waiter sleeps at most between looks without a notificati
 class ChangeWatch:
     """Wakes waiters (``wait``) and listeners (``on_change``) when changes are committed."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: asyncpg.Connection | None = None  # its own connection: a pool's would be reset under it
         self._event = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
         self.last_id: int | None = None  # the newest change id notified
@@ -36,23 +36,19 @@ class ChangeWatch:
 
     async def start(self) -> None:
         try:
-            self._conn = await self._pool.acquire()
+            self._conn = await asyncpg.connect(self._url, timeout=10)
             await self._conn.add_listener(CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("feed listen failed", extra={"action": "feed_listen_failed", "error": type(exc).__name__})
-            await self._release()
+            await self.close()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._conn.remove_listener(CHANNEL, self._notified)
-        await self._release()
-
-    async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await self._pool.release(conn)
+            try:
+                await conn.close(timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         if payload.isdigit():

@@ -194,3 +194,19 @@ def test_retries_back_off_on_the_schedule_with_jitter() -> None:
     assert [retry_delay(n, settings, lambda low, high: 1.0) for n in (1, 2, 3, 9)] == [5, 300, 1800, 1800]
     assert retry_delay(2, settings, lambda low, high: low) == pytest.approx(240)
     assert retry_delay(2, settings, lambda low, high: high) == pytest.approx(360)
+
+
+async def test_a_subscriber_added_later_starts_from_the_changes_since(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    corp = await corp_row(pool)
+    async with delivering(pool, []):
+        await add_members(pool, corp, 3)
+        await until_async(lambda: pool.fetchval("SELECT change_id FROM feed_fanout"), int((await change_ids(pool))[-1]))
+    hook = Hook(new_secret())
+    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
+    async with delivering(pool, [sub]):
+        await add_members(pool, corp, 2, "later")
+        await until(lambda: len(hook.delivered()) == 2)
+        await asyncio.sleep(0.3)
+    assert hook.delivered() == (await change_ids(pool))[3:]

@@ -72,9 +72,9 @@ async def test_a_consumer_restarted_from_its_cursor_sees_every_change_once(pool:
     assert len(seen) == 4 * 15 * 2
 
 
-async def test_a_long_poll_answers_as_soon_as_a_change_commits(pool: asyncpg.Pool) -> None:
+async def test_a_long_poll_answers_as_soon_as_a_change_commits(pool: asyncpg.Pool, db_url: str) -> None:
     corp = await corp_row(pool)
-    watch = ChangeWatch(pool)
+    watch = ChangeWatch(db_url)
     await watch.start()
     try:
         started = time.monotonic()
