@@ -37,7 +37,7 @@ log = logging.getLogger("corpsync.feed")
 
 # Svix's schedule after the first try: 5 seconds, 5 minutes, 30 minutes, 2 hours, 5 hours, 10 hours, 10 hours.
 SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 @dataclass(frozen=True, slots=True)
