@@ -6,7 +6,7 @@
 ALTER TABLE change_log ADD COLUMN changes jsonb;
 CREATE INDEX change_log_at ON change_log USING brin (at);
 
--- {"<field>": {"before": <before ->> field>, "after": <after -> field>}} for each of ``fields``; NULL when none.
+-- {"<field>": {"before": before -> field, "after": after -> field}} for each of ``fields``; NULL when none.
 CREATE FUNCTION feed_changes(before jsonb, after jsonb, fields text[]) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_object_agg(f, jsonb_build_object('before', before -> f, 'after', after -> f))
