@@ -33,3 +33,4 @@ bench:
 	$(PY) bench/fullsync.py
 	$(PY) bench/hostile.py
 	$(PY) bench/jitai.py
+	$(PY) bench/feed.py

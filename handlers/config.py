@@ -173,6 +173,19 @@ CorpConfig = WecomInnerCorp | WecomProxyCorp | DingTalkCorp
 
 
 @dataclass(frozen=True, slots=True)
+class Subscriber:
+    """subscribers.Webhook — a downstream application that gets every change it wants as a signed POST."""
+
+    name: str
+    title: str
+    url: str
+    secret: Secret  # Standard Webhooks form: whsec_<base64 of the key>
+    events: tuple[str, ...] | None = None  # event type patterns ("member.*"); None: every type
+    corps: tuple[str, ...] | None = None  # corp names; None: every corp
+    personal_fields: frozenset[str] = frozenset()  # the personal fields its events may show (handlers.feed.events)
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
     """Everything in one app dir."""
 
@@ -181,3 +194,4 @@ class AppConfig:
     auths: dict[str, SuiteAuth]
     # auths/<name> elements of other JitAI login types, by name -> type: listed by check-config, not served
     ignored_auths: dict[str, str] = field(default_factory=dict)
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)

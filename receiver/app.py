@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from handlers.config import AppConfig, DingTalkCorp
+from handlers.feed.delivery import Delivery, FeedSettings
+from handlers.feed.watch import ChangeWatch
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
-from receiver.api import openapi, read_routes, sync_routes, write_routes
+from receiver.api import feed_routes, openapi, read_routes, sync_routes, write_routes
 from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
@@ -24,7 +26,9 @@ from receiver.keys import (
     CONFIG,
     CONSOLE,
     CORP_ROWS,
+    DELIVERY,
     ENDPOINTS,
+    FEED_WATCH,
     INTAKE,
     METRICS,
     POOL,
@@ -35,7 +39,7 @@ from receiver.keys import (
     WORKER,
 )
 from receiver.ops import health
-from receiver.ops.metrics import Metrics
+from receiver.ops.metrics import FeedMetrics, Metrics
 from receiver.runtime import open_runtime, pool_size
 from receiver.settings import Settings
 from receiver.stream.consumer import StreamConsumer, StreamSettings
@@ -54,7 +58,7 @@ _CALLBACK_KINDS = {
 def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
     """Every route of the app, in match order: the catch-all ``unrouted`` is last."""
     answered, c = callbacks.answered, callbacks
-    read, write, sync = read_routes, write_routes, sync_routes
+    read, write, sync, feed = read_routes, write_routes, sync_routes, feed_routes
     return [
         # the platforms' callbacks: receiver.callbacks.routes
         web.get("/callback/wecom/{corp}", answered("wecom", "wecom", c.wecom_verify)),
@@ -88,6 +92,11 @@ def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
         web.post(CORP + "/sync", sync.start_sync),
         web.get(CORP + "/sync-runs", sync.sync_runs),
         web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
+        # the change feed: receiver.api.feed_routes
+        web.get("/api/changes", feed.changes),
+        web.get("/api/subscribers", feed.subscribers),
+        web.post("/api/subscribers/{name}/enable", feed.enable_subscriber),
+        web.post("/api/subscribers/{name}/replay", feed.replay_subscriber),
         # the operators' web console: receiver.console, every page behind receiver.console.base.page / action
         *console_routes(),
         # what no route above takes
@@ -122,6 +131,15 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api"):
         return http_problem(error)
     raise error
+
+
+def feed_settings(settings: Settings) -> FeedSettings:
+    return FeedSettings(
+        retry_schedule=settings.feed_retry_schedule,
+        disable_after=float(settings.feed_disable_after),
+        retention=float(settings.feed_retention),
+        timeout=float(settings.feed_timeout),
+    )
 
 
 def create_app(
@@ -199,7 +217,23 @@ def create_app(
             await task
         await sched.close()  # the syncs the API started when the loop does not run
 
-    app.cleanup_ctx.extend([runtime, worker, intake, streams, full_syncs])
+    async def change_feed(app: web.Application) -> AsyncIterator[None]:
+        """LISTEN for committed changes (long polls wait on it) and send the webhooks from the outbox."""
+        app[FEED_WATCH] = watch = ChangeWatch(database_url)
+        await watch.start()
+        app[DELIVERY] = delivery = Delivery(
+            app[POOL], config.subscribers, app[RUNTIME].session, feed_settings(settings), observer=FeedMetrics(metrics)
+        )
+        watch.on_change(delivery.wake)
+        stop = asyncio.Event()
+        task = asyncio.create_task(delivery.run(stop), name="corpsync-feed") if settings.run_feed else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await watch.close()
+
+    app.cleanup_ctx.extend([runtime, worker, intake, streams, full_syncs, change_feed])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

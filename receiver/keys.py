@@ -6,6 +6,8 @@ import asyncpg
 from aiohttp import web
 
 from handlers.config import AppConfig
+from handlers.feed.delivery import Delivery
+from handlers.feed.watch import ChangeWatch
 from handlers.sync.scheduler import SyncScheduler
 from handlers.worker.loop import Worker
 from receiver.callbacks.endpoints import Endpoints
@@ -28,3 +30,5 @@ WORKER = web.AppKey("worker", Worker)
 SCHEDULER = web.AppKey("scheduler", SyncScheduler)  # the owner of every full sync the app runs
 CONSOLE = web.AppKey("console", Console)  # the web console's templates and session signer: receiver.console
 STREAMS = web.AppKey("streams", dict[str, StreamConsumer])  # this process's DingTalk Stream consumers, by corp
+FEED_WATCH = web.AppKey("feed_watch", ChangeWatch)  # LISTEN corpsync_changes: wakes long polls and the delivery
+DELIVERY = web.AppKey("delivery", Delivery)  # the change feed's webhook sender

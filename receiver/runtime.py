@@ -30,6 +30,7 @@ PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 POOL_SIZE = 20  # the least pool a process opens
 INTAKE_CONNECTIONS = 2  # the intake's groups in flight (receiver.callbacks.intake.Intake max_in_flight)
 OTHER_CONNECTIONS = 2  # the scheduler's look for due corps, the API and the probes
+FEED_CONNECTIONS = 3  # the change feed's stream locks, its fan-out and its sends (handlers.feed; LISTEN has its own)
 
 
 def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:
@@ -37,7 +38,7 @@ def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:
     for a connection: each sync holds one for its run and may take another to renew a token, each stream the worker
     drains holds one."""
     drains = (worker or WorkerSettings()).concurrency
-    return max(POOL_SIZE, INTAKE_CONNECTIONS + drains + 2 * sync_parallel + OTHER_CONNECTIONS)
+    return max(POOL_SIZE, INTAKE_CONNECTIONS + drains + 2 * sync_parallel + OTHER_CONNECTIONS + FEED_CONNECTIONS)
 
 
 def http_session() -> aiohttp.ClientSession:

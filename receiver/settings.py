@@ -10,6 +10,7 @@ from typing import Any
 
 from handlers.config import Secret
 from handlers.errors import ConfigError
+from handlers.feed.delivery import SCHEDULE
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_SYNC_PARALLEL = 2
@@ -32,6 +33,11 @@ class Settings:
     run_scheduler: bool = True
     event_loop: str = "auto"  # 'uvloop', 'asyncio', or 'auto' (uvloop when it is installed)
     client_timeout: int = 10  # seconds a connection may idle, or take to send a request's headers or body
+    run_feed: bool = True  # send the change feed's webhooks from this process
+    feed_retry_schedule: tuple[float, ...] = SCHEDULE  # seconds before each retry of a webhook; the last repeats
+    feed_disable_after: int = 5 * 24 * 3600  # seconds a subscriber may fail before it is disabled
+    feed_retention: int = 7 * 24 * 3600  # seconds delivered outbox rows are kept
+    feed_timeout: int = 15  # seconds one webhook POST may take
 
     @property
     def base_url(self) -> str:
@@ -77,6 +83,19 @@ def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
     return raw
 
 
+def _seconds_list(environ: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"environment: {name}: expected seconds separated by commas, got {raw!r}") from None
+    if not 1 <= len(values) <= 32 or any(not 0 <= v <= 7 * 24 * 3600 for v in values):
+        raise ConfigError(f"environment: {name}: 1 to 32 delays, each from 0 to 604800 seconds")
+    return values
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     token = env.get("CORPSYNC_ADMIN_TOKEN") or None
@@ -96,4 +115,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
         event_loop=_choice("CORPSYNC_EVENT_LOOP", env.get("CORPSYNC_EVENT_LOOP") or "auto", EVENT_LOOPS),
         client_timeout=_int(env, "CORPSYNC_CLIENT_TIMEOUT", 10, minimum=1) or 10,
+        run_feed=_flag(env, "CORPSYNC_FEED", True),
+        feed_retry_schedule=_seconds_list(env, "CORPSYNC_FEED_RETRY_SCHEDULE", SCHEDULE),
+        feed_disable_after=_int(env, "CORPSYNC_FEED_DISABLE_AFTER", 5 * 24 * 3600, minimum=1) or 1,
+        feed_retention=_int(env, "CORPSYNC_FEED_RETENTION", 7 * 24 * 3600, minimum=0) or 0,
+        feed_timeout=_int(env, "CORPSYNC_FEED_TIMEOUT", 15, minimum=1, maximum=300) or 15,
     )

@@ -59,7 +59,11 @@ async def offline_members(conn: asyncpg.Connection, corp: int, member_ids: Seque
     for row in rows:
         was_active = row["was"] == "active"
         fields = ("status", "offline_reason", "offline_at") if was_active else ("offline_reason",)
-        await directory.log("member", row["user_id"], "offline", fields)
+        values = {
+            "status": {"before": row["was"], "after": "offline"},
+            "offline_reason": {"before": None if was_active else "platform", "after": "operator"},
+        }
+        await directory.log("member", row["user_id"], "offline", fields, values)
     return tuple(r["user_id"] for r in rows)
 
 

@@ -5,9 +5,10 @@ The caller owns the transaction. ``None`` in a record means "not known here": th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 import orjson
@@ -93,7 +94,10 @@ class Directory:
         """The change-log source parameters of the statements that log their own change."""
         return self.source.kind, self.source.inbox_id, self.source.sync_run_id
 
-    async def log(self, entity: str, entity_id: str, op: str, fields: Iterable[str] = ()) -> Change:
+    async def log(
+        self, entity: str, entity_id: str, op: str, fields: Iterable[str] = (), values: Mapping[str, Any] | None = None
+    ) -> Change:
+        """Log one change; ``values`` the changed fields' ``{"before", "after"}`` where the caller knows them."""
         change = Change(entity, entity_id, op, tuple(fields))
         await self.conn.execute(
             q("dir_log_change"),
@@ -105,6 +109,7 @@ class Directory:
             self.source.kind,
             self.source.inbox_id,
             self.source.sync_run_id,
+            values,
         )
         self.changes.append(change)
         return change
@@ -249,7 +254,8 @@ class Directory:
         member_id = await self.conn.fetchval(q("dir_rename_member"), self.corp, old_user_id, new_user_id)
         if member_id is None:
             return False
-        await self.log("member", new_user_id, "rename", ("user_id",))
+        values = {"user_id": {"before": old_user_id, "after": new_user_id}}
+        await self.log("member", new_user_id, "rename", ("user_id",), values)
         return True
 
     async def member_states(self, user_ids: Iterable[str]) -> dict[str, MemberState]:
@@ -270,7 +276,7 @@ class Directory:
         row = await self.conn.fetchrow(q("dir_upsert_tag"), self.corp, tag_id, name)
         if row is None:
             return None
-        return await self.log("tag", tag_id, "create" if row["created"] else "update", row["fields"])
+        return await self.log("tag", tag_id, "create" if row["created"] else "update", row["fields"], row["changes"])
 
     async def change_tag_links(
         self,
@@ -302,7 +308,7 @@ class Directory:
         row = await self.conn.fetchrow(q("dir_upsert_role"), self.corp, role_id, name, group_name)
         if row is None:
             return None
-        return await self.log("role", role_id, "create" if row["created"] else "update", row["fields"])
+        return await self.log("role", role_id, "create" if row["created"] else "update", row["fields"], row["changes"])
 
     async def delete_role(self, role_id: str) -> bool:
         row = await self.conn.fetchrow(q("dir_delete_role"), self.corp, role_id)

@@ -19,6 +19,9 @@ FAILED_LIST_LOCK = 0x64746661  # "dtfa", per corp, session: one drain of its Din
 FULL_SYNC_LOCK = 0x63730001  # per corps row, session: one full sync of a corp at a time, across processes
 ADMINS_LOCK = 0x61646D73  # "adms", per corps row, transaction: setAdmin calls of one corp queue up
 CREDENTIAL_LOCK = 0x434F4C44  # per credential key, transaction: one process renews a cached credential at a time
+FEED_FANOUT_LOCK = 0x66656564  # "feed", row 0, transaction: one process moves change_log into the outbox at a time
+FEED_STREAM_LOCK = 0x66647374  # "fdst", per (subscriber, corp) hashed, session: one process sends a stream at a time
+# change_log_hold (migration 0006) takes bigint-form keys below 2^62, one per writing transaction: see feed_horizon
 
 
 async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
@@ -60,3 +63,23 @@ async def lock_admins(conn: asyncpg.Connection, corp_row: int) -> None:
 async def lock_credential(conn: asyncpg.Connection, key: str) -> None:
     """Inside a transaction: wait until no other process is renewing the credential ``key``."""
     await conn.execute(q("xact_lock_name"), CREDENTIAL_LOCK, key)
+
+
+async def try_lock_feed_fanout(conn: asyncpg.Connection) -> bool:
+    """Inside a transaction: own the fan-out of change_log into the outbox; False when another process has it."""
+    locked: bool = await conn.fetchval(q("xact_try_lock_row"), FEED_FANOUT_LOCK, 0)
+    return locked
+
+
+def _stream_name(subscriber: str, corp_row: int) -> str:
+    return f"{subscriber}:{corp_row}"
+
+
+async def try_lock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> bool:
+    """Own the delivery of one (subscriber, corp) stream on this connection; False when another connection has it."""
+    locked: bool = await conn.fetchval(q("try_lock_name"), FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))
+    return locked
+
+
+async def unlock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> None:
+    await conn.fetchval(q("unlock_name"), FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))

@@ -97,6 +97,29 @@ SCHEMAS: dict[str, Schema] = {
     "AdminsBody": obj({"memberIds": IDS}),
     "SignatureBody": obj({"signature": {**STR, "minLength": 1, "maxLength": 65536}}),
     "SyncBody": obj({"allowDeletes": {"type": "boolean", "default": False}}, optional=("allowDeletes",)),
+    "ChangeEvent": obj({
+        "id": {**STR, "description": "the change id, a decimal string increasing in commit order"},
+        "type": {**STR, "description": "member.created|updated|offlined|reactivated|moved, department.created|"
+                                       "updated|moved|deleted, tag.*, admin.*, role.*"},
+        "corp": STR, "objectId": STR,
+        "changes": {"type": "object", "additionalProperties": obj({"before": {}, "after": {}}),
+                    "description": "each changed field's values; personal fields only when asked for"},
+        "source": {"type": "string", "enum": ["callback", "full_sync", "operator"]},
+        "at": TIME, "inboxId": NSTR, "syncRunId": NSTR,
+    }),
+    "ChangePage": obj({"items": {"type": "array", "items": ref("ChangeEvent")},
+                       "cursor": {**STR, "description": "the last id returned, or the one given"}}),
+    "Subscriber": obj({
+        "name": STR, "title": STR, "url": {**STR, "description": "scheme and host only"}, "events": NIDS,
+        "corps": NIDS, "personalFields": IDS, "disabled": {"type": "boolean"}, "disabledAt": NTIME,
+        "disabledReason": NSTR, "failingSince": NTIME, "lastError": NSTR, "pending": INT,
+        "lagSeconds": {"type": ["number", "null"]},
+    }),
+    "SubscriberPage": page("Subscriber"),
+    "SubscriberEnabled": obj({"name": STR, "enabled": {"type": "boolean"}}),
+    "ReplayBody": obj({"after": STR, "since": TIME, "until": TIME, "corp": STR},
+                      optional=("after", "since", "until", "corp")),
+    "ReplayQueued": obj({"subscriber": STR, "queued": INT}),
 }  # fmt: skip
 
 
@@ -114,7 +137,14 @@ PARAMETERS: dict[str, Schema] = {
     "status": _param("status", "query", {"type": "string", "enum": ["active", "offline"]}, "member status"),
     "deptIdFilter": _param("deptId", "query", STR, "members directly in this department"),
     "updatedSince": _param("updatedSince", "query", TIME, "members changed at or after this time (ISO-8601)"),
-}
+    "after": _param("after", "query", STR, "the cursor of the previous answer (a change id); default: the start"),
+    "corpFilter": _param("corp", "query", STR, "only this corp's changes"),
+    "types": _param("types", "query", STR, "event types or patterns, comma-separated (member.*,department.deleted)"),
+    "wait": _param("wait", "query", {"type": "number", "minimum": 0, "maximum": 30},
+                   "seconds to wait for a change when there is none yet (long poll)"),
+    "personalFields": _param("personalFields", "query", STR, "personal fields to show, comma-separated, or *"),
+    "name": _param("name", "path", STR, "subscribers/<name> in the app dir"),
+}  # fmt: skip
 
 
 def _response(description: str, schema: str | None = None) -> Schema:
@@ -185,6 +215,16 @@ PATHS: dict[str, Schema] = {
                                 params=C, body="SyncBody", status="202", optional_body=True)},
     BASE + "/sync-runs": {"get": op("getSyncRuns", "Full sync runs, newest first", "SyncRunPage", params=C + PAGE)},
     BASE + "/sync-runs/{runId}": {"get": op("getSyncRun", "One full sync run", "SyncRun", params=(*C, "runId"))},
+    "/api/changes": {"get": op("getChanges", "Change events after a cursor, in commit order (long poll with wait)",
+                               "ChangePage", params=("after", "corpFilter", "types", "limit", "wait",
+                                                     "personalFields"))},
+    "/api/subscribers": {"get": op("getSubscribers", "Webhook subscribers and their delivery state",
+                                   "SubscriberPage")},
+    "/api/subscribers/{name}/enable": {"post": op("enableSubscriber", "Enable a subscriber disabled for failing",
+                                                  "SubscriberEnabled", params=("name",))},
+    "/api/subscribers/{name}/replay": {"post": op("replaySubscriber", "Send a subscriber's changes again",
+                                                  "ReplayQueued", params=("name",), body="ReplayBody",
+                                                  status="202")},
 }  # fmt: skip
 PATHS["/api/openapi.json"]["get"]["responses"]["200"] = {
     "description": "This OpenAPI document",

@@ -1,4 +1,5 @@
-"""Load the JitAI app dir (``corps/``, ``auths/``) into the typed configuration of ``handlers.config``.
+"""Load the JitAI app dir (``corps/``, ``auths/``, ``subscribers/``) into the typed configuration of
+``handlers.config``.
 
 Every fault stops start-up with one ``ConfigError`` line that names the file and the JSON key path and
 never shows a value. ``{{NAME}}`` placeholders in string values are filled from the ``environ`` passed in
@@ -6,6 +7,7 @@ never shows a value. ``{{NAME}}`` placeholders in string values are filled from 
 
     reading       element directories, JSON files, ``Node``: typed getters with ``{{NAME}}`` expansion
     corps         one parser per corp type
+    subscribers   webhook subscribers of the change feed
     auths         suite auths
     blocks        the rateLimits and sync blocks they share
     registration  the lines check-config prints: callback URLs and where their keys live
@@ -21,6 +23,7 @@ from handlers.errors import ConfigError
 from receiver.appdir.auths import SUITE_AUTH_TYPE, suite_auth
 from receiver.appdir.corps import dingtalk_corp, wecom_inner_corp, wecom_proxy_corp
 from receiver.appdir.reading import element_names, read_element, read_json
+from receiver.appdir.subscribers import load_subscribers
 
 __all__ = ["load_app_dir"]
 
@@ -91,4 +94,5 @@ def load_app_dir(root: str | Path, environ: Mapping[str, str]) -> AppConfig:
             )
         identities[identity] = name
         app.corps[name] = corp
+    app.subscribers.update(load_subscribers(base, environ, app.corps))
     return app

@@ -2,6 +2,7 @@
 
 serve      corpsync serve: the app on its event loop
 admin      check-config, migrate, sync
+changes    the change feed's webhook subscribers: status, enable, replay
 events     export-events, replay (the work itself is in replay)
 simulated  demo (the story is in demo), simulate
 common     the database and the app dir every command uses
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from handlers.errors import ConfigError
-from receiver.cli import admin, events, serve, simulated
+from receiver.cli import admin, changes, events, serve, simulated
 from receiver.cli.common import Command
 from receiver.ops.logs import configure_logging
 from receiver.settings import settings_from_env
@@ -30,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "export-events": events.export_events,
     "replay": events.replay,
     "simulate": simulated.simulate,
+    "changes": changes.changes,
 }
 
 
@@ -63,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     p = add("replay", "re-apply exported events, or re-send them to a running receiver with --url")
     p.add_argument("file", help="a file written by export-events")
     p.add_argument("--url", help="base URL of a running receiver, e.g. http://127.0.0.1:8080")
+    p = add("changes", "the change feed's webhook subscribers: status, enable NAME, replay NAME")
+    p.add_argument("action", choices=("status", "enable", "replay"), help="what to do")
+    p.add_argument("name", nargs="?", help="the subscriber (subscribers/<name> in the app dir)")
+    p.add_argument("--after", help="replay: the changes after this change id (a cursor)")
+    p.add_argument("--since", help="replay: the changes at or after this ISO-8601 time")
+    p.add_argument("--until", help="replay: ... and before this ISO-8601 time")
+    p.add_argument("--corp", help="replay: only this corp's changes")
     sub.add_parser(
         "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
     )

@@ -19,9 +19,10 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from handlers.store import health
+from handlers.store import feed, health
 from handlers.store import pool as db
-from receiver.keys import METRICS, POOL, SETTINGS, STREAMS, WORKER
+from handlers.store.feed import SubscriberState
+from receiver.keys import CONFIG, METRICS, POOL, SETTINGS, STREAMS, WORKER
 from receiver.ops.state import StreamState
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
@@ -49,6 +50,19 @@ async def read_database(pool: asyncpg.Pool) -> DatabaseState:
     except db.DB_ERRORS:
         return DatabaseState("database unreachable", version, ())
     return DatabaseState(None, version, tuple(StreamState.from_record(r) for r in rows))
+
+
+async def feed_states(app: web.Application) -> list[SubscriberState] | None:
+    """The webhook subscribers' state (disabled, pending, lag); None when the database did not answer in time.
+    A disabled subscriber never makes the process unready: the callbacks it must take do not depend on it."""
+    names = list(app[CONFIG].subscribers)
+    if not names:
+        return []
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            return await feed.states(app[POOL], names)
+    except db.DB_ERRORS:  # TimeoutError among them
+        return None
 
 
 def worker_state(app: web.Application) -> str:
@@ -82,6 +96,7 @@ async def readyz(request: web.Request) -> web.Response:
     worker = worker_state(request.app)
     if worker in {"stopped", "stalled"}:
         reasons.append(f"worker {worker}")
+    subscribers = await feed_states(request.app)
     body = {
         "status": "not ready" if reasons else "ready",
         "reasons": reasons,
@@ -91,6 +106,7 @@ async def readyz(request: web.Request) -> web.Response:
         "corps": {s.name: s.corp_json() for s in state.streams if s.is_corp},
         "streams": {s.name: s.inbox_json() for s in state.streams if not s.is_corp},
         "dingtalkStream": {name: c.state.json(c.now()) for name, c in request.app.get(STREAMS, {}).items()},
+        "disabledSubscribers": sorted(s.name for s in subscribers or () if s.disabled_at is not None),
     }
     return web.json_response(body, status=503 if reasons else 200)
 
@@ -100,4 +116,5 @@ async def metrics(request: web.Request) -> web.Response:
     state = await read_database(request.app[POOL])
     registry = request.app[METRICS]
     registry.observe_database(state.problem is None, state.streams)
+    registry.observe_feed(await feed_states(request.app) or ())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

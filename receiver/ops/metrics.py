@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from handlers.store.feed import SubscriberState
 from handlers.sync.fullsync import RunStatus, SyncResult
 from receiver.ops.state import StreamState
 
@@ -155,6 +156,26 @@ class Metrics:
             "corpsync_stream_connected", "This process holds a DingTalk Stream connection (1) or not (0)", ["corp"],
             registry=r,
         )  # fmt: skip
+        self.feed_delivered = Counter(
+            "corpsync_feed_delivered", "Change events a subscriber answered 2xx", ["subscriber"], registry=r
+        )
+        self.feed_failed = Counter(
+            "corpsync_feed_failed", "Change event sends that failed", ["subscriber", "reason"], registry=r
+        )
+        self.feed_pending = Gauge(
+            "corpsync_feed_lag_events",
+            "Change events queued for a subscriber, not delivered",
+            ["subscriber"],
+            registry=r,
+        )
+        self.feed_lag = Gauge(
+            "corpsync_feed_lag_seconds", "Age of a subscriber's oldest undelivered change (0: none)", ["subscriber"],
+            registry=r,
+        )  # fmt: skip
+        self.feed_disabled = Gauge(
+            "corpsync_feed_subscriber_disabled", "1 while a subscriber is disabled for failing", ["subscriber"],
+            registry=r,
+        )  # fmt: skip
 
     def callback_series(self, platform: str, route: str) -> CallbackSeries:
         """The answers of one callback route (made once per route, at start-up: the hot path only counts)."""
@@ -186,6 +207,28 @@ class Metrics:
             self.inbox_oldest_age.labels(stream.name).set(stream.oldest_pending_age or 0.0)
             if stream.good_sync_age is not None:
                 self.good_sync_age.labels(stream.name).set(stream.good_sync_age)
+
+    def observe_feed(self, states: Iterable[SubscriberState]) -> None:
+        """Set the subscribers' gauges from a scrape-time read."""
+        for gauge in (self.feed_pending, self.feed_lag, self.feed_disabled):
+            gauge.clear()
+        for state in states:
+            self.feed_pending.labels(state.name).set(state.pending)
+            self.feed_lag.labels(state.name).set(state.lag_seconds or 0.0)
+            self.feed_disabled.labels(state.name).set(0 if state.disabled_at is None else 1)
+
+
+class FeedMetrics:
+    """The observer the webhook delivery calls (see handlers.feed.delivery.FeedObserver)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def on_delivered(self, subscriber: str, seconds: float) -> None:
+        self._m.feed_delivered.labels(subscriber).inc()
+
+    def on_failed(self, subscriber: str, reason: str) -> None:
+        self._m.feed_failed.labels(subscriber, reason).inc()
 
 
 class ClientMetrics:

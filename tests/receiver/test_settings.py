@@ -25,8 +25,9 @@ def test_the_sync_parallelism_is_read_and_checked() -> None:
 
 
 def test_the_pool_keeps_connections_for_the_intake_and_the_worker_beside_the_syncs() -> None:
-    assert pool_size(2) == pool_size(4) == 20
-    assert pool_size(10) == 2 + 8 + 2 * 10 + 2
+    assert pool_size(2) == 20
+    assert pool_size(4) == 2 + 8 + 2 * 4 + 2 + 3  # intake, worker drains, syncs, API and probes, change feed
+    assert pool_size(10) == 2 + 8 + 2 * 10 + 2 + 3
 
 
 async def test_serve_runs_as_many_syncs_as_set_on_a_pool_sized_for_them(
@@ -35,4 +36,4 @@ async def test_serve_runs_as_many_syncs_as_set_on_a_pool_sized_for_them(
     settings = Settings(app_dir=tmp_path, run_worker=False, run_scheduler=False, sync_parallel=9)
     client = await aiohttp_client(create_app(settings, load_app_dir(tmp_path, {}), db_url))
     assert client.app[SCHEDULER].settings.max_parallel == 9
-    assert client.app[POOL].get_max_size() == pool_size(9) == 30
+    assert client.app[POOL].get_max_size() == pool_size(9) == 33

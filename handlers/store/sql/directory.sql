@@ -31,12 +31,13 @@ WITH old AS (
                CASE WHEN o.name_en IS DISTINCT FROM u.name_en THEN 'name_en' END,
                CASE WHEN o."order" IS DISTINCT FROM u."order" THEN 'order' END,
                CASE WHEN o.leaders IS DISTINCT FROM u.leaders THEN 'leaders' END
-           ], NULL) AS fields
+           ], NULL) AS fields,
+           to_jsonb(o) AS before, to_jsonb(u) AS after
     FROM up u LEFT JOIN old o ON true
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
     SELECT $1, 'department', $2, CASE WHEN c.created THEN 'create' ELSE 'update' END, nullif(c.fields, '{}'),
-           $8, $9, $10
+           $8, $9, $10, feed_changes(c.before, c.after, c.fields)
     FROM changed c
     RETURNING 1
 )
@@ -74,6 +75,8 @@ WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = 
 -- its departments are not known locally. Returns op NULL when nothing changed.
 WITH old AS (
     SELECT * FROM members WHERE corp = $1 AND user_id = $2
+), old_depts AS (
+    SELECT array_agg(md.dept_id ORDER BY md.dept_id) AS ids FROM member_departments md JOIN old ON md.member = old.id
 ), up AS (
     INSERT INTO members AS m (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email,
                               biz_mail, telephone, gender, avatar, job_number, work_place, hired_date,
@@ -175,17 +178,21 @@ WITH old AS (
                CASE WHEN o.extattr IS DISTINCT FROM u.extattr THEN 'extattr' END,
                CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
                CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
-           ], NULL) END AS fields
+           ], NULL) END AS fields,
+           coalesce(to_jsonb(o), '{}') || jsonb_build_object('departments', (SELECT ids FROM old_depts)) AS before,
+           coalesce(to_jsonb(u), '{}')
+               || jsonb_build_object('departments', ARRAY(SELECT w.dept_id FROM want w ORDER BY w.dept_id)) AS after
     FROM m LEFT JOIN old o ON true LEFT JOIN up u ON true
 ), final AS (
-    SELECT r.id, r.unknown_departments,
+    SELECT r.id, r.unknown_departments, r.before, r.after,
            r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
            CASE WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
                 WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
     FROM result r
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
-    SELECT $1, 'member', $2, f.op, nullif(f.fields, '{}'), $25, $26, $27 FROM final f WHERE f.op IS NOT NULL
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
+    SELECT $1, 'member', $2, f.op, nullif(f.fields, '{}'), $25, $26, $27, feed_changes(f.before, f.after, f.fields)
+    FROM final f WHERE f.op IS NOT NULL
     RETURNING 1
 ), touched AS (
     -- Only the memberships changed: the member row was not rewritten above, but it did change
@@ -222,6 +229,10 @@ WITH input AS (
 ), old AS (
     SELECT i.ord, m.* FROM input i
     CROSS JOIN LATERAL (SELECT * FROM members m WHERE m.corp = $1 AND m.user_id = i.user_id OFFSET 0) m
+), old_depts AS (
+    SELECT o.ord, array_agg(md.dept_id ORDER BY md.dept_id) AS ids
+    FROM old o JOIN member_departments md ON md.member = o.id
+    GROUP BY o.ord
 ), updated AS (
     UPDATE members AS m
     SET union_id = coalesce(i.union_id, m.union_id),
@@ -343,18 +354,23 @@ WITH input AS (
                CASE WHEN o.extattr IS DISTINCT FROM u.extattr THEN 'extattr' END,
                CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
                CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
-           ], NULL) END AS fields
+           ], NULL) END AS fields,
+           (coalesce(to_jsonb(o), '{}') - 'ord') || jsonb_build_object('departments', od.ids) AS before,
+           (coalesce(to_jsonb(u), '{}') - 'ord') || jsonb_build_object('departments', ARRAY(
+               SELECT w.dept_id FROM want w WHERE w.ord = ids.ord ORDER BY w.dept_id)) AS after
     FROM ids JOIN input i ON i.ord = ids.ord LEFT JOIN old o ON o.ord = ids.ord LEFT JOIN up u ON u.ord = ids.ord
          LEFT JOIN moved mv ON mv.member = ids.id LEFT JOIN unknown un ON un.ord = ids.ord
+         LEFT JOIN old_depts od ON od.ord = ids.ord
 ), final AS (
-    SELECT r.ord, r.id, r.user_id, r.inbox_id, r.rewritten, r.unknown_departments,
+    SELECT r.ord, r.id, r.user_id, r.inbox_id, r.rewritten, r.unknown_departments, r.before, r.after,
            r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
            CASE WHEN r.id IS NULL THEN NULL WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
                 WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
     FROM result r
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
-    SELECT $1, 'member', f.user_id, f.op, nullif(f.fields, '{}'), $28, f.inbox_id, $29
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
+    SELECT $1, 'member', f.user_id, f.op, nullif(f.fields, '{}'), $28, f.inbox_id, $29,
+           feed_changes(f.before, f.after, f.fields)
     FROM final f WHERE f.op IS NOT NULL
     ORDER BY f.ord
     RETURNING 1
@@ -374,8 +390,11 @@ WITH gone AS (
     WHERE corp = $1 AND user_id = $2 AND status = 'active'
     RETURNING id
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
-    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason'], $4, $5, $6 FROM gone
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
+    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason'], $4, $5, $6,
+           jsonb_build_object('status', jsonb_build_object('before', 'active', 'after', 'offline'),
+                              'offline_reason', jsonb_build_object('before', NULL, 'after', $3::text))
+    FROM gone
     RETURNING 1
 )
 SELECT id FROM gone;
@@ -407,7 +426,9 @@ WITH old AS (
     RETURNING name
 )
 SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
-       array_remove(ARRAY[CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END], NULL) AS fields
+       array_remove(ARRAY[CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END], NULL) AS fields,
+       feed_changes(to_jsonb(o), to_jsonb(u),
+                    array_remove(ARRAY[CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END], NULL)) AS changes
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_tag_add_members
@@ -452,7 +473,11 @@ SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
        array_remove(ARRAY[
            CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
            CASE WHEN o.group_name IS DISTINCT FROM u.group_name THEN 'group_name' END
-       ], NULL) AS fields
+       ], NULL) AS fields,
+       feed_changes(to_jsonb(o), to_jsonb(u), array_remove(ARRAY[
+           CASE WHEN o.name IS DISTINCT FROM u.name THEN 'name' END,
+           CASE WHEN o.group_name IS DISTINCT FROM u.group_name THEN 'group_name' END
+       ], NULL)) AS changes
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_delete_role
@@ -492,6 +517,7 @@ WHERE a.corp = $1 AND a.member = m.id AND m.user_id = $2 AND a.source = 'platfor
 RETURNING a.member;
 
 -- name: dir_log_change
--- $1 corps row id, $2 entity, $3 entity id, $4 op, $5 changed fields, $6 source kind, $7 inbox id, $8 sync run id
-INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+-- $1 corps row id, $2 entity, $3 entity id, $4 op, $5 changed fields, $6 source kind, $7 inbox id, $8 sync run id,
+-- $9 the changed values ({"<field>": {"before", "after"}}) or NULL
+INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb);

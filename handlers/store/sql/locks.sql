@@ -24,3 +24,7 @@ SELECT pg_advisory_xact_lock($1::int, $2::int);
 -- name: xact_lock_name
 -- $1 lock key, $2 the name locked. Waits; held until the transaction ends.
 SELECT pg_advisory_xact_lock($1::int, hashtext($2));
+
+-- name: xact_try_lock_row
+-- $1 lock key, $2 the row id locked. Does not wait; held until the transaction ends.
+SELECT pg_try_advisory_xact_lock($1::int, $2::int);

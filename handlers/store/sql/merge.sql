@@ -23,7 +23,7 @@ CREATE TEMP TABLE IF NOT EXISTS fs_member_departments (
     user_id text, dept_id text, is_leader boolean, "order" bigint, PRIMARY KEY (user_id, dept_id)
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS fs_member_diff (
-    user_id text PRIMARY KEY, member bigint, op text, fields text[]
+    user_id text PRIMARY KEY, member bigint, op text, fields text[], changes jsonb
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS fs_tags (
     tag_id text PRIMARY KEY, name text, members_known boolean NOT NULL, departments_known boolean NOT NULL
@@ -95,7 +95,8 @@ WITH diff AS (
                CASE WHEN d.name_en IS DISTINCT FROM s.name_en THEN 'name_en' END,
                CASE WHEN d."order" IS DISTINCT FROM s."order" THEN 'order' END,
                CASE WHEN d.leaders IS DISTINCT FROM s.leaders THEN 'leaders' END
-           ], NULL) AS fields
+           ], NULL) AS fields,
+           to_jsonb(d) AS before_row, to_jsonb(s) AS after_row
     FROM fs_departments s LEFT JOIN departments d ON d.corp = $1 AND d.dept_id = s.dept_id
 ), changed AS (
     SELECT * FROM diff WHERE is_new OR cardinality(fields) > 0
@@ -106,9 +107,9 @@ WITH diff AS (
     SET parent_id = EXCLUDED.parent_id, name = EXCLUDED.name, name_en = EXCLUDED.name_en,
         "order" = EXCLUDED."order", leaders = EXCLUDED.leaders, updated_at = now()
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
     SELECT $1, 'department', dept_id, CASE WHEN is_new THEN 'create' ELSE 'update' END,
-           CASE WHEN is_new THEN NULL ELSE fields END, 'full_sync', $2
+           CASE WHEN is_new THEN NULL ELSE fields END, 'full_sync', $2, feed_changes(before_row, after_row, fields)
     FROM changed
 )
 SELECT count(*) FILTER (WHERE is_new) AS created, count(*) FILTER (WHERE NOT is_new) AS updated FROM changed;
@@ -167,10 +168,12 @@ WITH new_users AS (
     WHERE per_old = 1 AND per_new = 1
 ), renamed AS (
     UPDATE members m SET user_id = p.new_id, updated_at = now() FROM pairs p WHERE m.id = p.id
-    RETURNING m.user_id
+    RETURNING m.id, m.user_id
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'member', user_id, 'rename', ARRAY['user_id'], 'full_sync', $2 FROM renamed
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'member', r.user_id, 'rename', ARRAY['user_id'], 'full_sync', $2,
+           jsonb_build_object('user_id', jsonb_build_object('before', o.user_id, 'after', r.user_id))
+    FROM renamed r JOIN members o ON o.id = r.id
 )
 SELECT count(*) FROM renamed;
 
@@ -179,8 +182,10 @@ SELECT count(*) FROM renamed;
 -- One row per staged member that needs a write: create, reactivate (offline for a platform reason), or
 -- update (changed columns; 'departments' when the membership rows differ). Operator-offlined members are
 -- updated but stay offline.
-INSERT INTO fs_member_diff (user_id, member, op, fields)
-SELECT user_id, member, op, fields FROM (
+INSERT INTO fs_member_diff (user_id, member, op, fields, changes)
+SELECT user_id, member, op, fields,
+       CASE WHEN cardinality(fields) > 0 THEN feed_changes(before_row, after_row, fields) END
+FROM (
     SELECT s.user_id, m.id AS member,
            CASE WHEN m.id IS NULL THEN 'create'
                 WHEN m.status = 'offline' AND m.offline_reason IS DISTINCT FROM 'operator' THEN 'reactivate'
@@ -205,15 +210,19 @@ SELECT user_id, member, op, fields FROM (
                CASE WHEN m.extattr IS DISTINCT FROM s.extattr::jsonb THEN 'extattr' END,
                CASE WHEN m.main_dept_id IS DISTINCT FROM s.main_dept_id THEN 'main_dept_id' END,
                CASE WHEN s.departments_known AND l.deps IS DISTINCT FROM r.deps THEN 'departments' END
-           ], NULL) AS fields
+           ], NULL) AS fields,
+           to_jsonb(m) || jsonb_build_object('departments', l.ids) AS before_row,
+           to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', r.ids) AS after_row
     FROM fs_members s
     LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
     LEFT JOIN (
-        SELECT member, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps
+        SELECT member, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps,
+               array_agg(dept_id ORDER BY dept_id) AS ids
         FROM member_departments WHERE corp = $1 GROUP BY member
     ) l ON l.member = m.id
     LEFT JOIN (
-        SELECT user_id, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps
+        SELECT user_id, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps,
+               array_agg(dept_id ORDER BY dept_id) AS ids
         FROM fs_member_departments GROUP BY user_id
     ) r ON r.user_id = s.user_id
 ) x
@@ -266,8 +275,8 @@ WHERE (member_departments.is_leader, member_departments."order")
 -- name: fs_log_members
 -- $1 corps row id, $2 sync run id
 WITH logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'member', user_id, op, CASE WHEN op = 'create' THEN NULL ELSE fields END, 'full_sync', $2
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'member', user_id, op, CASE WHEN op = 'create' THEN NULL ELSE fields END, 'full_sync', $2, changes
     FROM fs_member_diff
     RETURNING op
 )
@@ -280,15 +289,17 @@ WITH gone AS (
     WHERE corp = $1 AND status = 'active' AND user_id = ANY($3::text[])
     RETURNING user_id
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'member', user_id, 'offline', ARRAY['status'], 'full_sync', $2 FROM gone
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'member', user_id, 'offline', ARRAY['status'], 'full_sync', $2,
+           '{"status": {"before": "active", "after": "offline"}}'::jsonb
+    FROM gone
 )
 SELECT count(*) FROM gone;
 
 -- name: fs_merge_tags
 -- $1 corps row id, $2 sync run id
 WITH diff AS (
-    SELECT s.tag_id, s.name, t.tag_id IS NULL AS is_new
+    SELECT s.tag_id, s.name, t.tag_id IS NULL AS is_new, t.name AS old_name
     FROM fs_tags s LEFT JOIN tags t ON t.corp = $1 AND t.tag_id = s.tag_id
     WHERE t.tag_id IS NULL OR t.name IS DISTINCT FROM s.name
 ), written AS (
@@ -303,12 +314,13 @@ WITH diff AS (
     DELETE FROM tag_departments x USING gone g WHERE x.corp = $1 AND x.tag_id = g.tag_id
 ), changes AS (
     SELECT tag_id, CASE WHEN is_new THEN 'create' ELSE 'update' END AS op,
-           CASE WHEN is_new THEN NULL ELSE ARRAY['name'] END AS fields
+           CASE WHEN is_new THEN NULL ELSE ARRAY['name'] END AS fields,
+           jsonb_build_object('name', jsonb_build_object('before', old_name, 'after', name)) AS changes
     FROM diff
-    UNION ALL SELECT tag_id, 'delete', NULL FROM gone
+    UNION ALL SELECT tag_id, 'delete', NULL, NULL FROM gone
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'tag', tag_id, op, fields, 'full_sync', $2 FROM changes
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'tag', tag_id, op, fields, 'full_sync', $2, changes FROM changes
 )
 SELECT op, count(*) AS n FROM changes GROUP BY op;
 
@@ -364,7 +376,7 @@ SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS 
 -- $1 corps row id, $2 sync run id
 -- Platform roles only: a local role (source 'local', set through the API) is never changed or removed.
 WITH diff AS (
-    SELECT s.role_id, s.name, s.group_name, r.role_id IS NULL AS is_new,
+    SELECT s.role_id, s.name, s.group_name, r.role_id IS NULL AS is_new, to_jsonb(r) AS before_row, to_jsonb(s) AS after_row,
            array_remove(ARRAY[
                CASE WHEN r.name IS DISTINCT FROM s.name THEN 'name' END,
                CASE WHEN r.group_name IS DISTINCT FROM s.group_name THEN 'group_name' END
@@ -386,12 +398,12 @@ WITH diff AS (
     DELETE FROM role_members x USING gone g WHERE x.corp = $1 AND x.role_id = g.role_id
 ), changes AS (
     SELECT role_id, CASE WHEN is_new THEN 'create' ELSE 'update' END AS op,
-           CASE WHEN is_new THEN NULL ELSE fields END AS fields
+           CASE WHEN is_new THEN NULL ELSE fields END AS fields, feed_changes(before_row, after_row, fields) AS changes
     FROM diff
-    UNION ALL SELECT role_id, 'delete', NULL FROM gone
+    UNION ALL SELECT role_id, 'delete', NULL, NULL FROM gone
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'role', role_id, op, fields, 'full_sync', $2 FROM changes
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'role', role_id, op, fields, 'full_sync', $2, changes FROM changes
 )
 SELECT op, count(*) AS n FROM changes GROUP BY op;
 

@@ -133,7 +133,7 @@ ROUTES = sorted((method.upper(), path) for path, ops in SPEC["paths"].items() fo
 
 
 def concrete(path: str) -> str:
-    return path.format(corp="HQ", deptId="1", memberId="u1", runId="1")
+    return path.format(corp="HQ", deptId="1", memberId="u1", runId="1", name="Hook")
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)

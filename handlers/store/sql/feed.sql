@@ -1,0 +1,164 @@
+-- The change feed (migration 0006): change_log read as events in commit order, the webhook outbox, subscribers.
+-- Read feed_horizon in its own statement first: a change id below it belongs to a transaction that is over, so
+-- the next statement (a new snapshot) sees it if it committed.
+
+-- name: feed_horizon
+SELECT feed_horizon();
+
+-- name: feed_page
+-- $1 after (exclusive), $2 horizon (exclusive), $3 corp name or NULL, $4 type patterns (LIKE) or NULL, $5 limit
+SELECT c.id, k.name AS corp, feed_type(c.entity, c.op, c.fields) AS type, c.entity_id, c.fields, c.changes,
+       c.source, c.at, c.inbox_id, c.sync_run_id
+FROM change_log c JOIN corps k ON k.id = c.corp
+WHERE c.id > $1 AND c.id < $2
+  AND ($3::text IS NULL OR k.name = $3)
+  AND ($4::text[] IS NULL OR feed_type(c.entity, c.op, c.fields) LIKE ANY ($4::text[]))
+ORDER BY c.id
+LIMIT $5;
+
+-- name: feed_corp_exists
+-- $1 corp name
+SELECT EXISTS (SELECT 1 FROM corps WHERE name = $1);
+
+-- name: feed_register_subscribers
+-- $1 subscriber names
+INSERT INTO feed_subscribers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+
+-- name: feed_fanout
+-- $1 horizon (exclusive), $2 at most this many changes, $3 subscriber names, $4 each one's type patterns joined by
+-- ',' (NULL: every type), $5 each one's corp names joined by ',' (NULL: every corp). One outbox row per change
+-- and subscriber that wants it, in change order; the fan-out position moves past every change read.
+WITH batch AS (
+    SELECT c.id, c.corp, feed_type(c.entity, c.op, c.fields) AS type, k.name AS corp_name
+    FROM change_log c JOIN corps k ON k.id = c.corp
+    WHERE c.id > (SELECT change_id FROM feed_fanout) AND c.id < $1
+    ORDER BY c.id
+    LIMIT $2
+), subs AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) AS s (name, events, corps)
+), queued AS (
+    INSERT INTO feed_outbox (subscriber, corp, change_id)
+    SELECT s.name, b.corp, b.id FROM batch b CROSS JOIN subs s
+    WHERE (s.events IS NULL OR b.type LIKE ANY (string_to_array(s.events, ',')))
+      AND (s.corps IS NULL OR b.corp_name = ANY (string_to_array(s.corps, ',')))
+    ORDER BY b.id, s.name
+    RETURNING subscriber, corp
+), streams AS (
+    INSERT INTO feed_streams (subscriber, corp) SELECT DISTINCT subscriber, corp FROM queued
+    ON CONFLICT DO NOTHING
+), moved AS (
+    UPDATE feed_fanout SET change_id = (SELECT max(id) FROM batch) WHERE EXISTS (SELECT 1 FROM batch)
+)
+SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS queued;
+
+-- name: feed_due_streams
+-- $1 subscriber names that may deliver, $2 at most this many streams
+SELECT s.subscriber, s.corp FROM feed_streams s
+WHERE s.subscriber = ANY ($1::text[]) AND s.next_at <= now()
+  AND EXISTS (
+      SELECT 1 FROM feed_outbox o WHERE o.subscriber = s.subscriber AND o.corp = s.corp AND o.delivered_at IS NULL
+  )
+ORDER BY s.next_at
+LIMIT $2;
+
+-- name: feed_stream_head
+-- $1 subscriber, $2 corps row id, $3 at most this many: the stream's next events, in order
+SELECT o.id AS outbox_id, o.attempts, c.id, k.name AS corp, feed_type(c.entity, c.op, c.fields) AS type,
+       c.entity_id, c.fields, c.changes, c.source, c.at, c.inbox_id, c.sync_run_id
+FROM feed_outbox o JOIN change_log c ON c.id = o.change_id JOIN corps k ON k.id = o.corp
+WHERE o.subscriber = $1 AND o.corp = $2 AND o.delivered_at IS NULL
+ORDER BY o.id
+LIMIT $3;
+
+-- name: feed_delivered
+-- $1 outbox ids delivered, $2 subscriber: its failing time ends
+WITH done AS (
+    UPDATE feed_outbox SET delivered_at = now(), attempts = attempts + 1
+    WHERE id = ANY ($1::bigint[]) AND delivered_at IS NULL
+)
+UPDATE feed_subscribers SET failing_since = NULL, last_error = NULL, updated_at = now()
+WHERE name = $2 AND failing_since IS NOT NULL;
+
+-- name: feed_failed
+-- $1 outbox id, $2 subscriber, $3 corps row id, $4 seconds until the next attempt, $5 what went wrong
+WITH attempt AS (
+    UPDATE feed_outbox SET attempts = attempts + 1, last_error = $5 WHERE id = $1
+), stream AS (
+    UPDATE feed_streams SET next_at = now() + make_interval(secs => $4) WHERE subscriber = $2 AND corp = $3
+)
+UPDATE feed_subscribers SET failing_since = coalesce(failing_since, now()), last_error = $5, updated_at = now()
+WHERE name = $2;
+
+-- name: feed_disable_failing
+-- $1 seconds: subscribers failing for longer are disabled
+UPDATE feed_subscribers
+SET disabled_at = now(), updated_at = now(),
+    disabled_reason = 'failing since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+WHERE disabled_at IS NULL AND failing_since <= now() - make_interval(secs => $1)
+RETURNING name;
+
+-- name: feed_enable
+-- $1 subscriber: enabled again, its streams due now
+WITH enabled AS (
+    UPDATE feed_subscribers
+    SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL, updated_at = now()
+    WHERE name = $1
+    RETURNING name
+), streams AS (
+    UPDATE feed_streams SET next_at = now() WHERE subscriber IN (SELECT name FROM enabled)
+)
+SELECT count(*) FROM enabled;
+
+-- name: feed_disabled
+-- $1 subscriber names
+SELECT name FROM feed_subscribers WHERE name = ANY ($1::text[]) AND disabled_at IS NOT NULL ORDER BY name;
+
+-- name: feed_subscriber_states
+-- $1 subscriber names: state, pending events and the age of the oldest pending change
+SELECT s.name, s.disabled_at, s.disabled_reason, s.failing_since, s.last_error,
+       (SELECT count(*) FROM feed_outbox o WHERE o.subscriber = s.name AND o.delivered_at IS NULL) AS pending,
+       (SELECT extract(epoch FROM now() - min(c.at))::float8
+        FROM feed_outbox o JOIN change_log c ON c.id = o.change_id
+        WHERE o.subscriber = s.name AND o.delivered_at IS NULL) AS lag_seconds
+FROM feed_subscribers s
+WHERE s.name = ANY ($1::text[])
+ORDER BY s.name;
+
+-- name: feed_replay
+-- $1 subscriber, $2 its type patterns joined by ',' or NULL, $3 its corp names joined by ',' or NULL, $4 after
+-- change id or NULL, $5 since or NULL, $6 until or NULL, $7 horizon (exclusive), $8 only this corp or NULL,
+-- $9 at most this many. The changes queued again, at the end of their streams.
+WITH picked AS (
+    SELECT c.id, c.corp FROM change_log c JOIN corps k ON k.id = c.corp
+    WHERE c.id < $7
+      AND ($4::bigint IS NULL OR c.id > $4)
+      AND ($5::timestamptz IS NULL OR c.at >= $5)
+      AND ($6::timestamptz IS NULL OR c.at < $6)
+      AND ($2::text IS NULL OR feed_type(c.entity, c.op, c.fields) LIKE ANY (string_to_array($2, ',')))
+      AND ($3::text IS NULL OR k.name = ANY (string_to_array($3, ',')))
+      AND ($8::text IS NULL OR k.name = $8)
+    ORDER BY c.id
+    LIMIT $9
+), queued AS (
+    INSERT INTO feed_outbox (subscriber, corp, change_id) SELECT $1, corp, id FROM picked ORDER BY id
+    RETURNING corp
+), streams AS (
+    INSERT INTO feed_streams (subscriber, corp) SELECT DISTINCT $1::text, corp FROM queued
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM queued;
+
+-- name: feed_prune
+-- $1 seconds delivered rows are kept, $2 at most this many go
+WITH gone AS (
+    DELETE FROM feed_outbox
+    WHERE id IN (
+        SELECT id FROM feed_outbox WHERE delivered_at < now() - make_interval(secs => $1) ORDER BY delivered_at LIMIT $2
+    )
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: feed_outbox_pending
+-- Outbox rows not delivered yet, every subscriber
+SELECT count(*) FROM feed_outbox WHERE delivered_at IS NULL;
