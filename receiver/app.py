@@ -12,6 +12,7 @@ from aiohttp import web
 from handlers.config import AppConfig
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
+from handlers.worker.purge import Purger, purging
 from receiver.api import openapi, read_routes, sync_routes, write_routes
 from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
@@ -145,6 +146,14 @@ def create_app(
         async with running(built):
             yield
 
+    async def purge(app: web.Application) -> AsyncIterator[None]:
+        """Old rows purged in the background, beside the worker (handlers.worker.purge)."""
+        if not settings.run_worker or not settings.retention.interval:
+            yield
+            return
+        async with purging(Purger(app[POOL], settings.retention, on_purged=metrics.purged)):
+            yield
+
     async def intake(app: web.Application) -> AsyncIterator[None]:
         writer = Intake(app[POOL], metrics=metrics, on_commit=app[WORKER].wake)
         writer.start()
@@ -165,7 +174,7 @@ def create_app(
             await task
         await sched.close()  # the syncs the API started when the loop does not run
 
-    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs])
+    app.cleanup_ctx.extend([runtime, worker, purge, intake, full_syncs])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

@@ -19,6 +19,7 @@ FAILED_LIST_LOCK = 0x64746661  # "dtfa", per corp, session: one drain of its Din
 FULL_SYNC_LOCK = 0x63730001  # per corps row, session: one full sync of a corp at a time, across processes
 ADMINS_LOCK = 0x61646D73  # "adms", per corps row, transaction: setAdmin calls of one corp queue up
 CREDENTIAL_LOCK = 0x434F4C44  # per credential key, transaction: one process renews a cached credential at a time
+PURGE_LOCK = 0x70757267  # "purg", session: one process purges old rows at a time (handlers.worker.purge)
 
 
 async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
@@ -60,3 +61,13 @@ async def lock_admins(conn: asyncpg.Connection, corp_row: int) -> None:
 async def lock_credential(conn: asyncpg.Connection, key: str) -> None:
     """Inside a transaction: wait until no other process is renewing the credential ``key``."""
     await conn.execute(q("xact_lock_name"), CREDENTIAL_LOCK, key)
+
+
+async def try_lock_purge(conn: asyncpg.Connection) -> bool:
+    """Own the retention purge on this connection; False when another process is purging."""
+    locked: bool = await conn.fetchval(q("try_lock_name"), PURGE_LOCK, "purge")
+    return locked
+
+
+async def unlock_purge(conn: asyncpg.Connection) -> None:
+    await conn.fetchval(q("unlock_name"), PURGE_LOCK, "purge")

@@ -7,6 +7,7 @@ unique across files.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -60,14 +61,15 @@ class Migration:
 
 @cache
 def migrations() -> tuple[Migration, ...]:
-    """The numbered migrations in order; numbers are unique and start at 1 without gaps."""
+    """The numbered migrations in order; numbers are unique. Gaps are allowed: work in progress reserves its
+    number, and a database applies every migration it lacks, whatever its number."""
     found: list[Migration] = []
     for entry in _sql_dir().joinpath("migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise ValueError(f"migration numbers must run 1, 2, 3 …; found {migration.version:04d}")
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
+            raise ValueError(f"migration number {after.version:04d} is used twice")
     return tuple(found)

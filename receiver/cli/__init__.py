@@ -3,6 +3,7 @@
 serve      corpsync serve: the app on its event loop
 admin      check-config, migrate, sync
 events     export-events, replay (the work itself is in replay)
+data       purge, forget: bounded data
 simulated  demo (the story is in demo), simulate
 common     the database and the app dir every command uses
 progress   sync's progress bar
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from handlers.errors import ConfigError
-from receiver.cli import admin, events, serve, simulated
+from receiver.cli import admin, data, events, serve, simulated
 from receiver.cli.common import Command
 from receiver.ops.logs import configure_logging
 from receiver.settings import settings_from_env
@@ -30,6 +31,8 @@ COMMANDS: dict[str, Command] = {
     "export-events": events.export_events,
     "replay": events.replay,
     "simulate": simulated.simulate,
+    "purge": data.purge,
+    "forget": data.forget,
 }
 
 
@@ -63,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     p = add("replay", "re-apply exported events, or re-send them to a running receiver with --url")
     p.add_argument("file", help="a file written by export-events")
     p.add_argument("--url", help="base URL of a running receiver, e.g. http://127.0.0.1:8080")
+    p = add("purge", "strip and delete rows older than their retention now (CORPSYNC_RETAIN_*)")
+    p.add_argument("--dry-run", action="store_true", help="count what would be purged; change nothing")
+    p = add("forget", "erase a departed member's personal fields and the messages of their events")
+    p.add_argument("corp", metavar="CORP", help="the corp's name (a suite tenant: AUTH/CORPID)")
+    p.add_argument("member", metavar="MEMBER", help="the member's user id on the platform")
     sub.add_parser(
         "simulate", help="run the WeCom + DingTalk upstream simulator (`corpsync simulate --help`)", add_help=False
     )
