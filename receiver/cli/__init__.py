@@ -12,15 +12,18 @@ progress   sync's progress bar
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
-from handlers.errors import ConfigError
+from handlers.errors import ConfigError, StoreUnavailable
 from receiver.cli import admin, data, events, serve, simulated
-from receiver.cli.common import Command
+from receiver.cli.common import Command, CommandFailed
 from receiver.ops.logs import configure_logging
-from receiver.settings import settings_from_env
+from receiver.settings import MAX_PORT, settings_from_env
 
 COMMANDS: dict[str, Command] = {
     "serve": serve.serve,
@@ -80,23 +83,48 @@ def _parser() -> argparse.ArgumentParser:
 PASSTHROUGH = {"simulate"}  # commands whose own parser reads the rest of the line
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the command like Ctrl-C, so what it started (the embedded PostgreSQL) is stopped."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"corpsync: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure a user can cause or fix ends as one line on stderr and a non-zero status:
+    2 configuration or usage, 1 the command failed, 130 Ctrl-C, 143 SIGTERM, 141 output closed early."""
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command in PASSTHROUGH:
         args.passthrough = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    signal.signal(signal.SIGTERM, _terminate)  # serve's event loop installs its own while it runs
     try:
         settings = settings_from_env().with_overrides(
             app_dir=getattr(args, "sub_app_dir", None) or args.app_dir,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
         )
+        if not 0 <= settings.port <= MAX_PORT:
+            raise ConfigError(f"--port: expected 0 to {MAX_PORT}, got {settings.port}")
         configure_logging(settings.log_format)
         return COMMANDS[args.command](args, settings)
     except ConfigError as exc:
-        print(f"corpsync: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {exc}", 2)
+    except (CommandFailed, StoreUnavailable) as exc:
+        return _fail(str(exc), getattr(exc, "status", 1))
+    except BrokenPipeError:
+        # the reader of our output went away (``| head``): stop writing, also at exit's flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail("output closed before it was all written (broken pipe)", 141)
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143

@@ -131,7 +131,8 @@ async def test_old_sync_runs_go_but_each_corps_newest_and_newest_good_run_stay(p
         hq, sales = await corp_row(conn), await corp_row(conn, "Sales")
         insert = (
             "INSERT INTO sync_runs (corp, trigger, status, started_at, finished_at)"
-            " VALUES ($1, 'schedule', $2, now() - $3::interval, CASE WHEN $2 = 'running' THEN NULL ELSE now() - $3::interval END)"
+            " VALUES ($1, 'schedule', $2, now() - $3::interval,"
+            " CASE WHEN $2 = 'running' THEN NULL ELSE now() - $3::interval END)"
             " RETURNING id"
         )
         await conn.fetchval(insert, hq, "succeeded", 200 * DAY)

@@ -32,7 +32,8 @@ def sql(url: str, statement: str, *params: Any) -> Any:
 
 OLD_ROWS = (
     "INSERT INTO inbox (stream, platform, route, dedupe_key, query, body, plaintext, status, received_at)"
-    " SELECT 'HQ', 'wecom', 'wecom', 'k' || n, '{}', 'raw', '<xml/>', 'done', now() - make_interval(days => n, hours => 12)"
+    " SELECT 'HQ', 'wecom', 'wecom', 'k' || n, '{}', 'raw', '<xml/>', 'done',"
+    " now() - make_interval(days => n, hours => 12)"
     " FROM generate_series(1, 40) n"
 )
 
