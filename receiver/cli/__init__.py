@@ -39,36 +39,63 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("corpsync")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corpsync", description="Keep WeCom / DingTalk directories in PostgreSQL.")
-    parser.add_argument("--app-dir", type=Path, help="the JitAI app dir (env CORPSYNC_APP_DIR, default .)")
+    parser = argparse.ArgumentParser(
+        prog="corpsync",
+        description="Keep WeCom / DingTalk directories in PostgreSQL.",
+        epilog="Exit status: 0 done, 1 failed, 2 configuration or usage error; sync also 3 quarantined, 4 already "
+        "running. Settings come from CORPSYNC_* environment variables (see the README); flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"corpsync {_version()}")
+    parser.add_argument(
+        "--app-dir", type=Path, metavar="DIR", help="the JitAI app dir (env CORPSYNC_APP_DIR, default .)"
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--app-dir", type=Path, dest="sub_app_dir", help="the JitAI app dir (env CORPSYNC_APP_DIR)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common.add_argument(
+        "--app-dir", type=Path, dest="sub_app_dir", metavar="DIR", help="the JitAI app dir (env CORPSYNC_APP_DIR)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the command to run")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, parents=[common])
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    def listen(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--host", metavar="HOST", help=f"{what} listen address (env CORPSYNC_HOST, default 127.0.0.1)")
+        p.add_argument(
+            "--port", type=int, metavar="PORT", help=f"{what} listen port, 0 picks a free one (env CORPSYNC_PORT, "
+            "default 8080)"
+        )  # fmt: skip
 
     p = add("serve", "run the receiver, the worker and the scheduled syncs")
-    p.add_argument("--host", help="listen address (env CORPSYNC_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (env CORPSYNC_PORT, default 8080)")
+    listen(p, "the receiver's")
     add("check-config", "validate the app dir and print the callback URLs to register")
     add("migrate", "apply database migrations")
-    p = add("sync", "full sync of one corp now (exit 3 when removals were held)")
-    p.add_argument("corp", help="the corp's name in the app dir")
+    p = add("sync", "full sync of one corp now (exit 3 when removals were held, 4 when it runs elsewhere)")
+    p.add_argument("corp", metavar="CORP", help="the corp's name in the app dir")
     p.add_argument("--allow-deletes", action="store_true", help="confirm removals the deletion guard would hold")
     p = add("demo", "the whole product against the simulator, no credentials needed (Ctrl-C stops)")
-    p.add_argument("--port", type=int, help="receiver port (default 8080; 0 picks a free one)")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds of changes (default: run until Ctrl-C)")
-    p.add_argument("--members", type=int, default=200, help="members per simulated org (default 200)")
-    p.add_argument("--rate", type=float, default=2.0, help="org changes per second (default 2)")
+    listen(p, "the receiver's")
+    p.add_argument(
+        "--seconds", type=float, metavar="N", help="stop after N seconds of changes (default: run until Ctrl-C)"
+    )
+    p.add_argument("--members", type=int, default=200, metavar="N", help="members per simulated org (default 200)")
+    p.add_argument("--rate", type=float, default=2.0, metavar="R", help="org changes per second (default 2)")
     p = add("export-events", "write inbox rows (raw request + plaintext) as JSON lines")
-    p.add_argument("--corp", help="only this corp (or stream)")
-    p.add_argument("--since", help="only events received at or after this ISO-8601 time")
-    p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--corp", metavar="CORP", help="only this corp (or stream)")
+    p.add_argument("--since", metavar="TIME", help="only events received at or after this ISO-8601 time")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     p = add("replay", "re-apply exported events, or re-send them to a running receiver with --url")
-    p.add_argument("file", help="a file written by export-events")
-    p.add_argument("--url", help="base URL of a running receiver, e.g. http://127.0.0.1:8080")
+    p.add_argument("file", metavar="FILE", help="a file written by export-events")
+    p.add_argument("--url", metavar="URL", help="base URL of a running receiver, e.g. http://127.0.0.1:8080")
     p = add("purge", "strip and delete rows older than their retention now (CORPSYNC_RETAIN_*)")
     p.add_argument("--dry-run", action="store_true", help="count what would be purged; change nothing")
     p = add("forget", "erase a departed member's personal fields and the messages of their events")
