@@ -16,7 +16,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -168,9 +168,11 @@ async def run_demo(
     admin_token: Secret | None = None,
     database_url: str | None = None,
     app_dir: Path | None = None,
+    base: Settings | None = None,
 ) -> int:
     """The demo; on ``database_url`` (else an embedded server under the app dir), writing the simulated corps into
-    ``app_dir`` (kept afterwards; else a temporary directory, removed)."""
+    ``app_dir`` (kept afterwards; else a temporary directory, removed). ``base`` holds the other settings serve
+    would take from the environment (retention, body limit, ...)."""
     state = app_dir or Path(tempfile.mkdtemp(prefix="corpsync-demo-"))
     embedded = None if database_url else await asyncio.to_thread(start_embedded, state)
     url = database_url or (embedded.url if embedded else "")
@@ -179,7 +181,9 @@ async def run_demo(
         async with run_simulator(orgs.sim) as sim:
             write_app_dir(state, orgs)
             config = load_app_dir(state, {})
-            settings = Settings(app_dir=state, host=host, port=port, admin_token=admin_token, run_scheduler=False)
+            settings = replace(
+                base or Settings(), app_dir=state, host=host, port=port, admin_token=admin_token, run_scheduler=False
+            )
             app = create_app(settings, config, url)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -273,6 +277,7 @@ def main(settings: Settings, seconds: float | None, members: int, rate: float, *
                 admin_token=settings.admin_token,
                 database_url=settings.database_url,
                 app_dir=app_dir,
+                base=settings,
             )
         )
     except KeyboardInterrupt:
