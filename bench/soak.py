@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--segment", type=float, default=30.0, metavar="T", help="seconds per reported segment (30)")
     p.add_argument("--rate", type=float, default=300.0, metavar="R", help="callbacks per second (default 300)")
     p.add_argument("--retain-payloads", default="60s", metavar="P", help="CORPSYNC_RETAIN_PAYLOADS (default 60s)")
-    p.add_argument("--retain-inbox", default="120s", metavar="I", help="CORPSYNC_RETAIN_INBOX (default 120s)")
-    p.add_argument("--retain-change-log", default="120s", metavar="C", help="CORPSYNC_RETAIN_CHANGE_LOG (default 120s)")
+    p.add_argument("--retain-inbox", default="3m", metavar="I", help="CORPSYNC_RETAIN_INBOX (default 3m)")
+    p.add_argument("--retain-change-log", default="3m", metavar="C", help="CORPSYNC_RETAIN_CHANGE_LOG (default 3m)")
     p.add_argument("--purge-interval", default="5", metavar="N", help="CORPSYNC_PURGE_INTERVAL (default 5)")
     return p.parse_args(argv)
 
