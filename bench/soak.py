@@ -7,10 +7,10 @@ minutes, for ten minutes by default.
 Distinct WeCom create_user callbacks (bench/_load.py, open loop from each request's due time) run in segments of
 T seconds back to back. After each segment the script prints the segment's answer latency p50/p99, its answers,
 the inbox and change_log row counts and sizes (from the database and /metrics) and the rows purged so far. What
-must hold: once the retention periods have passed, the inbox and change_log stop growing (the last segment no
-more than 10% above the one a retention period before it), and the callbacks' p99 while the purge runs stays
-within 1.5x (or 5 ms) of the p99 before any row was old enough to purge. The database is a scratch one beside
-CORPSYNC_DATABASE_URL (default the local 127.0.0.1:5432), dropped after.
+must hold: once the retention periods have passed, the inbox and change_log stop growing, in rows and in bytes
+on disk (the last segment no more than 10% above the one a retention period before it), and the callbacks' p99
+while the purge runs stays within 1.5x (or 5 ms) of the p99 before any row was old enough to purge. The database
+is a scratch one beside CORPSYNC_DATABASE_URL (default the local 127.0.0.1:5432), dropped after.
 """
 
 from __future__ import annotations
@@ -178,13 +178,15 @@ def verdict(rows: list[dict[str, Any]], args: argparse.Namespace, first_purge: f
     lag = max(1, round(longest / args.segment))
     if len(settled) > lag:
         last, earlier = settled[-1], settled[-1 - lag]
-        for table in ("inbox_rows", "change_log_rows"):
-            grew = last[table] / max(earlier[table], 1)
-            level = grew <= 1.10
+        for table in ("inbox", "change_log"):
+            rows_grew = last[f"{table}_rows"] / max(earlier[f"{table}_rows"], 1)
+            bytes_grew = last[f"{table}_mb"] / max(earlier[f"{table}_mb"], 1e-9)
+            level = rows_grew <= 1.10 and bytes_grew <= 1.10
             ok &= level
             print(
-                f"{table.replace('_rows', '')}: {earlier[table]} rows at {earlier['t']:.0f} s, {last[table]} at "
-                f"{last['t']:.0f} s ({grew:.2f}x): {'levels off' if level else 'STILL GROWING'}"
+                f"{table}: {earlier[f'{table}_rows']} rows, {earlier[f'{table}_mb']:.1f} MB at {earlier['t']:.0f} s; "
+                f"{last[f'{table}_rows']} rows, {last[f'{table}_mb']:.1f} MB at {last['t']:.0f} s "
+                f"({rows_grew:.2f}x rows, {bytes_grew:.2f}x bytes): {'levels off' if level else 'STILL GROWING'}"
             )
     else:
         print("sizes: the soak was too short to see them level off (run it past the longest retention)")

@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.passthrough = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    signal.signal(signal.SIGTERM, _terminate)  # serve's event loop installs its own while it runs
+    previous = signal.signal(signal.SIGTERM, _terminate)  # serve's event loop installs its own while it runs
     try:
         settings = settings_from_env().with_overrides(
             app_dir=getattr(args, "sub_app_dir", None) or args.app_dir,
@@ -155,3 +155,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Terminated:
         return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
