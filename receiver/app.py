@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from handlers.config import AppConfig
+from handlers.config import AppConfig, DingTalkCorp
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
 from handlers.worker.purge import Purger, purging
@@ -18,8 +19,11 @@ from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
 from receiver.callbacks.routes import Callbacks
+from receiver.console.routes import routes as console_routes
+from receiver.console.state import Console, console_sessions
 from receiver.keys import (
     CONFIG,
+    CONSOLE,
     CORP_ROWS,
     ENDPOINTS,
     INTAKE,
@@ -28,12 +32,14 @@ from receiver.keys import (
     RUNTIME,
     SCHEDULER,
     SETTINGS,
+    STREAMS,
     WORKER,
 )
 from receiver.ops import health
 from receiver.ops.metrics import Metrics
 from receiver.runtime import open_runtime, pool_size
 from receiver.settings import Settings
+from receiver.stream.consumer import StreamConsumer, StreamSettings
 
 log = logging.getLogger("corpsync.app")
 
@@ -46,7 +52,7 @@ _CALLBACK_KINDS = {
 }
 
 
-def routes(callbacks: Callbacks) -> list[web.RouteDef]:
+def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
     """Every route of the app, in match order: the catch-all ``unrouted`` is last."""
     answered, c = callbacks.answered, callbacks
     read, write, sync = read_routes, write_routes, sync_routes
@@ -83,6 +89,8 @@ def routes(callbacks: Callbacks) -> list[web.RouteDef]:
         web.post(CORP + "/sync", sync.start_sync),
         web.get(CORP + "/sync-runs", sync.sync_runs),
         web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
+        # the operators' web console: receiver.console, every page behind receiver.console.base.page / action
+        *console_routes(),
         # what no route above takes
         web.route("*", "/{tail:.*}", unrouted, name="unrouted"),
     ]
@@ -118,15 +126,23 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(
-    settings: Settings, config: AppConfig, database_url: str, *, scheduler: SchedulerSettings | None = None
+    settings: Settings,
+    config: AppConfig,
+    database_url: str,
+    *,
+    scheduler: SchedulerSettings | None = None,
+    stream: StreamSettings | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """Build the app; its runtime (pool, HTTP session, clients), worker, intake and scheduler open in
-    ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the drift debounce)."""
+    """Build the app; its runtime (pool, HTTP session, clients), worker, intake, DingTalk Stream consumers and
+    scheduler open in ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the
+    drift debounce); ``stream`` the Stream consumers, and ``clock`` their wall clock (tests simulate blind time)."""
     app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks.routes
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[METRICS] = metrics = Metrics()
     app[ENDPOINTS] = endpoints = build_endpoints(config)
+    app[CONSOLE] = Console(console_sessions(settings))
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(
@@ -161,6 +177,24 @@ def create_app(
         yield
         await writer.close()
 
+    async def streams(app: web.Application) -> AsyncIterator[None]:
+        """One DingTalk Stream connection per Stream-mode corp, for as long as the app runs."""
+        runtime = app[RUNTIME]
+        consumers: dict[str, StreamConsumer] = {}
+        for name, corp in config.corps.items():
+            if isinstance(corp, DingTalkCorp) and corp.stream:
+                consumers[name] = StreamConsumer(
+                    corp, runtime.corp_rows[name], session=runtime.session, intake=app[INTAKE], pool=runtime.pool,
+                    process=app[WORKER].process, metrics=metrics, settings=stream, clock=clock,
+                )  # fmt: skip
+        app[STREAMS] = consumers
+        tasks = [asyncio.create_task(c.run(), name=f"corpsync-stream-{c.name}") for c in consumers.values()]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in consumers.values()))
+
     async def full_syncs(app: web.Application) -> AsyncIterator[None]:
         """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
         app[SCHEDULER] = sched = app[RUNTIME].scheduler(
@@ -174,7 +208,7 @@ def create_app(
             await task
         await sched.close()  # the syncs the API started when the loop does not run
 
-    app.cleanup_ctx.extend([runtime, worker, purge, intake, full_syncs])
+    app.cleanup_ctx.extend([runtime, worker, purge, intake, streams, full_syncs])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

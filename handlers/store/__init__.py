@@ -15,6 +15,7 @@ merge         a full sync's snapshot staged with COPY and merged set-based into 
 reads         the directory API's reads (``api.sql``)
 operator      the operator's writes through the API (``api.sql``)
 drift         receivers' heartbeats and the member-count check
+stream        when each process's DingTalk Stream connection of a corp was last live (blind time)
 health        what /readyz and /metrics read
 housekeeping  early ANALYZE / VACUUM of the tables a fresh database grows from empty
 rows          frozen dataclasses built from rows, field by column name

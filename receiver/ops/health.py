@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.store import health, retention
 from handlers.store import pool as db
-from receiver.keys import METRICS, POOL, SETTINGS, WORKER
+from receiver.keys import METRICS, POOL, SETTINGS, STREAMS, WORKER
 from receiver.ops.state import StreamState, TableState
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
@@ -100,6 +100,7 @@ async def readyz(request: web.Request) -> web.Response:
         "worker": worker,
         "corps": {s.name: s.corp_json() for s in state.streams if s.is_corp},
         "streams": {s.name: s.inbox_json() for s in state.streams if not s.is_corp},
+        "dingtalkStream": {name: c.state.json(c.now()) for name, c in request.app.get(STREAMS, {}).items()},
     }
     return web.json_response(body, status=503 if reasons else 200)
 
