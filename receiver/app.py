@@ -15,6 +15,7 @@ from handlers.feed.delivery import Delivery, FeedSettings
 from handlers.feed.watch import ChangeWatch
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
+from handlers.worker.purge import Purger, purging
 from receiver.api import feed_routes, openapi, read_routes, sync_routes, write_routes
 from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
@@ -179,6 +180,14 @@ def create_app(
         async with running(built):
             yield
 
+    async def purge(app: web.Application) -> AsyncIterator[None]:
+        """Old rows purged in the background, beside the worker (handlers.worker.purge)."""
+        if not settings.run_worker or not settings.retention.interval:
+            yield
+            return
+        async with purging(Purger(app[POOL], settings.retention, on_purged=metrics.purged)):
+            yield
+
     async def intake(app: web.Application) -> AsyncIterator[None]:
         writer = Intake(app[POOL], metrics=metrics, on_commit=app[WORKER].wake)
         writer.start()
@@ -233,7 +242,7 @@ def create_app(
             await task
         await watch.close()
 
-    app.cleanup_ctx.extend([runtime, worker, intake, streams, full_syncs, change_feed])
+    app.cleanup_ctx.extend([runtime, worker, purge, intake, streams, full_syncs, change_feed])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

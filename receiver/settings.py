@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from handlers.config import Secret
 from handlers.errors import ConfigError
 from handlers.feed.delivery import SCHEDULE
+from handlers.worker.purge import Retention
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_SYNC_PARALLEL = 2
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+MAX_PORT = 65535
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class Settings:
     feed_disable_after: int = 5 * 24 * 3600  # seconds a subscriber may fail before it is disabled
     feed_retention: int = 7 * 24 * 3600  # seconds delivered outbox rows are kept
     feed_timeout: int = 15  # seconds one webhook POST may take
+    retention: Retention = field(default_factory=Retention)  # how long inbox, change_log and sync_runs rows stay
 
     @property
     def base_url(self) -> str:
@@ -63,6 +70,31 @@ def _int(
     if maximum is not None and value > maximum:
         raise ConfigError(f"environment: {name}: must be at most {maximum}")
     return value
+
+
+def _duration(environ: Mapping[str, str], name: str, default: timedelta | None) -> timedelta | None:
+    """A retention period: a whole number with a unit (``90s``, ``15m``, ``12h``, ``7d``; none: seconds), or
+    ``never`` (keep forever)."""
+    raw = (environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw == "never":
+        return None
+    match = _DURATION.match(raw)
+    if match is None or int(match[1]) == 0:
+        raise ConfigError(f"environment: {name}: expected a period such as 90s, 15m, 12h or 7d, or never; got {raw!r}")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _retention(env: Mapping[str, str]) -> Retention:
+    d = Retention()
+    return Retention(
+        payloads=_duration(env, "CORPSYNC_RETAIN_PAYLOADS", d.payloads),
+        inbox=_duration(env, "CORPSYNC_RETAIN_INBOX", d.inbox),
+        change_log=_duration(env, "CORPSYNC_RETAIN_CHANGE_LOG", d.change_log),
+        sync_runs=_duration(env, "CORPSYNC_RETAIN_SYNC_RUNS", d.sync_runs),
+        interval=float(_int(env, "CORPSYNC_PURGE_INTERVAL", int(d.interval), minimum=0) or 0),
+    )
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -103,7 +135,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
         database_url=env.get("CORPSYNC_DATABASE_URL") or None,
         host=env.get("CORPSYNC_HOST") or "127.0.0.1",
-        port=_int(env, "CORPSYNC_PORT", 8080, minimum=0) or 0,
+        port=_int(env, "CORPSYNC_PORT", 8080, minimum=0, maximum=MAX_PORT) or 0,
         admin_token=Secret(token) if token else None,
         public_url=(env.get("CORPSYNC_PUBLIC_URL") or "").rstrip("/") or None,
         callback_max_age=_int(env, "CORPSYNC_CALLBACK_MAX_AGE", None, minimum=1),
@@ -120,4 +152,5 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         feed_disable_after=_int(env, "CORPSYNC_FEED_DISABLE_AFTER", 5 * 24 * 3600, minimum=1) or 1,
         feed_retention=_int(env, "CORPSYNC_FEED_RETENTION", 7 * 24 * 3600, minimum=0) or 0,
         feed_timeout=_int(env, "CORPSYNC_FEED_TIMEOUT", 15, minimum=1, maximum=300) or 15,
+        retention=_retention(env),
     )

@@ -1,4 +1,5 @@
-"""Early housekeeping: ANALYZE the tables a fresh database grows from empty, VACUUM an inbox of dead rows."""
+"""Early housekeeping: ANALYZE the tables a fresh database grows from empty, VACUUM an inbox or change_log of dead
+rows."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ async def maintain_tables(conn: asyncpg.Connection) -> AsyncIterator[Maintained]
 
     On a fresh database the directory tables grow from empty, and plans made on empty tables scan a whole corp
     per event until statistics exist (autovacuum looks once a minute); a busy inbox collects dead rows the
-    pending index then walks. Yields each table once it is maintained.
+    pending index then walks, and the retention purge leaves dead rows in inbox and change_log whose space only
+    VACUUM makes reusable. Yields each table once it is maintained.
     """
     for row in await conn.fetch(q("housekeeping_tables")):
         table = '"' + row["relname"] + '"'  # a name from the query's fixed list

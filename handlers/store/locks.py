@@ -22,6 +22,7 @@ CREDENTIAL_LOCK = 0x434F4C44  # per credential key, transaction: one process ren
 FEED_FANOUT_LOCK = 0x66656564  # "feed", row 0, transaction: one process moves change_log into the outbox at a time
 FEED_STREAM_LOCK = 0x66647374  # "fdst", per (subscriber, corp) hashed, session: one process sends a stream at a time
 # change_log_hold (migration 0006) takes bigint-form keys below 2^62, one per writing transaction: see feed_horizon
+PURGE_LOCK = 0x70757267  # "purg", session: one process purges old rows at a time (handlers.worker.purge)
 
 
 async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
@@ -83,3 +84,13 @@ async def try_lock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_r
 
 async def unlock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> None:
     await conn.fetchval(q("unlock_name"), FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))
+
+
+async def try_lock_purge(conn: asyncpg.Connection) -> bool:
+    """Own the retention purge on this connection; False when another process is purging."""
+    locked: bool = await conn.fetchval(q("try_lock_name"), PURGE_LOCK, "purge")
+    return locked
+
+
+async def unlock_purge(conn: asyncpg.Connection) -> None:
+    await conn.fetchval(q("unlock_name"), PURGE_LOCK, "purge")

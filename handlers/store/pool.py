@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 
+from handlers.errors import StoreUnavailable
 from handlers.store.locks import MIGRATE_LOCK
 from handlers.store.queries import migrations
 
@@ -57,17 +61,62 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 SERVER_SETTINGS = {"jit": "off"}
 
 
+CONNECT_TIMEOUT = 10.0  # seconds to reach the server and log in (asyncpg's default is a minute)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, to name a database in a message or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong while connecting, in words an operator can act on."""
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return f"{exc} (check the password in CORPSYNC_DATABASE_URL)"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError):
+        return f"{exc} (create it, or fix CORPSYNC_DATABASE_URL)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and (exc.errno == errno.ECONNREFUSED or "Connect call failed" in str(exc))
+    ):
+        return "connection refused (is PostgreSQL running and listening there?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections encode and decode json/jsonb with orjson, and never JIT-compile a statement."""
+    """A pool whose connections encode and decode json/jsonb with orjson, and never JIT-compile a statement.
+
+    A database that cannot be reached or logged into raises StoreUnavailable naming it and why, in one line."""
     kwargs["server_settings"] = {**SERVER_SETTINGS, **kwargs.get("server_settings", {})}
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+    kwargs.setdefault("timeout", CONNECT_TIMEOUT)
+    try:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+    except _CONNECT_ERRORS as exc:
+        raise StoreUnavailable(f"database {redacted(url)}: {_reason(exc)}") from exc
     if pool is None:  # asyncpg types the result as Optional
         raise RuntimeError("asyncpg.create_pool returned no pool")
     return pool
 
 
 async def connect(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url)
+    """One connection (json/jsonb through orjson); StoreUnavailable, in one line, when it cannot be made."""
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    except _CONNECT_ERRORS as exc:
+        raise StoreUnavailable(f"database {redacted(url)}: {_reason(exc)}") from exc
     await _init_connection(conn)
     return conn
 

@@ -226,6 +226,38 @@ PATHS: dict[str, Schema] = {
                                                   "ReplayQueued", params=("name",), body="ReplayBody",
                                                   status="202")},
 }  # fmt: skip
+TAGS: list[Schema] = [
+    {"name": "corps", "description": "The corps served, their configuration and whole local directory"},
+    {"name": "departments", "description": "The department tree"},
+    {"name": "members", "description": "Members, their roles and signatures"},
+    {"name": "admins", "description": "Corp admins"},
+    {"name": "sync", "description": "Full syncs and their record"},
+    {"name": "meta", "description": "This document"},
+]
+_TAG_OF = {  # a corp's sub-resource (the segment after the corp) → the tag its operations are filed under
+    "root-dept": "departments",
+    "depts": "departments",
+    "members": "members",
+    "admins": "admins",
+    "sync": "sync",
+    "sync-runs": "sync",
+}
+
+
+def tag_of(path: str) -> str:
+    """The tag of a path's operations: a corp's sub-resource by ``_TAG_OF`` (else ``corps``); any other path by its
+    segment after /api (``/api/openapi.json``: meta). Every tag must be one of TAGS (a test holds to it)."""
+    if path == "/api/openapi.json":
+        return "meta"
+    if path.startswith(BASE + "/"):
+        return _TAG_OF.get(path.removeprefix(BASE + "/").split("/")[0], "corps")
+    return path.split("/")[2]
+
+
+for _path, _operations in PATHS.items():
+    for _operation in _operations.values():
+        _operation["tags"] = [tag_of(_path)]
+
 PATHS["/api/openapi.json"]["get"]["responses"]["200"] = {
     "description": "This OpenAPI document",
     "content": {"application/json": {"schema": {"type": "object"}}},
@@ -244,6 +276,7 @@ SPEC: Schema = {
         ),
     },
     "security": [{"bearer": []}],
+    "tags": TAGS,
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,

@@ -14,6 +14,12 @@ from receiver.settings import Settings
 
 def check_config(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
+    if settings.public_url is None:
+        print(
+            f"corpsync: warning: CORPSYNC_PUBLIC_URL is not set, so the URLs below use {settings.base_url}, which "
+            "the platforms cannot reach; set it to the HTTPS address they call",
+            file=sys.stderr,
+        )
     for line in registration_lines(config, settings.base_url):
         print(line)
     return 0

@@ -17,7 +17,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -183,16 +183,25 @@ async def run_demo(
     rate: float,
     say: Say,
     admin_token: Secret | None = None,
+    database_url: str | None = None,
+    app_dir: Path | None = None,
+    base: Settings | None = None,
 ) -> int:
-    state = Path(tempfile.mkdtemp(prefix="corpsync-demo-"))
-    embedded = await asyncio.to_thread(start_embedded, state)
+    """The demo; on ``database_url`` (else an embedded server under the app dir), writing the simulated corps into
+    ``app_dir`` (kept afterwards; else a temporary directory, removed). ``base`` holds the other settings serve
+    would take from the environment (retention, body limit, ...)."""
+    state = app_dir or Path(tempfile.mkdtemp(prefix="corpsync-demo-"))
+    embedded = None if database_url else await asyncio.to_thread(start_embedded, state)
+    url = database_url or (embedded.url if embedded else "")
     try:
         orgs = build_orgs(members)
         async with run_simulator(orgs.sim) as sim:
             write_app_dir(state, orgs)
             config = load_app_dir(state, {})
-            settings = Settings(app_dir=state, host=host, port=port, admin_token=admin_token, run_scheduler=False)
-            app = create_app(settings, config, embedded.url)
+            settings = replace(
+                base or Settings(), app_dir=state, host=host, port=port, admin_token=admin_token, run_scheduler=False
+            )
+            app = create_app(settings, config, url)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, host, port)
@@ -204,8 +213,10 @@ async def run_demo(
             finally:
                 await runner.cleanup()
     finally:
-        await asyncio.to_thread(embedded.stop)
-        shutil.rmtree(state, ignore_errors=True)
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        if app_dir is None:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -269,8 +280,9 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def main(settings: Settings, seconds: float | None, members: int, rate: float) -> int:
-    """The demo on ``settings``' host, port (``--port`` or CORPSYNC_PORT) and admin token."""
+def main(settings: Settings, seconds: float | None, members: int, rate: float, *, app_dir: Path | None = None) -> int:
+    """The demo on ``settings``' host, port, admin token and database, as serve takes them; with ``app_dir`` (given
+    as a flag or CORPSYNC_APP_DIR) the simulated corps are written there and kept."""
     try:
         return asyncio.run(
             run_demo(
@@ -281,6 +293,9 @@ def main(settings: Settings, seconds: float | None, members: int, rate: float) -
                 rate=rate,
                 say=_say,
                 admin_token=settings.admin_token,
+                database_url=settings.database_url,
+                app_dir=app_dir,
+                base=settings,
             )
         )
     except KeyboardInterrupt:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from handlers.errors import ConfigError
-from receiver.cli.common import database, load_config
+from handlers.store import pool as db
+from receiver.cli.common import CommandFailed, database, load_config
 from receiver.settings import Settings
 
 
@@ -37,6 +38,12 @@ def export_events(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(url: str, out: TextIO) -> int:
         async with runtime.database(url, min_size=1, max_size=2) as pool:
+            async with pool.acquire() as conn:
+                if await db.schema_version(conn) is None:
+                    raise CommandFailed(
+                        f"database {db.redacted(url)} has no corpsync schema yet, so no events to export "
+                        "(run corpsync migrate or corpsync serve first)"
+                    )
             return await export(pool, out, args.corp, since)
 
     with database(settings) as url, contextlib.ExitStack() as files:
@@ -48,17 +55,25 @@ def export_events(args: argparse.Namespace, settings: Settings) -> int:
 
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     """Re-apply exported events through the handlers, or re-send their raw requests to a running receiver."""
-    from receiver.cli.replay import replay_file
+    from receiver.cli.replay import MalformedReplayFile, read_lines, replay_file
     from receiver.runtime import http_session, open_runtime
 
     if not Path(args.file).is_file():
         print(f"corpsync: no such file: {args.file}", file=sys.stderr)
         return 2
+    try:
+        for _ in read_lines(args.file):  # the whole file is checked before anything is sent or inserted
+            pass
+    except MalformedReplayFile as exc:
+        raise CommandFailed(str(exc), 2) from None
 
-    async def resend() -> str:
+    async def resend() -> int:
         async with http_session() as session:
             report = await replay_file(args.file, url=args.url.rstrip("/"), session=session)
-        return f"read {report.read}, sent {report.sent}, failed {report.failed}, skipped {report.skipped}"
+        print(f"read {report.read}, sent {report.sent}, failed {report.failed}, skipped {report.skipped}")
+        if report.failed:
+            raise CommandFailed(f"{report.failed} of {report.read} sends failed: {report.failures()}")
+        return 0
 
     async def reapply(url: str) -> str:
         config = load_config(settings)
@@ -67,8 +82,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
         return f"read {report.read}, new {report.inserted}, duplicates {report.duplicates}, applied {report.applied}"
 
     if args.url:
-        print(asyncio.run(resend()))
-        return 0
+        return asyncio.run(resend())
     with database(settings) as url:
         print(asyncio.run(reapply(url)))
     return 0

@@ -9,8 +9,9 @@ Exports hold contact data: treat the file like the database.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +40,16 @@ class ReplayReport:
     failed: int = 0  # answered otherwise or not at all (URL mode)
     skipped: int = 0  # no raw request to send (failed-list entries, URL mode)
     applied: int = 0  # rows the worker settled afterwards (database mode)
+    why_failed: dict[str, int] = field(default_factory=dict)  # reason → sends that failed for it (URL mode)
+
+    def failures(self) -> str:
+        """The reasons sends failed, most frequent first: ``HTTP 403 (2), connection refused (1)``."""
+        ordered = sorted(self.why_failed.items(), key=lambda item: -item[1])
+        return ", ".join(f"{reason} ({count})" for reason, count in ordered)
+
+
+class MalformedReplayFile(ValueError):
+    """A replay file line that is not an exported event; the message names the file and the line."""
 
 
 def callback_path(route: str, stream: str, corp_name: str | None, auth_name: str | None) -> str | None:
@@ -89,14 +100,26 @@ async def export_events(
     return count
 
 
+_FIELDS = ("route", "platform", "stream", "plaintext")
+
+
 def read_lines(path: Path | str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
+    """The events of an export, line by line; MalformedReplayFile names the first line that is not one."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
-            line = orjson.loads(text)
-            if not isinstance(line, dict) or not {"route", "platform", "stream", "plaintext"} <= line.keys():
-                raise ValueError(f"{path}:{number}: not an exported event")
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise MalformedReplayFile(
+                    f"{path}, line {number}: not JSON (expected one event per line, as export-events writes)"
+                ) from None
+            if not isinstance(line, dict):
+                raise MalformedReplayFile(f"{path}, line {number}: expected a JSON object, as export-events writes")
+            missing = [name for name in _FIELDS if not isinstance(line.get(name), str)]
+            if missing:
+                raise MalformedReplayFile(f"{path}, line {number}: not an exported event (no {', '.join(missing)})")
             yield line
 
 
@@ -120,10 +143,14 @@ async def _insert(pool: asyncpg.Pool, line: dict[str, Any]) -> bool:
     return bool(rows)
 
 
-async def _send(session: aiohttp.ClientSession, url: str, line: dict[str, Any]) -> bool | None:
+SENT, SKIPPED = "sent", "skipped"
+
+
+async def _send(session: aiohttp.ClientSession, url: str, line: dict[str, Any]) -> str:
+    """Re-send one raw request: SENT, SKIPPED (no HTTP request behind the row), or why it failed."""
     path = line.get("path") or callback_path(line["route"], line["stream"], line.get("corp"), None)
     if path is None:
-        return None
+        return SKIPPED
     content = "application/json" if line["platform"] == "dingtalk" else "text/xml"
     try:
         async with session.post(
@@ -131,9 +158,13 @@ async def _send(session: aiohttp.ClientSession, url: str, line: dict[str, Any]) 
             headers={"Content-Type": content},
         ) as response:  # fmt: skip
             await response.read()
-            return 200 <= response.status < 300
-    except (aiohttp.ClientError, TimeoutError):
-        return False
+            return SENT if 200 <= response.status < 300 else f"HTTP {response.status} on {path}"
+    except aiohttp.ClientConnectorError as exc:
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or 'refused'})"
+    except TimeoutError:
+        return "no answer in time"
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__
 
 
 async def replay_file(
@@ -147,15 +178,20 @@ async def replay_file(
     """Replay an export: with ``url`` (and an HTTP ``session``), re-send each raw request to that receiver;
     otherwise insert into ``pool``'s inbox and, with a ``worker``, apply everything due."""
     read = inserted = duplicates = sent = failed = skipped = 0
+    why: Counter[str] = Counter()
     for line in read_lines(path):
         read += 1
         if url is not None:
             if session is None:
                 raise ValueError("replaying to a URL needs an HTTP session")
             outcome = await _send(session, url, line)
-            skipped += outcome is None
-            sent += outcome is True
-            failed += outcome is False
+            if outcome == SKIPPED:
+                skipped += 1
+            elif outcome == SENT:
+                sent += 1
+            else:
+                failed += 1
+                why[outcome] += 1
         elif pool is not None:
             if await _insert(pool, line):
                 inserted += 1
@@ -164,7 +200,7 @@ async def replay_file(
         else:
             raise ValueError("replay needs a database pool or a URL")
     applied = await worker.run_until_idle() if worker is not None and url is None else 0
-    report = ReplayReport(read, inserted, duplicates, sent, failed, skipped, applied)
+    report = ReplayReport(read, inserted, duplicates, sent, failed, skipped, applied, dict(why))
     log.info(
         "events replayed",
         extra={"action": "events_replayed", "read": read, "inserted": inserted, "duplicates": duplicates,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
+import socket
 
 from aiohttp import web
 
 from handlers.errors import ConfigError
-from receiver.cli.common import database, load_config
+from receiver.cli.common import CommandFailed, database, load_config
 from receiver.settings import Settings
 
 log = logging.getLogger("corpsync.cli")
@@ -55,25 +57,49 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     with contextlib.closing(loop), database(settings) as url:  # run_app closes it too; closing twice is fine
         app = create_app(settings, config, url)
         app.on_startup.append(settle_heap)
-        log.info(
-            "serving",
-            extra={
-                "action": "serve_started",
-                "host": settings.host,
-                "port": settings.port,
-                "corps": len(config.corps),
-                "event_loop": loop_name,
-            },
-        )
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=5,
-            keepalive_timeout=settings.client_timeout,  # also bounds the wait for a request's headers
-            loop=loop,
-        )
+
+        def listening(_banner: str) -> None:
+            """run_app's banner comes once the socket is bound: only then is the process serving."""
+            log.info(
+                "serving",
+                extra={
+                    "action": "serve_started",
+                    "host": settings.host,
+                    "port": settings.port,
+                    "corps": len(config.corps),
+                    "event_loop": loop_name,
+                },
+            )
+
+        try:
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                print=listening,
+                access_log=None,
+                shutdown_timeout=5,
+                keepalive_timeout=settings.client_timeout,  # also bounds the wait for a request's headers
+                loop=loop,
+            )
+        except OSError as exc:
+            raise CommandFailed(_bind_failure(exc, settings.host, settings.port)) from exc
     log.info("stopped", extra={"action": "serve_stopped"})
     return 0
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "the port is in use by another process (choose another with --port or CORPSYNC_PORT)",
+    errno.EACCES: "not allowed to listen on that port (ports below 1024 need privileges)",
+    errno.EADDRNOTAVAIL: "the address is not one of this machine's (check --host or CORPSYNC_HOST)",
+}
+
+
+def _bind_failure(exc: OSError, host: str, port: int) -> str:
+    """One line for a listen address that cannot be bound; any other OSError is not ours to explain."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host}:{port}: unknown host"
+    hint = _BIND_HINTS.get(exc.errno or 0)
+    if hint is None:
+        raise exc
+    return f"cannot listen on {host}:{port}: {hint}"

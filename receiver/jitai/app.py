@@ -20,7 +20,7 @@ import asyncpg
 
 from handlers.api import Corp, get_agent_id
 from handlers.config import AppConfig
-from handlers.errors import InvalidInput, UnknownCorp
+from handlers.errors import InvalidInput, StoreUnavailable, UnknownCorp
 from receiver.appdir import load_app_dir
 from receiver.embedded import EmbeddedPostgres, start_embedded
 from receiver.jitai.elements import ELEMENTS, CorpElement, DDInnerCorp, QywxInnerCorp, QywxProxyCorp
@@ -62,6 +62,8 @@ class App:
             self._loop.stop()
             if self._embedded is not None:
                 self._embedded.stop()
+            if isinstance(exc, StoreUnavailable):  # the pool names the database and why, in one line
+                raise JitaiError(f"cannot open the database: {exc}") from None
             if isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
                 raise JitaiError(f"cannot open the database: {type(exc).__name__}: {exc}") from None
             raise

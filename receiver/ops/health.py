@@ -19,11 +19,11 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from handlers.store import feed, health
+from handlers.store import feed, health, retention
 from handlers.store import pool as db
 from handlers.store.feed import SubscriberState
 from receiver.keys import CONFIG, METRICS, POOL, SETTINGS, STREAMS, WORKER
-from receiver.ops.state import StreamState
+from receiver.ops.state import StreamState, TableState
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
 WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
@@ -34,22 +34,32 @@ class DatabaseState:
     problem: str | None  # "database unreachable" | "database timeout" | None
     version: int | None  # newest applied migration; None: unknown or no schema
     streams: tuple[StreamState, ...]  # empty unless the schema is at head
+    tables: tuple[TableState, ...] = ()  # read only with ``tables``, at head
 
 
-async def read_database(pool: asyncpg.Pool) -> DatabaseState:
-    """Schema version, then (at head) per-corp sync and inbox state: one connection, bounded time."""
+async def read_database(pool: asyncpg.Pool, *, tables: bool = False) -> DatabaseState:
+    """Schema version, then (at head) per-corp sync and inbox state, and with ``tables`` the sizes and oldest rows
+    of the tables that grow: one connection, bounded time."""
     version = None
+    table_rows: list[db.Row] = []
     try:
         async with pool.acquire(timeout=TIMEOUT) as conn, asyncio.timeout(TIMEOUT):
             version = await db.schema_version(conn)
             if version != db.head_version():
                 return DatabaseState(None, version, ())
             rows = await health.stream_states(conn)
+            if tables:
+                table_rows = await retention.table_stats(conn)
     except TimeoutError:
         return DatabaseState("database timeout", version, ())
     except db.DB_ERRORS:
         return DatabaseState("database unreachable", version, ())
-    return DatabaseState(None, version, tuple(StreamState.from_record(r) for r in rows))
+    return DatabaseState(
+        None,
+        version,
+        tuple(StreamState.from_record(r) for r in rows),
+        tuple(TableState.from_record(r) for r in table_rows),
+    )
 
 
 async def feed_states(app: web.Application) -> list[SubscriberState] | None:
@@ -113,8 +123,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
-    state = await read_database(request.app[POOL])
+    state = await read_database(request.app[POOL], tables=True)
     registry = request.app[METRICS]
     registry.observe_database(state.problem is None, state.streams)
+    registry.observe_tables(state.tables)
     registry.observe_feed(await feed_states(request.app) or ())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

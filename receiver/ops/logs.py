@@ -53,7 +53,63 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    embedded = logging.getLogger("pgserver")
+    if not any(isinstance(f, EmbeddedChatter) for f in embedded.filters):
+        embedded.addFilter(EmbeddedChatter())
+    for name in ("corpsync.fullsync", "corpsync.clients", "corpsync.worker", "corpsync.triggers"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatedFailures) for f in logger.filters):
+            logger.addFilter(RepeatedFailures())
     quiet_rejections()
+
+
+class EmbeddedChatter(logging.Filter):
+    """The embedded PostgreSQL's library narrates every command it runs at INFO (two thirds of serve's lines on a
+    first start): those lines become DEBUG, shown only when the root logger is at DEBUG. Its warnings stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+# Failures that repeat while nothing changes (a corp whose platform cannot be reached fails every sync the same
+# way), with the fields that say it is the same failure again.
+REPEATING = {
+    "full_sync_failed": ("corp", "error"),
+    "full_sync_crashed": ("corp", "error"),
+    "upstream_failed": ("corp", "api", "errcode", "http_status"),
+    "corp_check_failed": ("corp", "error"),
+}
+
+
+class RepeatedFailures(logging.Filter):
+    """The first of a failure is a WARNING; the same failure again within ``window`` seconds is an INFO line with
+    ``repeated``: how many times it was seen in the window. Nothing is dropped, only the level changes."""
+
+    def __init__(self, window: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window, self._clock = window, clock
+        self._seen: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        action = getattr(record, "action", None)
+        fields = REPEATING.get(action) if isinstance(action, str) else None
+        if fields is None or record.levelno != logging.WARNING:
+            return True
+        key = (action, *(str(getattr(record, name, None)) for name in fields))
+        now = self._clock()
+        first, count = self._seen.get(key, (now, 0))
+        if now - first >= self.window:
+            first, count = now, 0
+        if len(self._seen) > 10_000:  # bounded, whatever the errors say
+            self._seen.clear()
+        self._seen[key] = (first, count + 1)
+        if count:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.repeated = count + 1
+        return True
 
 
 # corpsync's own lines about refused requests, bounded like aiohttp's.

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from handlers.store.feed import SubscriberState
 from handlers.sync.fullsync import RunStatus, SyncResult
-from receiver.ops.state import StreamState
+from receiver.ops.state import StreamState, TableState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LATENCY_LE = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # the le labels, as prometheus_client writes them
@@ -132,6 +132,21 @@ class Metrics:
         self.token_refreshes = Counter(
             "corpsync_token_refreshes", "Access tokens fetched from the platform", ["kind"], registry=r
         )
+        self.purged_rows = Counter(
+            "corpsync_purged_rows",
+            "Rows the retention purge of this process stripped (inbox_payloads) or deleted",
+            ["kind"],
+            registry=r,
+        )
+        self.table_bytes = Gauge(
+            "corpsync_table_bytes", "On-disk size of a table, with its indexes and TOAST", ["table"], registry=r
+        )
+        self.oldest_row_age = Gauge(
+            "corpsync_oldest_row_seconds",
+            "Age of a table's oldest row (inbox_payload: the oldest inbox row still holding its payload; absent: none)",
+            ["table"],
+            registry=r,
+        )
         # DingTalk Stream (receiver.stream): this process's connections
         self.stream_frames = Counter(
             "corpsync_stream_frames", "DingTalk Stream frames received, by kind", ["corp", "kind"], registry=r
@@ -187,6 +202,20 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def purged(self, kind: str, rows: int) -> None:
+        """The retention purge stripped or deleted ``rows`` rows of ``kind`` (handlers.worker.purge.KINDS)."""
+        self.purged_rows.labels(kind).inc(rows)
+
+    def observe_tables(self, tables: Iterable[TableState]) -> None:
+        """Set the table gauges from a scrape-time read (none: the database did not answer; the series go)."""
+        self.table_bytes.clear()
+        self.oldest_row_age.clear()
+        for table in tables:
+            if table.bytes is not None:
+                self.table_bytes.labels(table.name).set(table.bytes)
+            if table.oldest_age is not None:
+                self.oldest_row_age.labels(table.name).set(max(table.oldest_age, 0.0))
 
     def sync_finished(self, result: SyncResult) -> None:
         """A full sync this process ran has ended (a run coalesced into another process's is not counted)."""

@@ -38,3 +38,16 @@ class StreamState:
 
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(max(value, 0.0), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class TableState:
+    """A table that grows with traffic, for /metrics: its size, and the age of its oldest row."""
+
+    name: str
+    bytes: int | None  # None: not a table (inbox_payload)
+    oldest_age: float | None  # seconds; None: empty, or not tracked
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> TableState:
+        return from_columns(cls, row)

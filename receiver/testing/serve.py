@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -80,12 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corpsync simulate", description="Serve a simulated WeCom org and DingTalk org."
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--members", type=int, default=1000)
-    parser.add_argument("--departments", type=int, default=50)
-    parser.add_argument("--depth", type=int, default=5)
+    host = os.environ.get("CORPSYNC_HOST") or "127.0.0.1"
+    parser.add_argument(
+        "--host", default=host, metavar="HOST", help=f"listen address (env CORPSYNC_HOST, default {host})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8090, metavar="PORT", help="listen port, 0 picks a free one (default 8090)"
+    )
+    parser.add_argument("--seed", type=int, default=1, metavar="N", help="seed of the generated orgs (default 1)")
+    parser.add_argument("--members", type=int, default=1000, metavar="N", help="members per org (default 1000)")
+    parser.add_argument("--departments", type=int, default=50, metavar="N", help="departments per org (default 50)")
+    parser.add_argument("--depth", type=int, default=5, metavar="N", help="depth of the department tree (default 5)")
     parser.add_argument("--rate-limits", action="store_true", help="enforce the documented rate limits")
     return parser
 

@@ -47,13 +47,14 @@ RETURNING status, attempts;
 
 -- name: replay_export
 -- $1 corp or stream name (NULL: all), $2 received since (NULL: all), $3 the last id exported, $4 the limit.
--- Inbox rows for export, oldest first.
+-- Inbox rows for export, oldest first; rows whose payload the retention purge (or forget) erased are left out.
 SELECT i.id, i.stream, i.platform, i.route, c.name AS corp_name, c.auth_name, i.dedupe_key, i.event_type,
        i.received_at, i.query, i.body, i.plaintext, i.status
 FROM inbox i LEFT JOIN corps c ON c.id = i.corp
 WHERE ($1::text IS NULL OR c.name = $1 OR i.stream = $1)
   AND ($2::timestamptz IS NULL OR i.received_at >= $2)
   AND i.id > $3
+  AND i.plaintext IS NOT NULL
 ORDER BY i.id
 LIMIT $4;
 

@@ -682,3 +682,17 @@ async def test_answers_match_the_documented_schemas(loaded: Rig) -> None:
     status, body = await loaded.get("/api/corps/HQ/members/ghost")
     conforms(resolve("#/components/schemas/Error"), body)
     conforms(resolve("#/components/schemas/SyncStarted"), started)
+
+
+def test_every_operation_is_filed_under_one_declared_tag_and_every_tag_is_used() -> None:
+    declared = [tag["name"] for tag in SPEC["tags"]]
+    assert len(declared) == len(set(declared)) and all(tag["description"] for tag in SPEC["tags"])
+    used = set()
+    for path, ops in SPEC["paths"].items():
+        for method, operation in ops.items():
+            assert len(operation["tags"]) == 1 and operation["tags"][0] in declared, (method, path)
+            used.add(operation["tags"][0])
+    assert used == set(declared)
+    members = SPEC["paths"]["/api/corps/{corp}/members/{memberId}/roles"]
+    assert members["put"]["tags"] == ["members"]
+    assert SPEC["paths"]["/api/corps/{corp}/sync-runs"]["get"]["tags"] == ["sync"]

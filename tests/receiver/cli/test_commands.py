@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -54,6 +55,15 @@ def test_check_config_prints_each_corp_and_its_callback_url(tmp_path: Path) -> N
     assert "https://sync.example.com/callback/wecom/HQ" in done.stdout
     assert "https://sync.example.com/callback/dingtalk/Sales" in done.stdout
     assert "app-secret" not in done.stdout
+    assert "CORPSYNC_PUBLIC_URL" not in done.stderr
+
+
+def test_check_config_warns_when_the_public_url_is_unset(tmp_path: Path) -> None:
+    write_wecom_corp(tmp_path, "HQ", corp_id="wwhq")
+    done = run("check-config", "--app-dir", str(tmp_path), env=corpsync_env())
+    assert done.returncode == 0
+    assert "http://127.0.0.1:8080/callback/wecom/HQ" in done.stdout
+    assert done.stderr.startswith("corpsync: warning: CORPSYNC_PUBLIC_URL is not set") and done.stderr.count("\n") == 1
 
 
 def test_check_config_reports_a_broken_app_dir_in_one_line(tmp_path: Path) -> None:
@@ -179,3 +189,20 @@ async def test_export_events_then_replay_to_another_receiver_moves_every_event(
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 3
     finally:
         await conn.close()
+
+
+def test_version_and_every_option_has_help_and_a_metavar() -> None:
+    from receiver.cli import _parser
+    from receiver.testing.serve import _parser as simulate_parser
+
+    done = run("--version", env=corpsync_env())
+    assert done.returncode == 0 and done.stdout.startswith("corpsync 0.")
+    parser = _parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert isinstance(commands, dict)
+    for name, sub in [("corpsync", parser), *commands.items(), ("simulate", simulate_parser())]:
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help text"
+            takes_value = action.nargs != 0 and not isinstance(action, argparse._VersionAction)
+            if takes_value and action.dest != "command":
+                assert action.metavar and action.metavar.isupper(), f"{name} {action.dest}: metavar {action.metavar}"

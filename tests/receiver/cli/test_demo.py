@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from receiver.settings import Settings
@@ -38,7 +41,7 @@ def test_demo_takes_the_port_and_admin_token_serve_would(monkeypatch: pytest.Mon
 
     seen: list[Settings] = []
 
-    def demo(settings: Settings, *rest: object) -> int:
+    def demo(settings: Settings, *rest: object, **named: object) -> int:
         seen.append(settings)
         return 0
 
@@ -51,3 +54,30 @@ def test_demo_takes_the_port_and_admin_token_serve_would(monkeypatch: pytest.Mon
     assert seen[-1].admin_token.reveal() == "demo-token"
     assert receiver.cli.main(["demo", "--port", "0"]) == 0
     assert seen[-1].port == 0
+
+
+@pytest.mark.timeout(200)
+def test_demo_uses_the_database_and_app_dir_serve_would(tmp_path: Path, db_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "receiver", "demo", "--app-dir", str(tmp_path), "--port", "0", "--seconds", "1",
+         "--members", "20", "--host", "127.0.0.1"],
+        env=corpsync_env(CORPSYNC_DATABASE_URL=db_url),
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "corps" / "HQ" / "HQ.json").is_file()  # the simulated corps stay in the app dir given
+    assert not (tmp_path / ".corpsync").exists()  # no embedded server: the database given was used
+
+    async def corps() -> list[str]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return [r["name"] for r in await conn.fetch("SELECT name FROM corps ORDER BY name")]
+        finally:
+            await conn.close()
+
+    assert {"HQ", "Sales", "T1"} <= set(asyncio.run(corps()))
+    again = subprocess.run(
+        [sys.executable, "-m", "receiver", "demo", "--app-dir", str(tmp_path), "--seconds", "1"],
+        env=corpsync_env(CORPSYNC_DATABASE_URL=db_url), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 1 and "already has corps" in again.stderr

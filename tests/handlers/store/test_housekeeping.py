@@ -1,0 +1,27 @@
+"""Housekeeping VACUUMs a change_log the retention purge thinned, so its space is reused (autovacuum may be off)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from handlers.store.housekeeping import Maintained, maintain_tables
+
+
+async def test_a_change_log_of_dead_rows_is_vacuumed(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        corp = await conn.fetchval(
+            "INSERT INTO corps (name, platform, type, corp_id) VALUES ('HQ', 'wecom', 'corps.QywxInnerType', 'ww')"
+            " RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO change_log (corp, entity, entity_id, op, source)"
+            " SELECT $1, 'member', 'u' || n, 'create', 'event' FROM generate_series(1, 8000) n",
+            corp,
+        )
+        await conn.execute("ANALYZE change_log")
+        await conn.execute("DELETE FROM change_log WHERE id % 8 <> 0")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    async with pool.acquire() as conn:
+        done = [m async for m in maintain_tables(conn)]
+        assert Maintained("change_log", True) in done
+        assert await conn.fetchval("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'change_log'") == 0
