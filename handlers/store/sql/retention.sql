@@ -127,7 +127,8 @@ SELECT 'inbox_payload', NULL::bigint, extract(epoch FROM now() - (
 
 -- name: forget_member
 -- $1 corps row id, $2 user id
--- Erase an offline member's personal fields and signature, leaving one change_log row that says so. Returns the
+-- Erase an offline member's personal fields, signature and the before/after values of their change_log rows,
+-- leaving one change_log row that says so. Returns the
 -- member's status, or no row for an unknown member; an active member is left as it is.
 WITH target AS (
     SELECT id, status FROM members WHERE corp = $1 AND user_id = $2 FOR UPDATE
@@ -140,6 +141,12 @@ WITH target AS (
     RETURNING m.id
 ), signature AS (
     DELETE FROM signatures s USING erased e WHERE s.member = e.id RETURNING s.member
+), history AS (
+    -- The change feed's before/after values of the member's earlier changes hold the same personal fields.
+    UPDATE change_log SET changes = NULL
+    WHERE corp = $1 AND entity IN ('member', 'signature') AND entity_id = $2 AND changes IS NOT NULL
+      AND EXISTS (SELECT FROM erased)
+    RETURNING id
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source)
     SELECT $1, 'member', $2, 'erase',

@@ -235,6 +235,27 @@ async def test_forget_erases_an_offline_members_personal_fields_and_signature_an
         assert dict(logged) == {"entity_id": "zhangsan", "op": "erase", "source": "api"}
 
 
+async def test_forget_erases_the_before_and_after_values_the_change_feed_kept(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        corp = await corp_row(conn)
+        await member(conn, corp, "zhangsan", "offline")
+        await member(conn, corp, "lisi", "offline")
+        for user_id in ("zhangsan", "lisi"):
+            await conn.execute(
+                "INSERT INTO change_log (corp, entity, entity_id, op, fields, source, changes)"
+                " VALUES ($1, 'member', $2, 'update', ARRAY['mobile'], 'event', $3)",
+                corp,
+                user_id,
+                {"mobile": {"before": "13800000000", "after": "13900000000"}},
+            )
+        await retention.forget_member(conn, corp, "zhangsan")
+        kept = await conn.fetch("SELECT entity_id, fields, changes FROM change_log WHERE op = 'update' ORDER BY id")
+        assert [(r["entity_id"], r["fields"], r["changes"]) for r in kept] == [
+            ("zhangsan", ["mobile"], None),  # which fields changed stays; their values go
+            ("lisi", ["mobile"], {"mobile": {"before": "13800000000", "after": "13900000000"}}),
+        ]
+
+
 async def test_forget_leaves_an_active_member_and_knows_no_stranger(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         corp = await corp_row(conn)
