@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
+from itertools import pairwise
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -60,14 +61,15 @@ class Migration:
 
 @cache
 def migrations() -> tuple[Migration, ...]:
-    """The numbered migrations in order; numbers are unique and start at 1 without gaps."""
+    """The numbered migrations in order; numbers are unique. Gaps are allowed: work in progress reserves its
+    number, and a database applies every migration it lacks, whatever its number."""
     found: list[Migration] = []
     for entry in _sql_dir().joinpath("migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise ValueError(f"migration numbers must run 1, 2, 3 …; found {migration.version:04d}")
+    for before, after in pairwise(found):
+        if before.version == after.version:
+            raise ValueError(f"migration number {after.version:04d} is used twice")
     return tuple(found)
