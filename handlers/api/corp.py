@@ -214,6 +214,7 @@ class Corp:
                 await reads.all_roles(conn, self.row_id),
                 await reads.all_tags(conn, self.row_id),
                 await reads.all_admins(conn, self.row_id),
+                await reads.local_users(conn, self.row_id),
             )  # fmt: skip
 
     async def get_root_dept(self) -> DeptView:

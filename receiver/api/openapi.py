@@ -53,6 +53,7 @@ SCHEMAS: dict[str, Schema] = {
     "Member": obj({
         "memberId": {**STR, "description": "the platform user id"},
         "localId": {**STR, "description": "corpsync's id: survives a userid rename and a return"},
+        "localUserId": {**NSTR, "description": "the member's person in the local user pool; null until registered"},
         "name": NSTR, "status": {"type": "string", "enum": ["active", "offline"]},
         "offlineReason": {"type": ["string", "null"], "enum": ["platform", "operator", None]},
         "offlineAt": NTIME, "deptIds": IDS, "mainDeptId": NSTR, "leaderDeptIds": IDS, "unionId": NSTR,
@@ -81,11 +82,18 @@ SCHEMAS: dict[str, Schema] = {
         "alreadyRunning": {"type": "boolean", "description": "a run was under way: this is that run"},
         "run": {"oneOf": [ref("SyncRun"), {"type": "null"}]},
     }),
+    "LocalUser": obj({
+        "localUserId": STR, "platform": {"type": "string", "enum": ["wecom", "dingtalk"]},
+        "identity": {**STR, "description": "unionId:<unionid> | userId:<corpid>:<userid> | "
+                                           "openUserId:<corpid>:<open_userid>"},
+        "name": NSTR, "memberIds": IDS, "createdAt": TIME, "updatedAt": TIME,
+    }),
     "LocalCorpData": obj({
         "corpFullName": STR, "corpId": STR, "rootDeptId": NSTR,
         "deptList": {"type": "array", "items": ref("Dept")}, "userList": {"type": "array", "items": ref("Member")},
         "roleList": {"type": "array", "items": ref("Role")}, "tagList": {"type": "array", "items": ref("Tag")},
         "adminList": {"type": "array", "items": ref("Admin")},
+        "localUserList": {"type": "array", "items": ref("LocalUser"), "description": "the local user pool"},
     }),
     "CorpPage": page("CorpInfo"),
     "DeptPage": page("Dept"),
