@@ -22,11 +22,13 @@ from handlers.api.paging import DEFAULT_LIMIT, Page
 from handlers.api.register import GivenSnapshot, register_members
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
 from handlers.clients import PlatformClient, make_client
-from handlers.clients.protocol import Progress
+from handlers.clients.protocol import Progress, RootLookup
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
-from handlers.errors import InvalidInput, UnknownRecord
+from handlers.errors import CorpsyncError, InvalidInput, NoRootDept, UnknownRecord
 from handlers.model import Snapshot
+from handlers.store import merge
 from handlers.store import reads as stored
+from handlers.store.directory import Directory
 from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
 
 log = logging.getLogger("corpsync.api")
@@ -218,7 +220,27 @@ class Corp:
             )  # fmt: skip
 
     async def get_root_dept(self) -> DeptView:
-        """corps.root_dept_id (set by full sync), else the top of the stored tree; never assumes "1"."""
+        """corps.root_dept_id (set by full sync), else the top of the stored tree; never assumes "1".
+
+        With no department stored yet (a 代开发 corp before its first sync) the root is created, as the JitAI
+        element does: read alone from the platform (the root a full sync would take) and stored."""
+        try:
+            return await reads.root_dept(self._pool, self.row_id, self.full_name)
+        except UnknownRecord:
+            pass
+        client = self.get_client()
+        if not isinstance(client, RootLookup):
+            raise NoRootDept("its client cannot read the root alone: run syncCorp")
+        try:
+            root = await client.root_department()
+        except CorpsyncError as exc:
+            raise NoRootDept(str(exc)) from exc
+        if root is None:
+            raise NoRootDept("no department is visible to the app")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await Directory(conn, self.row_id, writes.API).upsert_department(root)
+            await merge.set_root(conn, self.row_id, root.dept_id)
+        log.info("root department created", extra={"action": "api_root_dept_created", "corp": self.name})
         return await reads.root_dept(self._pool, self.row_id, self.full_name)
 
     async def get_depts(self) -> tuple[DeptView, ...]:

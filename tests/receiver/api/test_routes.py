@@ -315,9 +315,10 @@ async def test_root_dept_and_departments(loaded: Rig) -> None:
     assert (status, body) == (404, {"error": "unknown department", "ids": ["404"]})
 
 
-async def test_root_dept_of_a_never_synced_corp_is_404(rig: Rig) -> None:
+async def test_root_dept_of_a_never_synced_corp_whose_platform_cannot_answer_is_404_saying_why(rig: Rig) -> None:
     status, body = await rig.get("/api/corps/Sales/root-dept")
-    assert (status, body["error"]) == (404, "unknown department")
+    assert (status, body["ids"]) == (404, ["root"])
+    assert body["error"].startswith("no root department: none is stored yet and the platform could not give it (")
 
 
 # -- members ---------------------------------------------------------------------------------------
