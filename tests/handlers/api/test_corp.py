@@ -402,8 +402,9 @@ async def test_a_suite_tenant_opens_by_name_and_knows_its_agent_id(pool: asyncpg
     assert tenant.auth_config["suiteSecret"] == "***"
     assert await tenant.get_agent_id() == "1000009"
     assert await get_agent_id(pool, app, "wxT", "dk0001") == "1000009"
-    assert await tenant.get_agent_id("wxOther", "dk0001") is None
-    with pytest.raises(UnknownRecord):
+    with pytest.raises(UnknownCorp, match=r"^corp wxOther has not authorized suite dk0001"):
+        await tenant.get_agent_id("wxOther", "dk0001")
+    with pytest.raises(UnknownRecord, match=r"^unknown suite: dk-unknown$"):
         await get_agent_id(pool, app, "wxT", "dk-unknown")
 
 
