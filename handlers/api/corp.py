@@ -313,14 +313,15 @@ class Corp:
         return found
 
     async def set_user_role(self, member_id: str, role_ids: Iterable[str]) -> tuple[RoleMemberView, ...]:
-        """Replace the member's local roles; returns every role of the member afterwards."""
+        """Replace the member's local roles; returns the roles it set (the member's platform roles, e.g. DingTalk
+        labels, are kept and read with ``get_user_roles``)."""
         (member,) = writes.check_ids("memberId", [member_id])
         roles = writes.check_ids("roleIds", role_ids)
         async with self._pool.acquire() as conn, conn.transaction():
             local_id = await writes.set_member_roles(conn, self.row_id, member, roles)
             found = await reads.member_roles(conn, self.row_id, member, local_id)
         log.info("member roles set", extra={"action": "api_set_user_role", "corp": self.name, "roles": len(roles)})
-        return found
+        return tuple(r for r in found if r.source == "local")  # exactly the roles given: they replaced the local ones
 
     async def set_admin(self, member_ids: Iterable[str]) -> tuple[AdminView, ...]:
         """Replace the local admins; returns every admin afterwards (platform admins are kept)."""

@@ -177,7 +177,8 @@ PATHS: dict[str, Schema] = {
         "offlineMember", "Take the member offline in corpsync only (reason operator)", "Member", params=M)},
     BASE + "/members/{memberId}/roles": {
         "get": op("getUserRoles", "The member's roles", "RoleMemberList", params=M),
-        "put": op("setUserRole", "Replace the member's local roles", "RoleMemberList", params=M, body="RolesBody"),
+        "put": op("setUserRole", "Replace the member's local roles; answers the roles set", "RoleMemberList",
+                  params=M, body="RolesBody"),
     },
     BASE + "/members/{memberId}/signature": {
         "get": op("getUserSignature", "The member's signature", "Signature", params=M),
