@@ -155,7 +155,8 @@ def create_app(
     async def full_syncs(app: web.Application) -> AsyncIterator[None]:
         """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
         app[SCHEDULER] = sched = app[RUNTIME].scheduler(
-            scheduler or SchedulerSettings(max_parallel=settings.sync_parallel)
+            scheduler
+            or SchedulerSettings(max_parallel=settings.sync_parallel, debounce_seconds=settings.drift_debounce)
         )
         stop = asyncio.Event()
         task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler") if settings.run_scheduler else None

@@ -13,6 +13,7 @@ from handlers.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_SYNC_PARALLEL = 2
+DEFAULT_DRIFT_DEBOUNCE = 60
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
@@ -32,6 +33,7 @@ class Settings:
     run_scheduler: bool = True
     event_loop: str = "auto"  # 'uvloop', 'asyncio', or 'auto' (uvloop when it is installed)
     client_timeout: int = 10  # seconds a connection may idle, or take to send a request's headers or body
+    drift_debounce: int = DEFAULT_DRIFT_DEBOUNCE  # seconds from a corp's last sync start before a drift sync may start
 
     @property
     def base_url(self) -> str:
@@ -80,6 +82,7 @@ def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     token = env.get("CORPSYNC_ADMIN_TOKEN") or None
+    debounce = _int(env, "CORPSYNC_DRIFT_DEBOUNCE", DEFAULT_DRIFT_DEBOUNCE, minimum=0, maximum=86400)  # 0: none
     return Settings(
         app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
         database_url=env.get("CORPSYNC_DATABASE_URL") or None,
@@ -96,4 +99,5 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         run_scheduler=_flag(env, "CORPSYNC_SCHEDULER", True),
         event_loop=_choice("CORPSYNC_EVENT_LOOP", env.get("CORPSYNC_EVENT_LOOP") or "auto", EVENT_LOOPS),
         client_timeout=_int(env, "CORPSYNC_CLIENT_TIMEOUT", 10, minimum=1) or 10,
+        drift_debounce=DEFAULT_DRIFT_DEBOUNCE if debounce is None else debounce,
     )
