@@ -21,8 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.store import health
 from handlers.store import pool as db
+from handlers.store.pool import Row
 from receiver.keys import METRICS, POOL, SETTINGS, WORKER
-from receiver.ops.state import StreamState
+from receiver.ops.metrics import SYNC_BUCKETS
+from receiver.ops.state import StreamState, SyncRunBucket
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
 WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
@@ -33,22 +35,28 @@ class DatabaseState:
     problem: str | None  # "database unreachable" | "database timeout" | None
     version: int | None  # newest applied migration; None: unknown or no schema
     streams: tuple[StreamState, ...]  # empty unless the schema is at head
+    sync_runs: tuple[SyncRunBucket, ...] = ()  # read for /metrics only
 
 
-async def read_database(pool: asyncpg.Pool) -> DatabaseState:
-    """Schema version, then (at head) per-corp sync and inbox state: one connection, bounded time."""
+async def read_database(pool: asyncpg.Pool, *, sync_runs: bool = False) -> DatabaseState:
+    """Schema version, then (at head) per-corp sync and inbox state, and with ``sync_runs`` every corp's finished
+    full syncs: one connection, bounded time."""
     version = None
+    runs: list[Row] = []
     try:
         async with pool.acquire(timeout=TIMEOUT) as conn, asyncio.timeout(TIMEOUT):
             version = await db.schema_version(conn)
             if version != db.head_version():
                 return DatabaseState(None, version, ())
             rows = await health.stream_states(conn)
+            if sync_runs:
+                runs = await health.sync_run_counts(conn, list(SYNC_BUCKETS))
     except TimeoutError:
         return DatabaseState("database timeout", version, ())
     except db.DB_ERRORS:
         return DatabaseState("database unreachable", version, ())
-    return DatabaseState(None, version, tuple(StreamState.from_record(r) for r in rows))
+    streams = tuple(StreamState.from_record(r) for r in rows)
+    return DatabaseState(None, version, streams, tuple(SyncRunBucket.from_record(r) for r in runs))
 
 
 def worker_state(app: web.Application) -> str:
@@ -96,7 +104,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
-    state = await read_database(request.app[POOL])
+    state = await read_database(request.app[POOL], sync_runs=True)
     registry = request.app[METRICS]
-    registry.observe_database(state.problem is None, state.streams)
+    registry.observe_database(state.problem is None, state.streams, state.sync_runs)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
