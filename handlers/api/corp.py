@@ -140,9 +140,13 @@ class Corp:
             progress=progress,
         )  # fmt: skip
 
+    async def has_good_sync(self) -> bool:
+        """Whether a full sync of the corp has succeeded (or been quarantined) yet."""
+        return await stored.has_good_sync(self._pool, self.row_id)
+
     async def init_corp(self, *, progress: Progress | None = None) -> SyncResult:
         """The first full sync of the corp (a later call syncs again: JitAI runs initCorp once per corp)."""
-        synced = await stored.has_good_sync(self._pool, self.row_id)
+        synced = await self.has_good_sync()
         return await self.sync_corp(trigger="manual" if synced else "first", progress=progress)
 
     async def get_third_corp_data(self, progress: Progress | None = None) -> CorpData:

@@ -101,8 +101,37 @@ SCHEMAS: dict[str, Schema] = {
     "RoleMemberList": page("RoleMember"),
     "AdminPage": page("Admin"),
     "SyncRunPage": page("SyncRun"),
-    "RolesBody": obj({"roleIds": IDS}),
-    "AdminsBody": obj({"memberIds": IDS}),
+    "RolesBody": {"oneOf": [obj({"roleIds": IDS}), obj({"roleIdList": IDS})],
+                  "description": "roleIds, or roleIdList as in the JitAI documents"},
+    "MemberIdsBody": {"oneOf": [obj({"memberIds": IDS}), obj({"memberIdList": IDS})],
+                   "description": "memberIds, or memberIdList as in the JitAI documents"},
+    "MemberList": page("Member"),
+    "BulkRegisterBody": obj(
+        {"memberIds": IDS, "memberIdList": IDS, "allowDeletes": {"type": "boolean", "default": False}},
+        optional=("memberIds", "memberIdList", "allowDeletes"),
+    ),
+    "BulkRegistered": obj({
+        "runId": {**NSTR, "description": "the full sync run; null with a member list (no run is recorded)"},
+        "status": {"type": "string", "enum": ["succeeded", "quarantined", "failed", "already_running"]},
+        "counts": {"type": "object"}, "apiCalls": INT, "error": NSTR,
+    }),
+    "CorpData": {
+        "type": "object", "description": "the platform's directory as one fetch read it (nothing stored)",
+        "properties": {
+            "corpFullName": STR, "corpId": STR, "rootDeptId": STR,
+            "deptList": {"type": "array", "items": {"type": "object"}},
+            "userList": {"type": "array", "items": {"type": "object"}},
+            "tagList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "roleList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "roleMembers": {"type": ["array", "null"], "items": {"type": "object"}},
+            "adminList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "failedDeptIds": IDS, "apiCalls": INT,
+        },
+        "required": ["corpFullName", "corpId", "rootDeptId", "deptList", "userList", "tagList", "roleList",
+                     "roleMembers", "adminList", "failedDeptIds", "apiCalls"],
+        "additionalProperties": False,
+    },
+    "AgentId": obj({"corpId": STR, "suiteId": STR, "agentId": {**NSTR, "description": "null: none given yet"}}),
     "SignatureBody": obj({"signature": {**STR, "minLength": 1, "maxLength": 65536}}),
     "SyncBody": obj({"allowDeletes": {"type": "boolean", "default": False}}, optional=("allowDeletes",)),
 }  # fmt: skip
@@ -122,6 +151,8 @@ PARAMETERS: dict[str, Schema] = {
     "status": _param("status", "query", {"type": "string", "enum": ["active", "offline"]}, "member status"),
     "deptIdFilter": _param("deptId", "query", STR, "members directly in this department"),
     "updatedSince": _param("updatedSince", "query", TIME, "members changed at or after this time (ISO-8601)"),
+    "corpIdQuery": {**_param("corpId", "query", STR, "the tenant's corpid"), "required": True},
+    "suiteIdQuery": {**_param("suiteId", "query", STR, "the suite or 代开发 template id"), "required": True},
 }
 
 
@@ -166,6 +197,8 @@ BASE = "/api/corps/{corp}"
 PATHS: dict[str, Schema] = {
     "/api/openapi.json": {"get": op("getOpenApi", "This document", "Error")},
     "/api/corps": {"get": op("listCorps", "The corps served: configured and suite tenants", "CorpPage", params=PAGE)},
+    "/api/agent-id": {"get": op("getAgentId", "The agent id a tenant's authorization gave the suite's app",
+                                "AgentId", params=("corpIdQuery", "suiteIdQuery"))},
     BASE: {"get": op("getCorpInfo", "The corp's configuration (secrets masked) and local state", "CorpInfo", params=C)},
     BASE + "/root-dept": {"get": op("getRootDept", "The root department (never assumed to be 1)", "Dept", params=C)},
     BASE + "/depts": {"get": op("getDepts", "Departments in natural id order", "DeptPage", params=C + PAGE)},
@@ -175,6 +208,9 @@ PATHS: dict[str, Schema] = {
     BASE + "/members/{memberId}": {"get": op("getMember", "One member", "Member", params=M)},
     BASE + "/members/{memberId}/offline": {"post": op(
         "offlineMember", "Take the member offline in corpsync only (reason operator)", "Member", params=M)},
+    BASE + "/offline": {"post": op(
+        "offlineMembers", "Take members offline in corpsync only (reason operator)", "MemberList", params=C,
+        body="MemberIdsBody")},
     BASE + "/members/{memberId}/roles": {
         "get": op("getUserRoles", "The member's roles", "RoleMemberList", params=M),
         "put": op("setUserRole", "Replace the member's local roles; answers the roles set", "RoleMemberList",
@@ -187,9 +223,16 @@ PATHS: dict[str, Schema] = {
     BASE + "/admins": {
         "get": op("getAdmin", "Admins (platform and local)", "AdminPage", params=C + PAGE),
         "put": op("setAdmin", "Replace the local admins; platform admins stay", "AdminPage", params=C,
-                  body="AdminsBody"),
+                  body="MemberIdsBody"),
     },
     BASE + "/local-data": {"get": op("getLocalCorpData", "The whole local directory", "LocalCorpData", params=C)},
+    BASE + "/third-data": {"get": op("getThirdCorpData", "The platform's directory, read now; nothing is stored",
+                                     "CorpData", params=C)},
+    BASE + "/init": {"post": op("initCorp", "Start the corp's first full sync (later: another one)", "SyncStarted",
+                                params=C, status="202")},
+    BASE + "/bulk-register": {"post": op(
+        "bulkRegister", "Read the platform now and write it: all (a full sync) or the members listed",
+        "BulkRegistered", params=C, body="BulkRegisterBody", optional_body=True)},
     BASE + "/sync": {"post": op("syncCorp", "Start a full sync (or join the one under way)", "SyncStarted",
                                 params=C, body="SyncBody", status="202", optional_body=True)},
     BASE + "/sync-runs": {"get": op("getSyncRuns", "Full sync runs, newest first", "SyncRunPage", params=C + PAGE)},

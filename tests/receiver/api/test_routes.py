@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from handlers.config import Secret
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
+from handlers.store import credentials
 from handlers.store.locks import FULL_SYNC_LOCK
 from receiver.api import get_corp
 from receiver.api.openapi import SPEC
@@ -674,14 +675,21 @@ async def test_answers_match_the_documented_schemas(loaded: Rig) -> None:
     await loaded.send("POST", "/api/corps/HQ/members/u2/offline")
     _, started = await loaded.send("POST", "/api/corps/HQ/sync")
     await wait_finished(loaded, started["runId"])
+    await credentials.store_tenant(loaded.pool, "Suite", "wwT1", Secret("perm"), "1000009", {})
+    queries = {"/api/agent-id": {"corpId": "wwT1", "suiteId": "dk0001"}}
     for method, path in ROUTES:
         if method != "GET":
             continue
         url = path.format(corp="HQ", deptId="1", memberId="u1", runId=started["runId"])
-        status, body = await loaded.get(url)
+        status, body = await loaded.get(url, params=queries.get(path, {}))
         assert status == 200, url
         if path != "/api/openapi.json":
             conforms(SPEC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"], body, url)
     status, body = await loaded.get("/api/corps/HQ/members/ghost")
     conforms(resolve("#/components/schemas/Error"), body)
     conforms(resolve("#/components/schemas/SyncStarted"), started)
+    chosen = sorted(loaded.org.members)[:1]
+    _, registered = await loaded.send("POST", "/api/corps/HQ/bulk-register", {"memberIdList": chosen})
+    conforms(resolve("#/components/schemas/BulkRegistered"), registered)
+    _, offlined = await loaded.send("POST", "/api/corps/HQ/offline", {"memberIdList": ["u3"]})
+    conforms(resolve("#/components/schemas/MemberList"), offlined)
