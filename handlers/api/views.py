@@ -185,10 +185,9 @@ class LocalUserView(JsonView):
     local_user_id: str
     platform: str
     identity: str
-    name: str | None
+    name: str | None  # of the newest member linked to the person
     member_ids: tuple[str, ...]
     created_at: datetime
-    updated_at: datetime
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LocalUserView:

@@ -210,6 +210,7 @@ class Directory:
         old: str | None = await self.conn.fetchval(q("dir_adopt_union"), self.corp, user_id, union_id, *self._source)
         if old is not None:
             self.changes.append(Change("member", user_id, "rename", ("user_id",)))
+            await users.follow_rename(self.conn, self.corp, old, user_id)
         return old
 
     async def upsert_members_checked(
@@ -269,7 +270,7 @@ class Directory:
         if member_id is None:
             return False
         await self.log("member", new_user_id, "rename", ("user_id",))
-        await users.register(self.conn, self.corp, [new_user_id])  # the person's identity follows the userid
+        await users.follow_rename(self.conn, self.corp, old_user_id, new_user_id)
         return True
 
     async def member_states(self, user_ids: Iterable[str]) -> dict[str, MemberState]:

@@ -86,7 +86,7 @@ SCHEMAS: dict[str, Schema] = {
         "localUserId": STR, "platform": {"type": "string", "enum": ["wecom", "dingtalk"]},
         "identity": {**STR, "description": "unionId:<unionid> | userId:<corpid>:<userid> | "
                                            "openUserId:<corpid>:<open_userid>"},
-        "name": NSTR, "memberIds": IDS, "createdAt": TIME, "updatedAt": TIME,
+        "name": NSTR, "memberIds": IDS, "createdAt": TIME,
     }),
     "LocalCorpData": obj({
         "corpFullName": STR, "corpId": STR, "rootDeptId": NSTR,

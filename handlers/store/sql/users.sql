@@ -2,69 +2,62 @@
 
 -- name: users_register
 -- $1 corps row id, $2 user ids (NULL: every member of the corp)
--- bulkRegister / full sync: every chosen member not yet linked gets its person, found by identity or created.
--- A member already linked keeps its person (so a userid change never makes a new one); its person's name follows,
--- and so does an identity made of the userid.
--- Identity: DingTalk unionid; WeCom open_userid for a 代开发 / suite tenant that has it, else the userid (both
--- under the corp's corpid). Returns how many people were created and how many were updated.
+-- bulkRegister / full sync / a member's creation: the person of every chosen member not linked yet is made
+-- unless it exists (identity: member_identity, migration 0009). Only unlinked members are read (members_unlinked):
+-- a linked member keeps its person. Returns how many people were made; users_link then links the members.
 WITH corp AS (
     SELECT platform, type, corp_id, auth_name FROM corps WHERE id = $1
 ), chosen AS (
-    SELECT m.id, m.name, m.local_user,
-           CASE WHEN c.platform = 'dingtalk' AND m.union_id IS NOT NULL THEN 'unionId:' || m.union_id
-                WHEN c.platform = 'wecom' AND (c.type = 'corps.QywxProxyType' OR c.auth_name IS NOT NULL)
-                     AND m.open_user_id IS NOT NULL THEN 'openUserId:' || c.corp_id || ':' || m.open_user_id
-                ELSE 'userId:' || c.corp_id || ':' || m.user_id END AS identity,
-           c.platform
+    SELECT m.id, c.platform,
+           member_identity(c.platform, c.type, c.auth_name, c.corp_id, m.user_id, m.union_id, m.open_user_id)
+               AS identity
     FROM members m CROSS JOIN corp c
-    WHERE m.corp = $1 AND ($2::text[] IS NULL OR m.user_id = ANY($2::text[]))
+    WHERE m.corp = $1 AND m.local_user IS NULL AND ($2::text[] IS NULL OR m.user_id = ANY($2::text[]))
 ), created AS (
-    INSERT INTO local_users (platform, identity, name)
-    SELECT DISTINCT ON (identity) platform, identity, name FROM chosen WHERE local_user IS NULL
-    ORDER BY identity, id
+    INSERT INTO local_users (platform, identity)
+    SELECT DISTINCT platform, identity FROM chosen
     ON CONFLICT (platform, identity) DO NOTHING
-    RETURNING id
-), linked AS (
-    -- A linked member's person follows its name; and an identity made of a userid follows the userid (a WeCom
-    -- userid may change, and the old one may be given to someone else later), unless another person has it.
-    SELECT c.local_user, c.name,
-           CASE WHEN u.identity LIKE 'userId:%' AND u.identity <> c.identity
-                     AND NOT EXISTS (SELECT 1 FROM local_users x WHERE x.platform = u.platform AND x.identity = c.identity)
-                THEN c.identity ELSE u.identity END AS identity
-    FROM chosen c JOIN local_users u ON u.id = c.local_user
-), updated AS (
-    UPDATE local_users u SET name = coalesce(l.name, u.name), identity = l.identity, updated_at = now()
-    FROM linked l
-    WHERE u.id = l.local_user AND (u.name, u.identity) IS DISTINCT FROM (coalesce(l.name, u.name), l.identity)
-    RETURNING u.id
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM updated) AS updated;
+SELECT count(*) FROM created;
 
 -- name: users_link
 -- $1 corps row id, $2 user ids (NULL: every member of the corp)
--- Run after users_register (its rows are visible to a later statement): links each chosen unlinked member to the
--- person of its identity. Returns the members linked.
+-- After users_register (whose rows a later statement sees): links each chosen unlinked member to the person of
+-- its identity. Returns how many members were linked.
 WITH corp AS (
     SELECT platform, type, corp_id, auth_name FROM corps WHERE id = $1
 ), chosen AS (
-    SELECT m.id,
-           CASE WHEN c.platform = 'dingtalk' AND m.union_id IS NOT NULL THEN 'unionId:' || m.union_id
-                WHEN c.platform = 'wecom' AND (c.type = 'corps.QywxProxyType' OR c.auth_name IS NOT NULL)
-                     AND m.open_user_id IS NOT NULL THEN 'openUserId:' || c.corp_id || ':' || m.open_user_id
-                ELSE 'userId:' || c.corp_id || ':' || m.user_id END AS identity,
-           c.platform
+    SELECT m.id, c.platform,
+           member_identity(c.platform, c.type, c.auth_name, c.corp_id, m.user_id, m.union_id, m.open_user_id)
+               AS identity
     FROM members m CROSS JOIN corp c
     WHERE m.corp = $1 AND m.local_user IS NULL AND ($2::text[] IS NULL OR m.user_id = ANY($2::text[]))
+), linked AS (
+    UPDATE members m SET local_user = u.id
+    FROM chosen c JOIN local_users u ON u.platform = c.platform AND u.identity = c.identity
+    WHERE m.id = c.id
+    RETURNING 1
 )
-UPDATE members m SET local_user = u.id
-FROM chosen c JOIN local_users u ON u.platform = c.platform AND u.identity = c.identity
-WHERE m.id = c.id
-RETURNING m.id;
+SELECT count(*) FROM linked;
+
+-- name: users_follow_rename
+-- $1 corps row id, $2 the old user id, $3 the new one (the member has it now)
+-- A person whose identity is made of the member's old userid takes the new one: the old userid may be given to
+-- someone else later, who must not become this person. Kept when another person has that identity already.
+UPDATE local_users u SET identity = 'userId:' || c.corp_id || ':' || $3
+FROM members m JOIN corps c ON c.id = m.corp
+WHERE m.corp = $1 AND m.user_id = $3 AND u.id = m.local_user
+  AND u.identity = 'userId:' || c.corp_id || ':' || $2
+  AND NOT EXISTS (SELECT 1 FROM local_users x WHERE x.platform = u.platform AND x.identity = 'userId:' || c.corp_id || ':' || $3)
+RETURNING u.id;
 
 -- name: users_of_corp
 -- $1 corps row id
--- getLocalCorpData's user pool: the people the corp's members are linked to, each with its members' user ids.
-SELECT u.id, u.platform, u.identity, u.name, u.created_at, u.updated_at,
+-- getLocalCorpData's user pool: the people the corp's members are linked to, each with its members' user ids and
+-- the name of the newest of them.
+SELECT u.id, u.platform, u.identity, u.created_at,
+       (array_agg(m.name ORDER BY m.id DESC))[1] AS name,
        array_agg(m.user_id ORDER BY m.id) AS member_ids
 FROM local_users u JOIN members m ON m.local_user = u.id
 WHERE m.corp = $1

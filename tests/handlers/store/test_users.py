@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from handlers.model import Member
+from handlers.model import Department, Member, Membership, Snapshot
 from handlers.store import users
 from handlers.store.directory import Directory, Source
+from handlers.sync.reconcile import apply_snapshot
 
 
 async def corp_row(pool: asyncpg.Pool, name: str, platform: str, kind: str, corp_id: str) -> int:
@@ -79,3 +80,25 @@ async def test_adopting_by_unionid_takes_only_a_single_match(pool: asyncpg.Pool)
         assert await directory.adopt_union("y1", "ONE") is None  # already stored under this userid
         assert await directory.adopt_union("y2", "ONE") == "y1"
         assert await conn.fetchval("SELECT user_id FROM members WHERE union_id = 'ONE'") == "y2"
+
+
+async def test_full_sync_links_new_members_and_a_rename_moves_a_userid_identity(pool: asyncpg.Pool) -> None:
+    corp = await corp_row(pool, "HQ", "wecom", "corps.QywxInnerType", "ww1")
+    root = (Department("1", None, "HQ"),)
+
+    async def sync(*members: Member) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            run = await conn.fetchval("INSERT INTO sync_runs (corp, trigger) VALUES ($1, 'manual') RETURNING id", corp)
+            await apply_snapshot(conn, corp, run, Snapshot("1", root, members), threshold=1.0, allow_deletes=True)
+
+    await sync(Member("old.id", "Wu", (Membership("1"),), open_user_id="wo1"))
+    person = await pool.fetchval("SELECT local_user FROM members WHERE user_id = 'old.id'")
+    assert person is not None  # linked as it was created
+    await sync(Member("new.id", "Wu", (Membership("1"),), open_user_id="wo1"))  # the same open_userid: a rename
+    await sync(
+        Member("new.id", "Wu", (Membership("1"),), open_user_id="wo1"),
+        Member("old.id", "Zheng", (Membership("1"),), open_user_id="wo9"),  # the freed userid, someone else now
+    )
+    rows = await pool.fetch("SELECT user_id, local_user FROM members ORDER BY id")
+    assert [(r["user_id"], r["local_user"] == person) for r in rows] == [("new.id", True), ("old.id", False)]
+    assert await identities(pool, corp) == {"new.id": "userId:ww1:new.id", "old.id": "userId:ww1:old.id"}
