@@ -29,7 +29,7 @@ from handlers.model import Snapshot
 from handlers.store import merge
 from handlers.store import reads as stored
 from handlers.store.directory import Directory
-from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
+from handlers.sync.fullsync import RunStatus, SyncResult, describe_error, run_full_sync
 
 log = logging.getLogger("corpsync.api")
 
@@ -238,7 +238,7 @@ class Corp:
         try:
             root = await client.root_department()
         except CorpsyncError as exc:
-            raise NoRootDept(str(exc)) from exc
+            raise NoRootDept(describe_error(exc)) from exc
         if root is None:
             raise NoRootDept("no department is visible to the app")
         async with self._pool.acquire() as conn, conn.transaction():

@@ -125,6 +125,7 @@ async def test_root_dept_of_an_empty_corp_whose_platform_cannot_answer_is_unknow
         await hq.get_root_dept()
     assert (caught.value.kind, caught.value.ids) == ("department", ("root",))
     assert str(caught.value).startswith("no root department: none is stored yet and the platform could not give it")
+    assert "app-secret-xyz" not in str(caught.value) and "contact-secret-xyz" not in str(caught.value)
 
 
 async def test_root_dept_of_a_proxy_corp_before_its_first_sync_is_created(pool: asyncpg.Pool) -> None:
