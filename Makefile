@@ -28,6 +28,8 @@ test:
 bench:
 	$(PY) bench/crypto.py
 	$(PY) bench/ingest.py
+	$(PY) bench/stream.py
 	$(PY) bench/apply.py
 	$(PY) bench/fullsync.py
 	$(PY) bench/hostile.py
+	$(PY) bench/jitai.py

@@ -50,6 +50,7 @@ class CorpType(StrEnum):
 
 WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 DINGTALK_API_BASE = "https://oapi.dingtalk.com"
+DINGTALK_STREAM_BASE = "https://api.dingtalk.com"  # where POST /v1.0/gateway/connections/open lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class WecomInnerCorp:
     agent_id: str | None
     secret: Secret
     contact_secret: Secret | None
-    callback: CallbackKeys
+    callback: CallbackKeys | None  # None: no callback URL; synced on start-up, on schedule and on demand only
     api_base: str = WECOM_API_BASE
     rate_limits: RateLimits | None = None
     sync: SyncSettings = SyncSettings()
@@ -151,11 +152,17 @@ class DingTalkCorp:
     agent_id: str | None
     app_key: str
     app_secret: Secret
-    callback: CallbackKeys  # receive_ids = {ownerKey (default appKey), corpId}
+    callback: CallbackKeys | None  # receive_ids = {ownerKey (default appKey), corpId}; None: no HTTP push URL
     api_base: str = DINGTALK_API_BASE
     rate_limits: RateLimits | None = None
     sync: SyncSettings = SyncSettings()
     type: CorpType = CorpType.DINGTALK_INNER
+    stream_base: str | None = None  # Stream mode ("callback": {"mode": "stream"}): the gateway's base; None: off
+
+    @property
+    def stream(self) -> bool:
+        """Events arrive over a DingTalk Stream connection this process opens (no public URL needed)."""
+        return self.stream_base is not None
 
     @property
     def platform(self) -> Platform:

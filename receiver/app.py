@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from handlers.config import AppConfig
+from handlers.config import AppConfig, DingTalkCorp
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
 from receiver.api import openapi, read_routes, sync_routes, write_routes
@@ -27,12 +28,14 @@ from receiver.keys import (
     RUNTIME,
     SCHEDULER,
     SETTINGS,
+    STREAMS,
     WORKER,
 )
 from receiver.ops import health
 from receiver.ops.metrics import Metrics
 from receiver.runtime import open_runtime, pool_size
 from receiver.settings import Settings
+from receiver.stream.consumer import StreamConsumer, StreamSettings
 
 log = logging.getLogger("corpsync.app")
 
@@ -122,10 +125,17 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(
-    settings: Settings, config: AppConfig, database_url: str, *, scheduler: SchedulerSettings | None = None
+    settings: Settings,
+    config: AppConfig,
+    database_url: str,
+    *,
+    scheduler: SchedulerSettings | None = None,
+    stream: StreamSettings | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """Build the app; its runtime (pool, HTTP session, clients), worker, intake and scheduler open in
-    ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the drift debounce)."""
+    """Build the app; its runtime (pool, HTTP session, clients), worker, intake, DingTalk Stream consumers and
+    scheduler open in ``cleanup_ctx``. ``scheduler`` tunes the full-sync scheduler (tests tick one without the
+    drift debounce); ``stream`` the Stream consumers, and ``clock`` their wall clock (tests simulate blind time)."""
     app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see receiver.callbacks.routes
     app[SETTINGS] = settings
     app[CONFIG] = config
@@ -157,6 +167,24 @@ def create_app(
         yield
         await writer.close()
 
+    async def streams(app: web.Application) -> AsyncIterator[None]:
+        """One DingTalk Stream connection per Stream-mode corp, for as long as the app runs."""
+        runtime = app[RUNTIME]
+        consumers: dict[str, StreamConsumer] = {}
+        for name, corp in config.corps.items():
+            if isinstance(corp, DingTalkCorp) and corp.stream:
+                consumers[name] = StreamConsumer(
+                    corp, runtime.corp_rows[name], session=runtime.session, intake=app[INTAKE], pool=runtime.pool,
+                    process=app[WORKER].process, metrics=metrics, settings=stream, clock=clock,
+                )  # fmt: skip
+        app[STREAMS] = consumers
+        tasks = [asyncio.create_task(c.run(), name=f"corpsync-stream-{c.name}") for c in consumers.values()]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in consumers.values()))
+
     async def full_syncs(app: web.Application) -> AsyncIterator[None]:
         """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
         app[SCHEDULER] = sched = app[RUNTIME].scheduler(
@@ -171,7 +199,7 @@ def create_app(
             await task
         await sched.close()  # the syncs the API started when the loop does not run
 
-    app.cleanup_ctx.extend([runtime, worker, intake, full_syncs])
+    app.cleanup_ctx.extend([runtime, worker, intake, streams, full_syncs])
     app.on_startup.append(warn_if_loopback_only)
     app.add_routes(routes(Callbacks(app, endpoints, metrics, settings.callback_max_age)))
     return app

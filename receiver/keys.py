@@ -13,6 +13,7 @@ from receiver.callbacks.intake import Intake
 from receiver.ops.metrics import Metrics
 from receiver.runtime import Runtime
 from receiver.settings import Settings
+from receiver.stream.consumer import StreamConsumer
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", AppConfig)
@@ -24,3 +25,4 @@ CORP_ROWS = web.AppKey("corp_rows", dict[str, int])  # the runtime's: configured
 INTAKE = web.AppKey("intake", Intake)
 WORKER = web.AppKey("worker", Worker)
 SCHEDULER = web.AppKey("scheduler", SyncScheduler)  # the owner of every full sync the app runs
+STREAMS = web.AppKey("streams", dict[str, StreamConsumer])  # this process's DingTalk Stream consumers, by corp

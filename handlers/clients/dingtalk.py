@@ -54,6 +54,14 @@ class DingTalkClient:
     async def _result(self, api: str, body: Json | None = None) -> Json:
         return mapping((await self._post(api, body)).get("result"))
 
+    async def raw_call(
+        self, api: str, *, method: str = "POST", params: dict[str, str] | None = None, body: Json | None = None
+    ) -> Json:
+        """Any ``oapi`` API with the app's access token, through this corp's rate limits, retries and token
+        refresh; the whole answer (errcode 0) as parsed JSON."""
+        body = body if body is not None or method != "POST" else {}
+        return await self.transport.call(api, method=method, params=params, body=body, token=self._token)
+
     # -- single records --------------------------------------------------------------------------
 
     async def member(self, user_id: str) -> Member | None:

@@ -99,6 +99,13 @@ class WecomClient:
     async def _post(self, api: str, body: Json, token: TokenSource | None = None, expect: str | None = None) -> Json:
         return await self.transport.call(api, method="POST", body=body, token=token or self._app, expect=expect)
 
+    async def raw_call(
+        self, api: str, *, method: str = "GET", params: dict[str, str] | None = None, body: Json | None = None
+    ) -> Json:
+        """Any server API under ``cgi-bin/`` with the app's (or tenant's) access token, through this corp's rate
+        limits, retries and token refresh; the whole answer (errcode 0) as parsed JSON."""
+        return await self.transport.call(api, method=method, params=params, body=body, token=self._app)
+
     # -- single records (thin events) ------------------------------------------------------------
 
     async def member(self, user_id: str) -> Member | None:

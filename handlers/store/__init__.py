@@ -16,6 +16,7 @@ users         the local user pool: one person per platform identity, each member
 reads         the directory API's reads (``api.sql``)
 operator      the operator's writes through the API (``api.sql``)
 drift         receivers' heartbeats and the member-count check
+stream        when each process's DingTalk Stream connection of a corp was last live (blind time)
 health        what /readyz and /metrics read
 housekeeping  early ANALYZE / VACUUM of the tables a fresh database grows from empty
 rows          frozen dataclasses built from rows, field by column name

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from itertools import pairwise
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -61,15 +60,15 @@ class Migration:
 
 @cache
 def migrations() -> tuple[Migration, ...]:
-    """The numbered migrations in order; numbers are unique. Gaps are allowed: work in progress reserves its
-    number, and a database applies every migration it lacks, whatever its number."""
+    """The numbered migrations in order; numbers are unique and start at 1. A gap is allowed: work done in parallel
+    reserves its numbers ahead, and ``migrate`` applies whatever a database lacks, whatever order it lands in."""
     found: list[Migration] = []
     for entry in _sql_dir().joinpath("migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
-    for before, after in pairwise(found):
-        if before.version == after.version:
-            raise ValueError(f"migration number {after.version:04d} is used twice")
+    for before, migration in zip([Migration(0, "", ""), *found], found, strict=False):
+        if migration.version == before.version or migration.version < 1:
+            raise ValueError(f"migration numbers must be unique, from 1 up; found {migration.version:04d} again")
     return tuple(found)

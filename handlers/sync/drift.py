@@ -1,9 +1,9 @@
 """Drift detection: every reason to distrust the incremental path ends in a (debounced) full-sync request.
 
-Here: gaps in the receivers' heartbeats, a platform member count that disagrees with the local active
-count, a non-empty DingTalk failed-events list, and ``request`` for dead letters. The handlers flag the
-rest as they meet it: a reference to an unknown department (``EventContext.check_departments``) and an
-unknown event type (``handlers.worker.apply``).
+Here: gaps in the receivers' heartbeats, blind time of DingTalk Stream corps (no process connected), a
+platform member count that disagrees with the local active count, a non-empty DingTalk failed-events list,
+and ``request`` for dead letters. The handlers flag the rest as they meet it: a reference to an unknown
+department (``EventContext.check_departments``) and an unknown event type (``handlers.worker.apply``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from handlers.events.parse import dedupe_key, normalize_failed_entry, parse_ding
 from handlers.store.corps import active_corps, request_sync
 from handlers.store.drift import active_and_pending, forget_beats, record_beat, since_last_beat
 from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
+from handlers.store.stream import link_connected, link_live
 
 log = logging.getLogger("corpsync.drift")
 
@@ -60,6 +61,29 @@ async def beat(conn: asyncpg.Connection, process: str, max_gap: timedelta) -> bo
 async def forget_process(conn: asyncpg.Connection, process: str) -> None:
     """A clean shutdown: the process's row goes; other rows older than a week are pruned too."""
     await forget_beats(conn, process)
+
+
+# -- DingTalk Stream: blind time --------------------------------------------------------------------
+
+
+async def stream_connected(conn: asyncpg.Connection, corp: int, process: str, now: float, max_gap: float) -> bool:
+    """A Stream connection of ``corp`` opened at ``now`` (epoch seconds, the consumer's clock). When no process of
+    the corp had a live connection for longer than ``max_gap`` seconds, events may have been lost (Stream has no
+    failed-events list), so a full sync is requested, as for a receiver gap. Returns whether it was.
+
+    The first connection a corp ever has is not a gap: the start-up sync covers that case."""
+    async with conn.transaction():
+        blind = await link_connected(conn, corp, process, now)
+        if blind is None or blind <= max_gap:
+            return False
+        await request(conn, corp, "stream_gap")
+    log.warning("stream blind", extra={"action": "stream_gap", "corp": corp, "seconds": int(blind)})
+    return True
+
+
+async def stream_live(conn: asyncpg.Connection, corp: int, process: str, now: float) -> None:
+    """``process``'s Stream connection of ``corp`` was live at ``now`` (while connected, and as it ends)."""
+    await link_live(conn, corp, process, now)
 
 
 # -- comparison with the platform -----------------------------------------------------------------

@@ -50,14 +50,14 @@ def load_app_dir(root: str | Path, environ: Mapping[str, str]) -> AppConfig:
 
     suites: dict[str, str] = {}
     for name in element_names(base, "auths"):
-        element_type, title = read_element(base, "auths", name, environ)
-        if element_type != SUITE_AUTH_TYPE:
-            if not element_type.startswith("auths."):
-                raise ConfigError(f"auths/{name}/e.json: type: unknown auth type {element_type!r}")
-            app.ignored_auths[name] = element_type
+        element = read_element(base, "auths", name, environ)
+        if element.type != SUITE_AUTH_TYPE:
+            if not element.type.startswith("auths."):
+                raise ConfigError(f"auths/{name}/e.json: type: unknown auth type {element.type!r}")
+            app.ignored_auths[name] = element.type
             continue
-        doc = read_json(base, f"auths/{name}/{name}.json", environ)
-        auth = suite_auth(name, title, doc)
+        doc = read_json(base, element.config_file, environ)
+        auth = suite_auth(name, element.title, doc)
         if auth.suite_id in suites:
             doc.fail("suiteId", f"same suiteId as auths/{suites[auth.suite_id]}: a suite has one instruction URL")
         suites[auth.suite_id] = name
@@ -65,15 +65,16 @@ def load_app_dir(root: str | Path, environ: Mapping[str, str]) -> AppConfig:
 
     identities: dict[tuple[str, ...], str] = {}
     for name in element_names(base, "corps"):
-        element_type, title = read_element(base, "corps", name, environ)
+        element = read_element(base, "corps", name, environ)
+        title = element.title
         try:
-            corp_type = CorpType(element_type)
+            corp_type = CorpType(element.type)
         except ValueError:
             known = ", ".join(t.value for t in CorpType)
             raise ConfigError(
-                f"corps/{name}/e.json: type: unknown corp type {element_type!r} (expected one of: {known})"
+                f"corps/{name}/e.json: type: unknown corp type {element.type!r} (expected one of: {known})"
             ) from None
-        doc = read_json(base, f"corps/{name}/{name}.json", environ)
+        doc = read_json(base, element.config_file, environ)
         corp: CorpConfig
         if corp_type is CorpType.WECOM_INNER:
             corp = wecom_inner_corp(name, title, doc)

@@ -6,6 +6,7 @@ import re
 
 from handlers.config import (
     DINGTALK_API_BASE,
+    DINGTALK_STREAM_BASE,
     WECOM_API_BASE,
     AppConfig,
     CallbackKeys,
@@ -22,9 +23,18 @@ _AUTH_REF = re.compile(r"auths\.([A-Za-z0-9_-]+)")
 # Keys of the objects corpsync owns are checked strictly. The top-level files and authConfig are shared
 # with JitAI, which may add keys of its own: there only near-misses of our keys are rejected.
 _WECOM_INNER_KEYS = ("corpId", "agentId", "secret", "contactSecret", "callback", "apiBase", "rateLimits", "sync")
-_DINGTALK_KEYS = ("authConfig", "callback", "apiBase", "rateLimits", "sync")
+_DINGTALK_KEYS = ("authConfig", "callback", "apiBase", "streamBase", "rateLimits", "sync")
+_DINGTALK_CALLBACK_KEYS = ("mode", "token", "aesKey", "ownerKey")
+_CALLBACK_MODES = ("http", "stream")
 _DINGTALK_AUTH_KEYS = ("corpId", "agentId", "appKey", "appSecret")
 _PROXY_KEYS = ("corpId", "authFullName", "rateLimits", "sync")
+
+
+def _callback(doc: Node, known: tuple[str, ...]) -> Node | None:
+    """The optional ``callback`` block (the JitAI seeds' configs have none: such a corp is pull-only)."""
+    if "callback" in doc.data and doc.data["callback"] is None:
+        doc.missing("callback", "an object")  # null is a slip, not a way to say "no callback"
+    return doc.opt_child("callback", known)
 
 
 def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
@@ -37,7 +47,7 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
     agent_id = doc.ident("agentId")
     secret = doc.secret("secret")
     contact_secret = doc.opt_secret("contactSecret")
-    callback = doc.child("callback", ("token", "encodingAESKey"))
+    callback = _callback(doc, ("token", "encodingAESKey"))
     return WecomInnerCorp(
         name=name,
         title=title,
@@ -45,7 +55,9 @@ def wecom_inner_corp(name: str, title: str, doc: Node) -> WecomInnerCorp:
         agent_id=agent_id,
         secret=secret,
         contact_secret=contact_secret,
-        callback=CallbackKeys(
+        callback=None
+        if callback is None
+        else CallbackKeys(
             token=callback.secret("token"),
             aes_key=callback.aes_key("encodingAESKey"),
             receive_ids=frozenset({corp_id}),
@@ -65,10 +77,20 @@ def dingtalk_corp(name: str, title: str, doc: Node) -> DingTalkCorp:
     agent_id = auth.ident("agentId")
     app_key = auth.text("appKey")
     app_secret = auth.secret("appSecret")
-    callback = doc.child("callback", ("token", "aesKey", "ownerKey"))
-    token = callback.secret("token")
-    aes_key = callback.aes_key("aesKey")
-    owner_key = callback.opt_text("ownerKey") or app_key  # HTTP push set in the developer console: appKey
+    callback = _callback(doc, _DINGTALK_CALLBACK_KEYS)
+    mode = "http" if callback is None else (callback.opt_text("mode") or "http")
+    if callback is not None and mode not in _CALLBACK_MODES:
+        callback.fail("mode", 'must be "http" (HTTP push, the default) or "stream" (DingTalk Stream mode)')
+    keys = None
+    if callback is not None and (mode == "http" or "token" in callback.data or "aesKey" in callback.data):
+        owner_key = callback.opt_text("ownerKey") or app_key  # HTTP push set in the developer console: appKey
+        keys = CallbackKeys(
+            token=callback.secret("token"),
+            aes_key=callback.aes_key("aesKey"),
+            receive_ids=frozenset({owner_key, corp_id}),
+        )
+    if mode != "stream" and "streamBase" in doc.data:
+        doc.fail("streamBase", 'only applies to Stream mode ("callback": {"mode": "stream"})')
     return DingTalkCorp(
         name=name,
         title=title,
@@ -76,10 +98,11 @@ def dingtalk_corp(name: str, title: str, doc: Node) -> DingTalkCorp:
         agent_id=agent_id,
         app_key=app_key,
         app_secret=app_secret,
-        callback=CallbackKeys(token=token, aes_key=aes_key, receive_ids=frozenset({owner_key, corp_id})),
+        callback=keys,
         api_base=doc.api_base(DINGTALK_API_BASE),
         rate_limits=rate_limits(doc),
         sync=sync_settings(doc),
+        stream_base=doc.api_base(DINGTALK_STREAM_BASE, key="streamBase") if mode == "stream" else None,
     )
 
 

@@ -8,7 +8,8 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -142,13 +143,13 @@ class Node:
             self.fail(key, f"must be exactly 43 characters of A-Z, a-z, 0-9 ({detail})", IllegalAesKey)
         return Secret(value)
 
-    def api_base(self, default: str) -> str:
-        value = self.opt_text("apiBase")
+    def api_base(self, default: str, *, key: str = "apiBase") -> str:
+        value = self.opt_text(key)
         if value is None:
             return default
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.fail("apiBase", "must be an http:// or https:// URL")
+            self.fail(key, "must be an http:// or https:// URL")
         return value.rstrip("/")
 
     def opt_number(self, key: str, *, low: float, high: float = math.inf, open_low: bool = False) -> float | None:
@@ -220,11 +221,32 @@ def element_names(root: Path, folder: str) -> list[str]:
     return names
 
 
-def read_element(root: Path, folder: str, name: str, env: Mapping[str, str]) -> tuple[str, str]:
-    """``(type, title)`` from ``<folder>/<name>/e.json``."""
+@dataclass(frozen=True, slots=True)
+class Element:
+    """What ``<folder>/<name>/e.json`` says: the element's type and title, and its business config file."""
+
+    type: str
+    title: str
+    config_file: str  # relative to the app dir: <folder>/<name>/<name>.json, or e.json's frontBundleEntry
+
+
+def _bundle_entry(e: Node, folder: str, name: str) -> str:
+    """The business config file e.json's ``frontBundleEntry`` names (JitAI: ``./<name>.json``), inside the
+    element's directory; without one, ``<name>.json``."""
+    entry = e.opt_text("frontBundleEntry")
+    if entry is None:
+        return f"{folder}/{name}/{name}.json"
+    path = PurePosixPath(entry.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or path.suffix != ".json" or not path.name.strip("."):
+        e.fail("frontBundleEntry", "must name a .json file inside the element's directory, e.g. ./<name>.json")
+    return f"{folder}/{name}/{path.as_posix()}"
+
+
+def read_element(root: Path, folder: str, name: str, env: Mapping[str, str]) -> Element:
+    """The element of ``<folder>/<name>/e.json``."""
     e = read_json(root, f"{folder}/{name}/e.json", env)
     element_type, title = e.text("type"), e.text("title")
     full_name = e.opt_text("fullName")
     if full_name is not None and full_name != f"{folder}.{name}":
         e.fail("fullName", f"must be {folder}.{name}, after its directory")
-    return element_type, title
+    return Element(element_type, title, _bundle_entry(e, folder, name))

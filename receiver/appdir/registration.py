@@ -3,7 +3,7 @@ platform's console, and where their keys are read from (never the keys)."""
 
 from __future__ import annotations
 
-from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomInnerCorp, WecomProxyCorp
+from handlers.config import AppConfig, CorpConfig, DingTalkCorp, SuiteAuth, WecomInnerCorp, WecomProxyCorp
 from receiver.appdir.auths import SUITE_AUTH_TYPE
 
 
@@ -14,6 +14,16 @@ def _source(file: str, *keys: str) -> str:
 def _corp_lines(corp: CorpConfig, base: str) -> list[str]:
     file = f"corps/{corp.name}/{corp.name}.json"
     head = f"corps/{corp.name}: {corp.title!r} {corp.type.value}"
+    stream = isinstance(corp, DingTalkCorp) and corp.stream
+    if not isinstance(corp, WecomProxyCorp) and corp.callback is None and not stream:
+        wecom = isinstance(corp, WecomInnerCorp)
+        keys = '"callback": {"token", "encodingAESKey"}' if wecom else '"callback": {"token", "aesKey"}'
+        url = f"{base}/callback/{'wecom' if wecom else 'dingtalk'}/{corp.name}"
+        return [
+            f"{head} ({'WeCom self-built' if wecom else 'DingTalk internal app'}) corpId {corp.corp_id}",
+            f"  no callback URL ({file} has no callback block): changes arrive with full syncs only (start-up,",
+            f"  schedule, on demand). Add {keys} to receive each change within seconds at {url}",
+        ]
     if isinstance(corp, WecomInnerCorp):
         where = "通讯录同步 → 接收事件服务器" if corp.contact_secret else "the app's 接收消息 → 设置API接收"
         return [
@@ -27,6 +37,14 @@ def _corp_lines(corp: CorpConfig, base: str) -> list[str]:
             f"{head} (WeCom tenant of auths/{corp.auth.name}) corpId {corp.corp_id}",
             f"  URL (the 代开发 app's callback in this corp): {base}/callback/wecom/{corp.name}",
             f"  Token / EncodingAESKey: the auth's, {_source(auth_file, 'token', 'encodingAESKey')}",
+        ]
+    if corp.stream:
+        return [
+            f"{head} (DingTalk internal app, Stream mode) corpId {corp.corp_id} appKey {corp.app_key}",
+            "  no callback URL: serve opens an outbound connection (443 to api.dingtalk.com and"
+            " wss-open-connection.dingtalk.com)",
+            "  in the developer console: 事件订阅 → 推送方式 → Stream 模式推送, then subscribe the 通讯录 events",
+            f"  gateway: {corp.stream_base}, with {_source(file, 'authConfig.appKey', 'authConfig.appSecret')}",
         ]
     return [
         f"{head} (DingTalk internal app) corpId {corp.corp_id} appKey {corp.app_key}",

@@ -65,6 +65,8 @@ def build_endpoints(config: AppConfig) -> Endpoints:
     for name, corp in config.corps.items():
         if isinstance(corp, WecomInnerCorp):
             keys = corp.callback
+            if keys is None:  # no callback block: a pull-only corp has no callback URL (404)
+                continue
             wecom[name] = CorpEndpoint(
                 name, Platform.WECOM, CallbackCipher(keys.token.reveal(), keys.aes_key.reveal()), keys.receive_ids
             )
@@ -72,7 +74,11 @@ def build_endpoints(config: AppConfig) -> Endpoints:
             # 代开发 app callback URL: the auth's token and key, receive-id = the authorized corp's corpid.
             wecom[name] = CorpEndpoint(name, Platform.WECOM, suites[corp.auth.name].cipher, frozenset({corp.corp_id}))
         elif isinstance(corp, DingTalkCorp):
+            if corp.callback is None:  # Stream mode: no callback URL (404)
+                continue
             keys = corp.callback
+            if keys is None:
+                continue
             dingtalk[name] = CorpEndpoint(
                 name, Platform.DINGTALK, CallbackCipher(keys.token.reveal(), keys.aes_key.reveal()), keys.receive_ids
             )

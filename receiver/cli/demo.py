@@ -1,9 +1,10 @@
 """``corpsync demo``: the whole product in one command, against the upstream simulator, with no credentials.
 
-It starts the embedded PostgreSQL, a simulated WeCom self-built org, a 代开发 tenant and a DingTalk org, and
-the receiver wired to them; authorizes the tenant through real suite callbacks; runs the first full syncs;
-then changes the simulated orgs and pushes each change's signed callback to the receiver, and finally
-checks that every local directory equals its upstream.
+It starts the embedded PostgreSQL, a simulated WeCom self-built org, a 代开发 tenant, a DingTalk org on HTTP push and
+one on Stream mode, and the receiver wired to them; authorizes the tenant through real suite callbacks; runs the
+first full syncs; then changes the simulated orgs and pushes each change's signed callback to the receiver (or, for
+the Stream org, sends its EVENT frames over the receiver's own Stream connection), and finally checks that every
+local directory equals its upstream.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from receiver.testing.harness import write_dingtalk_corp, write_proxy_corp, writ
 from receiver.testing.org import SimOrg
 
 SUITE_ID = "dkdemo00000000000001"
+CORPS = ("HQ", "T1", "Sales", "Field")  # Field: the DingTalk org on Stream mode
 Say = Callable[[str], None]
 
 
@@ -51,6 +53,7 @@ class DemoOrgs:
     suite: WecomSuite
     tenant: SuiteTenant
     dingtalk: DingTalkApp
+    stream: DingTalkApp  # the DingTalk org whose events go over Stream mode (corps/Field)
     pushed: dict[str, int] = field(default_factory=dict)
 
 
@@ -61,7 +64,8 @@ def build_orgs(members: int) -> DemoOrgs:
     suite = sim.add_wecom_suite(SUITE_ID)
     tenant = sim.add_suite_tenant(SUITE_ID, generate_org(8, max(10, members // 2), max(3, depts // 2), 3))
     dingtalk = sim.add_dingtalk_app(generate_org(9, members, depts, 4))
-    return DemoOrgs(sim, wecom, suite, tenant, dingtalk)
+    stream = sim.add_dingtalk_app(generate_org(10, members, depts, 4))
+    return DemoOrgs(sim, wecom, suite, tenant, dingtalk, stream)
 
 
 def write_app_dir(root: Path, orgs: DemoOrgs) -> None:
@@ -74,6 +78,10 @@ def write_app_dir(root: Path, orgs: DemoOrgs) -> None:
     write_proxy_corp(root, "T1", corp_id=orgs.tenant.corp_id, auth="Suite")
     write_dingtalk_corp(root, "Sales", corp_id=d.corp_id, app_key=d.app_key, app_secret=d.app_secret,
                         api_base=f"{base}/dingtalk", token=d.token, aes_key=d.aes_key)  # fmt: skip
+    f = orgs.stream
+    write_dingtalk_corp(root, "Field", corp_id=f.corp_id, app_key=f.app_key, app_secret=f.app_secret,
+                        api_base=f"{base}/dingtalk",
+                        extra={"callback": {"mode": "stream"}, "streamBase": orgs.sim.stream_base})  # fmt: skip
 
 
 class Pusher:
@@ -82,8 +90,17 @@ class Pusher:
     def __init__(self, orgs: DemoOrgs, receiver: str, session: aiohttp.ClientSession) -> None:
         self.orgs, self.receiver, self.session = orgs, receiver, session
 
-    async def push(self, corp: str, change: Callbacks, *, thin: bool = False) -> list[int]:
+    async def push(self, corp: str, change: Callbacks, *, thin: bool = False) -> list[str]:
+        """Each callback's answer: an HTTP status, or ``ACK`` for a Stream frame ACKed SUCCESS (``LOST`` if not)."""
         o = self.orgs
+        if corp == "Field":
+            gateway = o.sim.stream
+            sent = gateway.publish(o.stream.app_key, change)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await gateway.wait_delivered(sent)
+            o.pushed[corp] = o.pushed.get(corp, 0) + len(sent)
+            return ["ACK" if gateway.deliveries[m].done else "LOST" for m in sent]
         if corp == "HQ":
             bodies = change.wecom_thin if thin and change.wecom_thin else change.wecom
             target, token, key, rid = "wecom/HQ", o.wecom.token, o.wecom.aes_key, o.wecom.corp_id
@@ -94,11 +111,11 @@ class Pusher:
             bodies = change.dingtalk
             target, token, key, rid = "dingtalk/Sales", o.dingtalk.token, o.dingtalk.aes_key, o.dingtalk.app_key
         platform: Literal["wecom", "dingtalk"] = "dingtalk" if corp == "Sales" else "wecom"
-        statuses = []
+        statuses: list[str] = []
         for body in bodies:
             result = await o.sim.push(f"{self.receiver}/callback/{target}", body, platform=platform, token=token,
                                       aes_key=key, receive_id=rid, session=self.session)  # fmt: skip
-            statuses.append(result.status)
+            statuses.append(str(result.status))
             o.pushed[corp] = o.pushed.get(corp, 0) + 1
         return statuses
 
@@ -203,7 +220,7 @@ def _bound_port(site: web.TCPSite) -> int:
 
 async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: float | None,
                  rate: float, say: Say, sim_url: str, token: bool) -> int:  # fmt: skip
-    say(f"upstream simulator  {sim_url}  (WeCom self-built, a 代开发 tenant, DingTalk)")
+    say(f"upstream simulator  {sim_url}  (WeCom self-built, a 代开发 tenant, DingTalk by HTTP push and by Stream)")
     say(f"receiver            {receiver}")
     async with http_session() as session:
         pusher = Pusher(orgs, receiver, session)
@@ -212,7 +229,7 @@ async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: f
         _, create_auth = orgs.sim.create_auth(SUITE_ID, orgs.tenant.corp_id)
         await pusher.suite(create_auth)
         await wait_applied(app)
-        for name in ("HQ", "T1", "Sales"):
+        for name in CORPS:
             corp = await get_corp(app, name)
             bar = ProgressBar()
             result = await corp.sync_corp(progress=bar if bar.enabled else None)
@@ -221,13 +238,14 @@ async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: f
         say("")
         auth = ' -H "Authorization: Bearer $CORPSYNC_ADMIN_TOKEN"' if token else ""
         say(f"explore:  curl{auth} {receiver}/api/corps   ·   {receiver}/readyz   ·   {receiver}/metrics")
-        say("now changing the orgs upstream; each change's callback flows through the receiver (Ctrl-C stops)")
+        say("now changing the orgs upstream; each change's callback flows through the receiver, Field's over its")
+        say("DingTalk Stream connection (→ ACK once stored), the others' by HTTP (→ status); Ctrl-C stops")
         rng = random.Random(11)  # noqa: S311 - a reproducible story, not a secret
         started = time.monotonic()
-        org_of = {"HQ": orgs.wecom.org, "T1": orgs.tenant.org, "Sales": orgs.dingtalk.org}
+        org_of = {"HQ": orgs.wecom.org, "T1": orgs.tenant.org, "Sales": orgs.dingtalk.org, "Field": orgs.stream.org}
         with contextlib.suppress(asyncio.CancelledError):
             while seconds is None or time.monotonic() - started < seconds:
-                name = rng.choice(["HQ", "T1", "Sales"])
+                name = rng.choice(CORPS)
                 kind, make = random_change(org_of[name], rng)
                 try:
                     change = make()
@@ -241,7 +259,7 @@ async def _story(app: web.Application, orgs: DemoOrgs, receiver: str, seconds: f
         say("")
         applied = await wait_applied(app)
         say("all callbacks applied" if applied else "some callbacks are still pending")
-        lines = [await compare(app, name) for name in ("HQ", "T1", "Sales")]
+        lines = [await compare(app, name) for name in CORPS]
         for line in lines:
             say(line)
     return 0 if applied and all(line.endswith("in sync") for line in lines) else 1

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from handlers.store import health
 from handlers.store import pool as db
 from handlers.store.pool import Row
-from receiver.keys import METRICS, POOL, SETTINGS, WORKER
+from receiver.keys import METRICS, POOL, SETTINGS, STREAMS, WORKER
 from receiver.ops.metrics import SYNC_BUCKETS
 from receiver.ops.state import StreamState, SyncRunBucket
 
@@ -98,6 +98,7 @@ async def readyz(request: web.Request) -> web.Response:
         "worker": worker,
         "corps": {s.name: s.corp_json() for s in state.streams if s.is_corp},
         "streams": {s.name: s.inbox_json() for s in state.streams if not s.is_corp},
+        "dingtalkStream": {name: c.state.json(c.now()) for name, c in request.app.get(STREAMS, {}).items()},
     }
     return web.json_response(body, status=503 if reasons else 200)
 

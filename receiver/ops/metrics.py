@@ -154,6 +154,30 @@ class Metrics:
         self.token_refreshes = Counter(
             "corpsync_token_refreshes", "Access tokens fetched from the platform", ["kind"], registry=r
         )
+        # DingTalk Stream (receiver.stream): this process's connections
+        self.stream_frames = Counter(
+            "corpsync_stream_frames", "DingTalk Stream frames received, by kind", ["corp", "kind"], registry=r
+        )
+        self.stream_acks = Counter(
+            "corpsync_stream_acks",
+            "DingTalk Stream events answered: SUCCESS once stored (or never storable), LATER when not stored",
+            ["corp", "status", "outcome"],
+            registry=r,
+        )
+        self.stream_reconnects = Counter(
+            "corpsync_stream_reconnects", "DingTalk Stream connections ended or failed to open", ["corp", "reason"],
+            registry=r,
+        )  # fmt: skip
+        self.stream_disconnected_seconds = Counter(
+            "corpsync_stream_disconnected_seconds",
+            "Seconds this process's DingTalk Stream consumer spent without a connection (counted on reconnect)",
+            ["corp"],
+            registry=r,
+        )
+        self.stream_connected = Gauge(
+            "corpsync_stream_connected", "This process holds a DingTalk Stream connection (1) or not (0)", ["corp"],
+            registry=r,
+        )  # fmt: skip
 
     def callback_series(self, platform: str, route: str) -> CallbackSeries:
         """The answers of one callback route (made once per route, at start-up: the hot path only counts)."""

@@ -74,7 +74,8 @@ class Callbacks:
     ``wecom`` — self-built / 代开发 contact events (``MsgType=event``, ``Event=change_contact``), full;
     ``wecom_thin`` — the same for callback URLs configured after 2022-08-15 (IDs only, fewer events);
     ``wecom_suite(suite_id)`` — third-party suite instruction-URL form (``InfoType=change_contact``);
-    ``dingtalk`` — current HTTP push JSON; ``dingtalk_legacy`` — the PascalCase legacy JSON.
+    ``dingtalk`` — current HTTP push JSON; ``dingtalk_legacy`` — the PascalCase legacy JSON;
+    ``dingtalk_stream`` — the Stream events (envelope + ``data``), for ``receiver.testing.stream``.
     ``subject`` is the id the change created or touched (handy after ``add_member`` / ``add_department``).
     """
 
@@ -110,6 +111,12 @@ class Callbacks:
         return [orjson.dumps(self._ding_current(e)) for e in self.ding_events]
 
     @property
+    def dingtalk_stream(self) -> list[dict[str, Any]]:
+        """The Stream events, as the SDKs expose them (envelope + ``data`` object); ``receiver.testing.stream``
+        sends each as a wire frame."""
+        return [self._ding_stream(e) for e in self.ding_events]
+
+    @property
     def dingtalk_legacy(self) -> list[bytes]:
         return [orjson.dumps(self._ding_legacy(e)) for e in self.ding_events]
 
@@ -135,6 +142,17 @@ class Callbacks:
             doc["timeStamp"] = str(self.created_ms)
         doc.update(event.payload)
         return doc
+
+    def _ding_stream(self, event: DingEvent) -> dict[str, Any]:
+        data: dict[str, Any] = {"timeStamp": str(self.created_ms)} if event.time_stamp else {}
+        data.update(event.payload)
+        return {
+            "eventCorpId": self.corp_id,
+            "eventType": event.event_type,
+            "eventId": event.event_id,
+            "eventBornTime": self.created_ms,
+            "data": data,
+        }
 
     def _ding_legacy(self, event: DingEvent) -> dict[str, Any]:
         doc: dict[str, Any] = {"CorpId": self.corp_id, "EventType": event.event_type}

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from handlers.config import AppConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
+from handlers.config import AppConfig, CallbackKeys, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from receiver.testing.callbacks import sign_dingtalk_callback, sign_wecom_callback
 
 # Test credentials (the official sample key sets; never use them in production).
@@ -115,12 +115,19 @@ class Pushed:
     body: bytes
 
 
+def callback_keys(corp: WecomInnerCorp | DingTalkCorp) -> CallbackKeys:
+    """The corp's callback keys; ValueError for a corp without a callback block (it has no callback URL)."""
+    if corp.callback is None:
+        raise ValueError(f"corps/{corp.name} has no callback block, so no callback URL")
+    return corp.callback
+
+
 def signed_request(config: AppConfig, corp: str, plaintext: bytes | str) -> tuple[str, dict[str, str], bytes]:
     """(path, query, body) of the callback the platform would send to this corp's URL."""
     message = plaintext.encode() if isinstance(plaintext, str) else plaintext
     target = config.corps[corp]
     if isinstance(target, WecomInnerCorp):
-        keys = target.callback
+        keys = callback_keys(target)
         query, body = sign_wecom_callback(
             message, token=keys.token.reveal(), aes_key=keys.aes_key.reveal(), receive_id=target.corp_id
         )
@@ -132,7 +139,7 @@ def signed_request(config: AppConfig, corp: str, plaintext: bytes | str) -> tupl
         )
         return f"/callback/wecom/{corp}", query, body
     if isinstance(target, DingTalkCorp):
-        keys = target.callback
+        keys = callback_keys(target)
         query, body = sign_dingtalk_callback(
             message, token=keys.token.reveal(), aes_key=keys.aes_key.reveal(), receive_id=target.app_key
         )

@@ -42,6 +42,7 @@ async def run_simulator(
         yield sim
     finally:
         sim.close()
+        await sim.stream.close()
         await runner.cleanup()
 
 
@@ -70,6 +71,7 @@ def describe(sim: Simulator) -> dict[str, Any]:
             },
             "callback": {"token": app.token, "aesKey": app.aes_key},
             "apiBase": sim.dingtalk_api_base,
+            "streamMode": {"callback": {"mode": "stream"}, "streamBase": sim.stream_base},  # instead of callback
             "members": len(app.org.members),
             "departments": len(app.org.departments),
         }

@@ -23,6 +23,7 @@ from receiver.testing.dingtalk_api import DingTalkApi
 from receiver.testing.events import failed_entry
 from receiver.testing.gate import ApiError, Fault, FaultKind, Faults, RateLimiter, RateLimits, TokenStore, api_key
 from receiver.testing.org import SimOrg
+from receiver.testing.stream import StreamGateway
 from receiver.testing.upstream import Handler, Platform
 from receiver.testing.wecom_api import WecomApi
 
@@ -45,7 +46,8 @@ class Simulator:
     (see ``run_simulator``).
 
     URL layout (``apiBase`` of a corp config): ``{url}/wecom`` (then ``/cgi-bin/...``) and ``{url}/dingtalk``
-    (then ``/gettoken``, ``/topapi/...``, ``/call_back/...``). Every call is counted in ``calls`` under
+    (then ``/gettoken``, ``/topapi/...``, ``/call_back/...``); the DingTalk Stream gateway at ``{url}/stream``
+    (``streamBase``: ``sim.stream``, receiver.testing.stream). Every call is counted in ``calls`` under
     ``"wecom:<path after cgi-bin/>"`` or ``"dingtalk:<path>"``, before faults and limits are applied.
 
     ``rate_limits``: None or False for none, True for the documented defaults, or a ``RateLimits``.
@@ -80,6 +82,7 @@ class Simulator:
         self._app: web.Application | None = None
         self._request_ids = itertools.count(0x1000)
         self._closing = asyncio.Event()
+        self.stream = StreamGateway(self)  # the DingTalk Stream gateway: connections/open and the WebSocket
 
     @property
     def wecom_api_base(self) -> str:
@@ -88,6 +91,11 @@ class Simulator:
     @property
     def dingtalk_api_base(self) -> str:
         return f"{self.url}/dingtalk"
+
+    @property
+    def stream_base(self) -> str:
+        """A Stream-mode corp's ``streamBase`` (and the Python SDK's ``DINGTALK_OPENAPI_ENDPOINT``)."""
+        return self.stream.base
 
     # -- registration --------------------------------------------------------------------------
 
@@ -261,6 +269,7 @@ class Simulator:
             self._app = web.Application(client_max_size=4 * 1024 * 1024)
             self._app.add_routes(WecomApi(self).routes())
             self._app.add_routes(DingTalkApi(self).routes())
+            self._app.add_routes(self.stream.routes())
         return self._app
 
     def endpoint(

@@ -1,6 +1,6 @@
-"""What the simulated platform APIs (wecom_api, dingtalk_api) use of the simulator: its accounts, the gate in
-front of every call and the endpoint wrapper. ``Simulator`` implements it; the APIs know only this protocol,
-so the simulator can build its app from them without an import cycle."""
+"""What the simulated platform APIs (wecom_api, dingtalk_api, the Stream gateway) use of the simulator: its
+accounts, the gate in front of every call and the endpoint wrapper. ``Simulator`` implements it; the APIs know only
+this protocol, so the simulator can build its app from them without an import cycle."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
 class Upstream(Protocol):
+    url: str  # where the simulator serves (the Stream gateway names its WebSocket endpoint from it)
     clock: Callable[[], float]
     rng: random.Random
     tokens: TokenStore

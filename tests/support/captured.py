@@ -29,6 +29,7 @@ from receiver.testing import (
     write_suite,
     write_wecom_corp,
 )
+from receiver.testing.harness import callback_keys
 from tests.support.paths import CAPTURED
 
 CASES = sorted(p for p in CAPTURED.glob("*/*") if p.suffix in {".xml", ".json"} and not p.name.endswith(".expect.json"))
@@ -144,14 +145,14 @@ class Case:
         if self.platform_name == "dingtalk":
             ding = config.corps["Sales"]
             assert isinstance(ding, DingTalkCorp)
-            keys = ding.callback
+            keys = callback_keys(ding)
             return Target(
                 "/callback/dingtalk/Sales", "dingtalk", keys.token.reveal(), keys.aes_key.reveal(), ding.app_key
             )
         if self.route == "wecom":
             inner = config.corps["HQ"]
             assert isinstance(inner, WecomInnerCorp)
-            keys = inner.callback
+            keys = callback_keys(inner)
             return Target("/callback/wecom/HQ", "wecom", keys.token.reveal(), keys.aes_key.reveal(), inner.corp_id)
         auth = config.auths[AUTH]
         token, aes_key = auth.token.reveal(), auth.aes_key.reveal()

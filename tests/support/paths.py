@@ -9,3 +9,4 @@ CAPTURED = TESTS / "events"  # captured events, <platform>/<event>__<case>.(xml|
 VENDOR = TESTS / "data"  # the platforms' published material, copied as published: data/SOURCES.md says from where
 VECTORS = VENDOR / "vectors"  # callback-crypto vectors, one JSON list per platform
 PROTOCOL_EVENTS = VENDOR / "protocol-events"  # decrypted callback plaintexts: wecom/*.xml, dingtalk/**/*.json
+JITAI_APP = VENDOR / "jitai" / "app"  # the JitAI seeds' config files as written (+ the 代开发 auth they name)

@@ -16,6 +16,7 @@ from Crypto.Cipher import AES
 
 from handlers.config import AppConfig, DingTalkCorp, SuiteAuth, WecomInnerCorp, WecomProxyCorp
 from receiver.callbacks.crypto import CallbackCipher, new_nonce
+from receiver.testing.harness import callback_keys
 from receiver.testing.hostile.payloads import MEMBERS, dingtalk_event, suite_info, wecom_event
 
 CALLBACKS = ("wecom", "wecom-suite", "wecom-suite-data", "dingtalk")
@@ -89,11 +90,11 @@ class Target:
 
     def endpoint(self, route: str) -> Endpoint:
         if route == "wecom":
-            keys = self.wecom.callback
+            keys = callback_keys(self.wecom)
             return Endpoint(f"/callback/wecom/{self.wecom.name}", (), keys.token.reveal(), keys.aes_key.reveal(),
                             self.wecom.corp_id, dingtalk=False)  # fmt: skip
         if route == "dingtalk":
-            keys = self.dingtalk.callback
+            keys = callback_keys(self.dingtalk)
             return Endpoint(f"/callback/dingtalk/{self.dingtalk.name}", (), keys.token.reveal(),
                             keys.aes_key.reveal(), self.dingtalk.app_key, dingtalk=True)  # fmt: skip
         suite, path = self.suite, f"/callback/wecom-suite/{self.suite.name}"

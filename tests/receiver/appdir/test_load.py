@@ -25,6 +25,8 @@ from handlers.errors import ConfigError
 from receiver.appdir import load_app_dir
 from receiver.appdir.registration import registration_lines
 from receiver.errors import IllegalAesKey
+from receiver.testing.harness import callback_keys
+from tests.support.paths import JITAI_APP
 
 HQ_AES = ("hqAesKey0" * 5)[:43]
 SALES_AES = ("salesAes1" * 5)[:43]
@@ -128,8 +130,8 @@ def test_loads_wecom_self_built_corp_with_every_field(app_dir: Path) -> None:
     assert (hq.corp_id, hq.agent_id) == ("wwHQ0001", "1000002")
     assert hq.secret == Secret("hq-app-secret-7f3a")
     assert hq.contact_secret == Secret("hq-contact-secret-91bd")
-    assert hq.callback.token.reveal() == "tokHQ5521"
-    assert hq.callback.aes_key.reveal() == HQ_AES
+    assert callback_keys(hq).token.reveal() == "tokHQ5521"
+    assert callback_keys(hq).aes_key.reveal() == HQ_AES
     assert hq.api_base == WECOM_API_BASE
     assert hq.rate_limits is None
     assert hq.sync == SyncSettings()
@@ -138,7 +140,7 @@ def test_loads_wecom_self_built_corp_with_every_field(app_dir: Path) -> None:
 def test_wecom_self_built_receive_ids_are_its_corp_id(app_dir: Path) -> None:
     hq = load_app_dir(app_dir, {}).corps["HQ"]
     assert isinstance(hq, WecomInnerCorp)
-    assert hq.callback.receive_ids == frozenset({"wwHQ0001"})
+    assert callback_keys(hq).receive_ids == frozenset({"wwHQ0001"})
 
 
 def test_contact_secret_is_optional(tmp_path: Path) -> None:
@@ -155,7 +157,7 @@ def test_integer_ids_are_stored_as_strings(tmp_path: Path) -> None:
     hq = load_app_dir(tmp_path, {}).corps["HQ"]
     assert isinstance(hq, WecomInnerCorp)
     assert (hq.corp_id, hq.agent_id) == ("12345", "1000002")
-    assert hq.callback.receive_ids == frozenset({"12345"})
+    assert callback_keys(hq).receive_ids == frozenset({"12345"})
 
 
 def test_loads_dingtalk_corp_from_auth_config(app_dir: Path) -> None:
@@ -164,15 +166,15 @@ def test_loads_dingtalk_corp_from_auth_config(app_dir: Path) -> None:
     assert sales.type is CorpType.DINGTALK_INNER
     assert (sales.corp_id, sales.agent_id, sales.app_key) == ("dingSales01", "2233445566", "dingappkey0000001")
     assert sales.app_secret.reveal() == "sales-app-secret-c0de"
-    assert sales.callback.token.reveal() == "tokSales8814"
-    assert sales.callback.aes_key.reveal() == SALES_AES
+    assert callback_keys(sales).token.reveal() == "tokSales8814"
+    assert callback_keys(sales).aes_key.reveal() == SALES_AES
     assert sales.api_base == DINGTALK_API_BASE
 
 
 def test_dingtalk_receive_ids_default_to_app_key_and_corp_id(app_dir: Path) -> None:
     sales = load_app_dir(app_dir, {}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert sales.callback.receive_ids == frozenset({"dingappkey0000001", "dingSales01"})
+    assert callback_keys(sales).receive_ids == frozenset({"dingappkey0000001", "dingSales01"})
 
 
 def test_dingtalk_owner_key_replaces_app_key_in_receive_ids(tmp_path: Path) -> None:
@@ -181,7 +183,7 @@ def test_dingtalk_owner_key_replaces_app_key_in_receive_ids(tmp_path: Path) -> N
     corp(tmp_path, "Sales", CorpType.DINGTALK_INNER, config)
     sales = load_app_dir(tmp_path, {}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert sales.callback.receive_ids == frozenset({"suiteKeyXYZ", "dingSales01"})
+    assert callback_keys(sales).receive_ids == frozenset({"suiteKeyXYZ", "dingSales01"})
 
 
 def test_loads_suite_auth(app_dir: Path) -> None:
@@ -341,7 +343,7 @@ def test_placeholders_work_in_nested_keys_and_in_e_json(tmp_path: Path) -> None:
     element(tmp_path, "corps", "Sales", "corps.DDInnerType", config, title="{{TITLE}}")
     sales = load_app_dir(tmp_path, {"DD_SECRET": "s", "DD_AES": SALES_AES, "TITLE": "销售"}).corps["Sales"]
     assert isinstance(sales, DingTalkCorp)
-    assert (sales.title, sales.app_secret.reveal(), sales.callback.aes_key.reveal()) == ("销售", "s", SALES_AES)
+    assert (sales.title, sales.app_secret.reveal(), callback_keys(sales).aes_key.reveal()) == ("销售", "s", SALES_AES)
 
 
 def test_jitai_style_camel_case_placeholder_names(tmp_path: Path) -> None:
@@ -711,3 +713,44 @@ def test_control_characters_in_a_key_do_not_break_the_one_line(tmp_path: Path) -
     config["callback"]["to\nken"] = "x"
     corp(tmp_path, "HQ", CorpType.WECOM_INNER, config)
     assert load_error(tmp_path).startswith("corps/HQ/HQ.json: callback.to\\nken: unknown key")
+
+
+# --- the JitAI seeds' configs (tests/data/jitai/app: the seeds' files as written, see SOURCES.md) -------------
+
+
+def test_seed_configs_load_as_written_without_callback_blocks() -> None:
+    config = load_app_dir(JITAI_APP, {"qywxProxyCorpId": "wwtenant01"})
+    inner, proxy, nail = (config.corps[n] for n in ("MyQywxCorp", "MyQywxProxyCorp", "testNailDivision"))
+    assert isinstance(inner, WecomInnerCorp) and isinstance(nail, DingTalkCorp)
+    assert (inner.corp_id, inner.agent_id, inner.callback) == ("ww1234567890abcdef", "1000001", None)
+    assert (nail.corp_id, nail.app_key, nail.callback) == ("ding12345678", "dingxxxxxxxxxxxxxxx", None)
+    assert isinstance(proxy, WecomProxyCorp)
+    assert (proxy.corp_id, proxy.auth.name) == ("wwtenant01", "QywxProxyAuth")
+
+
+def test_a_corp_without_callback_is_told_why_it_would_want_one() -> None:
+    lines = registration_lines(load_app_dir(JITAI_APP, {"qywxProxyCorpId": "w"}), "https://sync.example.com")
+    text = "\n".join(lines)
+    assert "no callback URL (corps/MyQywxCorp/MyQywxCorp.json has no callback block)" in text
+    assert "https://sync.example.com/callback/wecom/MyQywxCorp" in text  # where it would be
+    assert "no callback URL (corps/testNailDivision/testNailDivision.json" in text
+    assert text.count("full syncs only") == 2
+
+
+def test_callback_null_is_still_a_mistake_not_an_absent_block(tmp_path: Path) -> None:
+    corp(tmp_path, "Sales", CorpType.DINGTALK_INNER, {**dingtalk(), "callback": None})
+    assert load_error(tmp_path) == "corps/Sales/Sales.json: callback: expected an object, got null"
+
+
+def test_front_bundle_entry_names_the_business_config_file(tmp_path: Path) -> None:
+    write(tmp_path / "corps" / "HQ" / "e.json", {"title": "HQ", "type": "corps.QywxInnerType",
+                                                  "frontBundleEntry": "./conf/business.json"})  # fmt: skip
+    write(tmp_path / "corps" / "HQ" / "conf" / "business.json", wecom_inner(corpId="wwFromEntry"))
+    hq = load_app_dir(tmp_path, {}).corps["HQ"]
+    assert hq.corp_id == "wwFromEntry"
+
+
+@pytest.mark.parametrize("entry", ["../Other/Other.json", "/etc/passwd.json", "./HQ.txt", "./conf/../../x.json"])
+def test_front_bundle_entry_outside_the_element_or_not_json_is_refused(tmp_path: Path, entry: str) -> None:
+    element(tmp_path, "corps", "HQ", "corps.QywxInnerType", wecom_inner(), frontBundleEntry=entry)
+    assert load_error(tmp_path).startswith("corps/HQ/e.json: frontBundleEntry: must name a .json file inside")

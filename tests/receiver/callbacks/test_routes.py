@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -400,6 +401,26 @@ async def test_unknown_corp_is_404(client: TestClient[Any, Any]) -> None:
     await expect(client, 404, query, body, path="/callback/wecom/Nobody")
     await expect(client, 404, query, body, path="/callback/dingtalk/HQ")
     await expect(client, 404, query, body, path="/callback/wecom-suite/Nobody")
+
+
+async def test_a_corp_without_a_callback_block_has_no_callback_url(
+    aiohttp_client: Callable[..., Any], settings: Settings, db_url: str, app_dir: Path
+) -> None:
+    write_wecom_corp(app_dir, "Pull", corp_id="wwpullonly")
+    write_dingtalk_corp(app_dir, "PullDing", corp_id="dingpull", app_key="dingpullkey")
+    for name in ("Pull", "PullDing"):  # the JitAI seeds' form: no callback block
+        path = app_dir / "corps" / name / f"{name}.json"
+        doc = json.loads(path.read_text())
+        del doc["callback"]
+        path.write_text(json.dumps(doc))
+    config = load_app_dir(app_dir, {})
+    client = await aiohttp_client(create_app(settings, config, db_url))
+    query, body = sign_wecom_callback(
+        CREATE_USER.encode(), token=WECOM_TOKEN, aes_key=WECOM_AES_KEY, receive_id="wwpullonly"
+    )
+    await expect(client, 404, query, body, path="/callback/wecom/Pull")
+    await expect(client, 404, query, body, path="/callback/dingtalk/PullDing")
+    await expect(client, 200, *wecom_query(), path="/callback/wecom/HQ")  # the others keep theirs
 
 
 async def test_stale_timestamp_rejected_only_when_a_window_is_set(

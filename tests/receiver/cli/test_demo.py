@@ -22,14 +22,14 @@ def test_demo_runs_its_story_and_ends_in_sync() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    for corp in ("HQ", "T1", "Sales"):
+    for corp in ("HQ", "T1", "Sales", "Field"):
         assert f"{corp}: succeeded" in out
-    assert out.count(": in sync") == 3
+    assert out.count(": in sync") == 4
     assert "all callbacks applied" in out
     answers = [line.rsplit("→ ", 1)[1] for line in out.splitlines() if line[:2].isdigit() and "→ " in line]
     assert len(answers) >= 10
     statuses = [word for answer in answers if not answer.startswith("no callback") for word in answer.split()]
-    assert statuses and set(statuses) == {"200"}
+    assert statuses and set(statuses) == {"200", "ACK"}  # ACK: Field's events, over DingTalk Stream
 
 
 def test_demo_takes_the_port_and_admin_token_serve_would(monkeypatch: pytest.MonkeyPatch) -> None:
