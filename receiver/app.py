@@ -18,8 +18,11 @@ from receiver.api.guard import http_problem, warn_if_loopback_only
 from receiver.callbacks.endpoints import build_endpoints
 from receiver.callbacks.intake import Intake
 from receiver.callbacks.routes import Callbacks
+from receiver.console.routes import routes as console_routes
+from receiver.console.state import Console, console_sessions
 from receiver.keys import (
     CONFIG,
+    CONSOLE,
     CORP_ROWS,
     ENDPOINTS,
     INTAKE,
@@ -48,7 +51,7 @@ _CALLBACK_KINDS = {
 }
 
 
-def routes(callbacks: Callbacks) -> list[web.RouteDef]:
+def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
     """Every route of the app, in match order: the catch-all ``unrouted`` is last."""
     answered, c = callbacks.answered, callbacks
     read, write, sync = read_routes, write_routes, sync_routes
@@ -90,6 +93,8 @@ def routes(callbacks: Callbacks) -> list[web.RouteDef]:
         web.post(CORP + "/bulk-register", sync.bulk_register),
         web.get(CORP + "/sync-runs", sync.sync_runs),
         web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
+        # the operators' web console: receiver.console, every page behind receiver.console.base.page / action
+        *console_routes(),
         # what no route above takes
         web.route("*", "/{tail:.*}", unrouted, name="unrouted"),
     ]
@@ -141,6 +146,7 @@ def create_app(
     app[CONFIG] = config
     app[METRICS] = metrics = Metrics()
     app[ENDPOINTS] = endpoints = build_endpoints(config)
+    app[CONSOLE] = Console(console_sessions(settings))
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(

@@ -10,6 +10,7 @@ from handlers.sync.scheduler import SyncScheduler
 from handlers.worker.loop import Worker
 from receiver.callbacks.endpoints import Endpoints
 from receiver.callbacks.intake import Intake
+from receiver.console.state import Console
 from receiver.ops.metrics import Metrics
 from receiver.runtime import Runtime
 from receiver.settings import Settings
@@ -25,4 +26,5 @@ CORP_ROWS = web.AppKey("corp_rows", dict[str, int])  # the runtime's: configured
 INTAKE = web.AppKey("intake", Intake)
 WORKER = web.AppKey("worker", Worker)
 SCHEDULER = web.AppKey("scheduler", SyncScheduler)  # the owner of every full sync the app runs
+CONSOLE = web.AppKey("console", Console)  # the web console's templates and session signer: receiver.console
 STREAMS = web.AppKey("streams", dict[str, StreamConsumer])  # this process's DingTalk Stream consumers, by corp

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from handlers.config import Secret
 from handlers.sync.fullsync import RunStatus, SyncResult
 from handlers.sync.scheduler import SchedulerSettings, SyncScheduler
 from receiver.app import create_app
@@ -165,7 +166,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running_world(root: Path, db_url: str, aiohttp_client: Callable[..., Any]) -> AsyncIterator[World]:
+async def running_world(
+    root: Path, db_url: str, aiohttp_client: Callable[..., Any], *, admin_token: str | None = None
+) -> AsyncIterator[World]:
     """Simulated orgs, an app dir for them under ``root``, the app (worker on) serving, first full syncs done."""
     sim = Simulator(seed=11)
     hq = sim.add_wecom_corp(generate_org(21, members=40, departments=8, depth=3, tags=2))
@@ -179,7 +182,8 @@ async def running_world(root: Path, db_url: str, aiohttp_client: Callable[..., A
         config = load_app_dir(root, {})
         # The app's scheduler polls every 5 s and debounces drift for a minute: here its loop is off and the
         # tests tick it themselves, without the debounce.
-        settings = Settings(app_dir=root, run_worker=True, run_scheduler=False)
+        token = None if admin_token is None else Secret(admin_token)
+        settings = Settings(app_dir=root, run_worker=True, run_scheduler=False, admin_token=token)
         app = create_app(settings, config, db_url, scheduler=SchedulerSettings(debounce_seconds=0))
         client: TestClient[Any, Any] = await aiohttp_client(app)
         world = World(sim, hq, sales, client, client.app[SCHEDULER])

@@ -24,9 +24,9 @@ RETURNING finished_at;
 
 -- name: fs_confirm_quarantined
 -- $1 corps row id, $2 the confirming run's id
--- A run with the guard off supersedes the removals earlier runs held.
+-- A run with the guard off supersedes the removals earlier runs held (not those the operator discarded).
 UPDATE sync_runs SET confirmed_at = now()
-WHERE corp = $1 AND status = 'quarantined' AND confirmed_at IS NULL AND id < $2;
+WHERE corp = $1 AND status = 'quarantined' AND confirmed_at IS NULL AND discarded_at IS NULL AND id < $2;
 
 -- name: fs_clear_sync_request
 -- $1 corps row id

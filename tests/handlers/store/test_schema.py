@@ -84,7 +84,8 @@ async def test_tests_get_isolated_databases_again(pool: asyncpg.Pool) -> None:
 
 async def test_the_inbox_time_index_is_a_brin_summary(pool: asyncpg.Pool) -> None:
     """received_at only grows with the inbox, and a btree on it cost every callback an index insertion: migration
-    0004 makes it a BRIN index. The intake's hot path keeps the btrees it needs (primary key, dedupe, pending)."""
+    0004 makes it a BRIN index. The intake's hot path keeps the btrees it needs (primary key, dedupe, pending); the
+    console's dead-letter index (0010) holds dead rows only, so an insert (a pending row) adds nothing to it."""
     kinds = dict(
         await pool.fetch(
             "SELECT c.relname, a.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -96,4 +97,9 @@ async def test_the_inbox_time_index_is_a_brin_summary(pool: asyncpg.Pool) -> Non
         "inbox_stream_dedupe_key_key": "btree",
         "inbox_pending": "btree",
         "inbox_received": "brin",
+        "inbox_dead": "btree",
     }
+    predicate = await pool.fetchval(
+        "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'inbox_dead'::regclass"
+    )
+    assert predicate == "(status = 'dead'::text)"
