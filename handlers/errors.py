@@ -6,6 +6,7 @@ CorpsyncError
 │                        cannot hold; retrying cannot help
 ├── UnknownCorp          no corp (or suite auth) of that name
 ├── UnknownRecord        a member / department / sync run the corp lacks
+│   └── NoRootDept       no department stored yet, and the platform could not give the root
 ├── InvalidInput         a bad argument of the directory API (names the field)
 ├── StoreUnavailable     the database cannot commit now; the caller may retry
 ├── ApplyError           an event that cannot be applied now (retried, then dead-lettered)
@@ -39,6 +40,14 @@ class UnknownRecord(CorpsyncError):
         super().__init__(f"unknown {kind}: {', '.join(ids)}")
         self.kind = kind
         self.ids = ids
+
+
+class NoRootDept(UnknownRecord):
+    """getRootDept of a corp with no department stored, whose platform could not give its root: says why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("department", "root")
+        self.args = (f"no root department: none is stored yet and the platform could not give it ({why})",)
 
 
 class InvalidInput(CorpsyncError):

@@ -76,6 +76,7 @@ def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
         # the directory API: receiver.api, every handler behind receiver.api.guard.endpoint
         web.get("/api/openapi.json", openapi.openapi),
         web.get("/api/corps", read.list_corps),
+        web.get("/api/agent-id", read.agent_id),
         web.get(CORP, read.corp_info),
         web.get(CORP + "/root-dept", read.root_dept),
         web.get(CORP + "/depts", read.depts),
@@ -83,6 +84,7 @@ def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
         web.get(CORP + "/members", read.members),
         web.get(CORP + "/members/{memberId}", read.member),
         web.post(CORP + "/members/{memberId}/offline", write.offline_member),
+        web.post(CORP + "/offline", write.offline_members),
         web.get(CORP + "/members/{memberId}/roles", read.member_roles),
         web.put(CORP + "/members/{memberId}/roles", write.set_roles),
         web.get(CORP + "/members/{memberId}/signature", read.signature),
@@ -90,7 +92,10 @@ def routes(callbacks: Callbacks) -> list[web.AbstractRouteDef]:
         web.get(CORP + "/admins", read.admins),
         web.put(CORP + "/admins", write.set_admins),
         web.get(CORP + "/local-data", read.local_data),
+        web.get(CORP + "/third-data", read.third_data),
+        web.post(CORP + "/init", sync.init_corp),
         web.post(CORP + "/sync", sync.start_sync),
+        web.post(CORP + "/bulk-register", sync.bulk_register),
         web.get(CORP + "/sync-runs", sync.sync_runs),
         web.get(CORP + "/sync-runs/{runId}", sync.sync_run),
         # the change feed: receiver.api.feed_routes
@@ -216,7 +221,8 @@ def create_app(
     async def full_syncs(app: web.Application) -> AsyncIterator[None]:
         """On start-up (never synced, or too old), on schedule, on demand (the API's too) and on drift."""
         app[SCHEDULER] = sched = app[RUNTIME].scheduler(
-            scheduler or SchedulerSettings(max_parallel=settings.sync_parallel)
+            scheduler
+            or SchedulerSettings(max_parallel=settings.sync_parallel, debounce_seconds=settings.drift_debounce)
         )
         stop = asyncio.Event()
         task = asyncio.create_task(sched.run(stop), name="corpsync-scheduler") if settings.run_scheduler else None

@@ -29,6 +29,7 @@ from handlers.errors import (
     CorpsyncError,
     InvalidInput,
     MalformedMessage,
+    NoRootDept,
     StoreUnavailable,
     UnknownCorp,
     UnknownRecord,
@@ -124,6 +125,8 @@ def error_json(exc: BaseException) -> tuple[int, dict[str, Any]] | None:
         return None
     if isinstance(exc, InvalidInput):
         return status, {"error": exc.message, "field": exc.field}
+    if isinstance(exc, NoRootDept):
+        return status, {"error": str(exc), "ids": list(exc.ids)}
     if isinstance(exc, UnknownRecord):
         return status, {"error": f"unknown {exc.kind}", "ids": list(exc.ids)}
     if isinstance(exc, UnknownCorp):

@@ -167,7 +167,6 @@ class Runtime:
             config.corps,
             self.client,
             settings,
-            on_finished=None if self.metrics is None else self.metrics.sync_finished,
             discover=discover if config.auths else None,
         )
         self._schedulers.append(built)

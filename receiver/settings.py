@@ -17,6 +17,7 @@ from handlers.worker.purge import Retention
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_SYNC_PARALLEL = 2
+DEFAULT_DRIFT_DEBOUNCE = 60
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 MAX_PORT = 65535
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -45,6 +46,7 @@ class Settings:
     feed_retention: int = 7 * 24 * 3600  # seconds delivered outbox rows are kept
     feed_timeout: int = 15  # seconds one webhook POST may take
     retention: Retention = field(default_factory=Retention)  # how long inbox, change_log and sync_runs rows stay
+    drift_debounce: int = DEFAULT_DRIFT_DEBOUNCE  # seconds from a corp's last sync start before a drift sync may start
 
     @property
     def base_url(self) -> str:
@@ -131,6 +133,7 @@ def _seconds_list(environ: Mapping[str, str], name: str, default: tuple[float, .
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     token = env.get("CORPSYNC_ADMIN_TOKEN") or None
+    debounce = _int(env, "CORPSYNC_DRIFT_DEBOUNCE", DEFAULT_DRIFT_DEBOUNCE, minimum=0, maximum=86400)  # 0: none
     return Settings(
         app_dir=Path(env.get("CORPSYNC_APP_DIR") or "."),
         database_url=env.get("CORPSYNC_DATABASE_URL") or None,
@@ -153,4 +156,5 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         feed_retention=_int(env, "CORPSYNC_FEED_RETENTION", 7 * 24 * 3600, minimum=0) or 0,
         feed_timeout=_int(env, "CORPSYNC_FEED_TIMEOUT", 15, minimum=1, maximum=300) or 15,
         retention=_retention(env),
+        drift_debounce=DEFAULT_DRIFT_DEBOUNCE if debounce is None else debounce,
     )

@@ -22,12 +22,14 @@ from handlers.api.paging import DEFAULT_LIMIT, Page
 from handlers.api.register import GivenSnapshot, register_members
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
 from handlers.clients import PlatformClient, make_client
-from handlers.clients.protocol import Progress
+from handlers.clients.protocol import Progress, RootLookup
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
-from handlers.errors import InvalidInput, UnknownRecord
+from handlers.errors import CorpsyncError, InvalidInput, NoRootDept, UnknownRecord
 from handlers.model import Snapshot
+from handlers.store import merge
 from handlers.store import reads as stored
-from handlers.sync.fullsync import RunStatus, SyncResult, run_full_sync
+from handlers.store.directory import Directory
+from handlers.sync.fullsync import RunStatus, SyncResult, describe_error, run_full_sync
 
 log = logging.getLogger("corpsync.api")
 
@@ -138,9 +140,13 @@ class Corp:
             progress=progress,
         )  # fmt: skip
 
+    async def has_good_sync(self) -> bool:
+        """Whether a full sync of the corp has succeeded (or been quarantined) yet."""
+        return await stored.has_good_sync(self._pool, self.row_id)
+
     async def init_corp(self, *, progress: Progress | None = None) -> SyncResult:
         """The first full sync of the corp (a later call syncs again: JitAI runs initCorp once per corp)."""
-        synced = await stored.has_good_sync(self._pool, self.row_id)
+        synced = await self.has_good_sync()
         return await self.sync_corp(trigger="manual" if synced else "first", progress=progress)
 
     async def get_third_corp_data(self, progress: Progress | None = None) -> CorpData:
@@ -214,10 +220,31 @@ class Corp:
                 await reads.all_roles(conn, self.row_id),
                 await reads.all_tags(conn, self.row_id),
                 await reads.all_admins(conn, self.row_id),
+                await reads.local_users(conn, self.row_id),
             )  # fmt: skip
 
     async def get_root_dept(self) -> DeptView:
-        """corps.root_dept_id (set by full sync), else the top of the stored tree; never assumes "1"."""
+        """corps.root_dept_id (set by full sync), else the top of the stored tree; never assumes "1".
+
+        With no department stored yet (a 代开发 corp before its first sync) the root is created, as the JitAI
+        element does: read alone from the platform (the root a full sync would take) and stored."""
+        try:
+            return await reads.root_dept(self._pool, self.row_id, self.full_name)
+        except UnknownRecord:
+            pass
+        client = self.get_client()
+        if not isinstance(client, RootLookup):
+            raise NoRootDept("its client cannot read the root alone: run syncCorp")
+        try:
+            root = await client.root_department()
+        except CorpsyncError as exc:
+            raise NoRootDept(describe_error(exc)) from exc
+        if root is None:
+            raise NoRootDept("no department is visible to the app")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await Directory(conn, self.row_id, writes.API).upsert_department(root)
+            await merge.set_root(conn, self.row_id, root.dept_id)
+        log.info("root department created", extra={"action": "api_root_dept_created", "corp": self.name})
         return await reads.root_dept(self._pool, self.row_id, self.full_name)
 
     async def get_depts(self) -> tuple[DeptView, ...]:
@@ -290,14 +317,15 @@ class Corp:
         return found
 
     async def set_user_role(self, member_id: str, role_ids: Iterable[str]) -> tuple[RoleMemberView, ...]:
-        """Replace the member's local roles; returns every role of the member afterwards."""
+        """Replace the member's local roles; returns the roles it set (the member's platform roles, e.g. DingTalk
+        labels, are kept and read with ``get_user_roles``)."""
         (member,) = writes.check_ids("memberId", [member_id])
         roles = writes.check_ids("roleIds", role_ids)
         async with self._pool.acquire() as conn, conn.transaction():
             local_id = await writes.set_member_roles(conn, self.row_id, member, roles)
             found = await reads.member_roles(conn, self.row_id, member, local_id)
         log.info("member roles set", extra={"action": "api_set_user_role", "corp": self.name, "roles": len(roles)})
-        return found
+        return tuple(r for r in found if r.source == "local")  # exactly the roles given: they replaced the local ones
 
     async def set_admin(self, member_ids: Iterable[str]) -> tuple[AdminView, ...]:
         """Replace the local admins; returns every admin afterwards (platform admins are kept)."""

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers.api.views import AdminView, DeptView, Json, MemberView, RoleView, TagView, plain, record_json
+from handlers.api.views import (
+    AdminView,
+    DeptView,
+    Json,
+    LocalUserView,
+    MemberView,
+    RoleView,
+    TagView,
+    plain,
+    record_json,
+)
 from handlers.model import Member, Snapshot
 
 
@@ -46,7 +56,7 @@ class CorpData:
 
 @dataclass(frozen=True, slots=True)
 class LocalCorpData:
-    """Everything corpsync holds for one corp."""
+    """Everything corpsync holds for one corp, with the local user pool (JitAI: 本地用户池) of its members."""
 
     corp_full_name: str
     corp_id: str
@@ -56,6 +66,7 @@ class LocalCorpData:
     roles: tuple[RoleView, ...]
     tags: tuple[TagView, ...]
     admins: tuple[AdminView, ...]
+    users: tuple[LocalUserView, ...] = ()  # the local user pool: the people of the corp's registered members
 
     def to_json(self) -> Json:
         return {
@@ -67,4 +78,5 @@ class LocalCorpData:
             "roleList": [r.to_json() for r in self.roles],
             "tagList": [t.to_json() for t in self.tags],
             "adminList": [a.to_json() for a in self.admins],
+            "localUserList": [u.to_json() for u in self.users],
         }

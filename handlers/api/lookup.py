@@ -31,10 +31,15 @@ async def resolve(pool: asyncpg.Pool, config: AppConfig, name: str) -> tuple[Cor
 
 
 async def get_agent_id(pool: asyncpg.Pool, config: AppConfig, corp_id: str, suite_id: str) -> str | None:
-    """JitAI ``QywxProxyCorp.getAgentId``: the agent id a tenant's authorization gave the suite's app."""
+    """JitAI ``QywxProxyCorp.getAgentId``: the agent id a tenant's authorization gave the suite's app.
+
+    An unknown suite raises ``UnknownRecord('suite')``; a corp that never authorized the suite ``UnknownCorp``,
+    each with one line saying which. None only for a tenant whose authorization named no agent (yet)."""
     auth = next((a for a in config.auths.values() if a.suite_id == suite_id), None)
     if auth is None:
         raise UnknownRecord("suite", suite_id)
+    if await credentials.load_tenant(pool, auth.name, corp_id) is None:
+        raise UnknownCorp(f"corp {corp_id} has not authorized suite {suite_id} (no create_auth received)")
     return await credentials.get_agent_id(pool, auth.name, corp_id)
 
 

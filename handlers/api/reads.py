@@ -8,9 +8,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handlers.api.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, page_of
-from handlers.api.views import AdminView, DeptView, MemberView, RoleMemberView, RoleView, SyncRunView, TagView
+from handlers.api.views import (
+    AdminView,
+    DeptView,
+    LocalUserView,
+    MemberView,
+    RoleMemberView,
+    RoleView,
+    SyncRunView,
+    TagView,
+)
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.store import reads as stored
+from handlers.store import users
 
 Db = Any  # an asyncpg Connection or Pool; reads need no transaction
 
@@ -140,6 +150,11 @@ async def admin_page(db: Db, corp: int, limit: int = DEFAULT_LIMIT, cursor: str 
 
 async def all_admins(db: Db, corp: int) -> tuple[AdminView, ...]:
     return tuple(_admin(r) for r in await stored.admins_page(db, corp, None, None))
+
+
+async def local_users(db: Db, corp: int) -> tuple[LocalUserView, ...]:
+    """The local user pool of the corp: the people its members are linked to."""
+    return tuple(LocalUserView.from_row(r) for r in await users.of_corp(db, corp))
 
 
 async def all_roles(db: Db, corp: int) -> tuple[RoleView, ...]:

@@ -10,6 +10,7 @@ from handlers.api.writes import API
 from handlers.clients.protocol import Progress
 from handlers.errors import UnknownRecord
 from handlers.model import Snapshot
+from handlers.store import users
 from handlers.store.directory import Directory, Reactivate
 from handlers.sync.reconcile import Counts, empty_counts
 
@@ -28,7 +29,8 @@ class GivenSnapshot:
 
 async def register_members(pool: asyncpg.Pool, corp: int, snapshot: Snapshot, member_ids: Sequence[str]) -> Counts:
     """Create or update exactly ``member_ids`` from ``snapshot``, in one transaction; no removals, no run
-    record. A member the operator took offline stays offline (``Reactivate.CONFIRMED``)."""
+    record. A member the operator took offline stays offline (``Reactivate.CONFIRMED``). The members end registered
+    in the local user pool."""
     by_id = {m.user_id: m for m in snapshot.members}
     missing = [m for m in member_ids if m not in by_id]
     if missing:
@@ -40,4 +42,5 @@ async def register_members(pool: asyncpg.Pool, corp: int, snapshot: Snapshot, me
             change = await directory.upsert_member(by_id[user_id], reactivate=Reactivate.CONFIRMED)
             if change is not None:
                 counts["members"][_COUNTED[change.op]] += 1
+        await users.register(conn, corp, member_ids)
     return counts

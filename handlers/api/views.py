@@ -2,7 +2,8 @@
 
 Ids are strings everywhere (``localId`` too); times are ISO-8601 with offset; unknown is ``null``.
 ``memberId`` is the platform's user id (WeCom userid, DingTalk userid), as in the JitAI documents;
-``localId`` is corpsync's own id of the member, which survives a userid rename and a return.
+``localId`` is corpsync's own id of the member, which survives a userid rename and a return (DingTalk: under a new
+userid with the same unionid); ``localUserId`` is the member's person in the local user pool.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class DeptView(JsonView):
 class MemberView(JsonView):
     member_id: str  # the platform user id
     local_id: str
+    local_user_id: str | None  # the member's person in the local user pool; None until registered
     name: str | None
     status: str  # 'active' | 'offline'
     offline_reason: str | None  # 'platform' | 'operator' while offline
@@ -172,6 +174,24 @@ class AdminView(JsonView):
     level: int | None
     source: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LocalUserView(JsonView):
+    """A person of the local user pool (JitAI 本地用户池). ``identity``: 'unionId:<unionid>' on DingTalk,
+    'userId:<corpid>:<userid>' or 'openUserId:<corpid>:<open_userid>' on WeCom; ``member_ids`` the userids of the
+    corp's members linked to the person."""
+
+    local_user_id: str
+    platform: str
+    identity: str
+    name: str | None  # of the newest member linked to the person
+    member_ids: tuple[str, ...]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LocalUserView:
+        return from_columns(cls, row, local_user_id=str(row["id"]), member_ids=tuple(row["member_ids"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,10 @@ class DingTalkClient:
         doc = await unless_gone(self._result("topapi/v2/department/get", body), DEPARTMENT_GONE)
         return None if doc is None else rec.department(doc)
 
+    async def root_department(self) -> Department | None:
+        """The root a full sync would take (``sync.root_dept_id``, else department 1, else the authorized top)."""
+        return (await self._roots())[0]
+
     async def tag(self, tag_id: str) -> Tag | None:
         """DingTalk has no tags (its roles are ``roles()``)."""
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from handlers.model import Admin, Department, Member, Snapshot, Tag
 
@@ -32,3 +32,11 @@ class PlatformClient(Protocol):
 
     @property
     def api_calls(self) -> int: ...
+
+
+@runtime_checkable
+class RootLookup(Protocol):
+    """Optional: a client that reads the root department a full sync would take, alone (getRootDept before the
+    first sync)."""
+
+    async def root_department(self) -> Department | None: ...

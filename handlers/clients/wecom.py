@@ -118,6 +118,13 @@ class WecomClient:
         found = None if doc is None else doc.get("department")
         return rec.department(found) if isinstance(found, dict) else None
 
+    async def root_department(self) -> Department | None:
+        """The root a full sync would take (``sync.root_dept_id``, else the top of what is visible), read alone."""
+        depts = await self.departments()
+        root = visible_root(depts, self._sync.root_dept_id)
+        found = next((d for d in depts if d.dept_id == root), None)
+        return found if found is not None or root is None else await self.department(root)
+
     async def tag(self, tag_id: str) -> Tag | None:
         doc = await unless_gone(self._get("tag/get", {"tagid": tag_id}), TAG_GONE)
         return None if doc is None else rec.tag(tag_id, doc)

@@ -12,6 +12,7 @@ credentials   cached tokens, suite tickets, permanent codes and suite tenants
 directory     idempotent directory writes, each real change with its change_log row
 sync_runs     the sync_runs record of each full sync, and the scheduler's view of them
 merge         a full sync's snapshot staged with COPY and merged set-based into the directory
+users         the local user pool: one person per platform identity, each member linked to its person
 reads         the directory API's reads (``api.sql``)
 operator      the operator's writes through the API (``api.sql``)
 drift         receivers' heartbeats and the member-count check

@@ -32,9 +32,14 @@ async def ensure_corps(conn: asyncpg.Connection, config: AppConfig) -> dict[str,
     return {name: await ensure_corp(conn, corp) for name, corp in sorted(config.corps.items())}
 
 
+# Requests that run at once, past a failed-sync backoff and the drift debounce (handlers.sync.scheduler.due): the
+# suite instruction that just gave a tenant its (new) permanent code, without which every earlier run failed.
+URGENT_REASONS = frozenset({"create_auth", "reset_permanent_code"})
+
+
 async def request_sync(conn: asyncpg.Connection, corp_row: int, reason: str) -> None:
-    """Ask for a full sync of a corp (debounced: an open request is kept as it is)."""
-    await conn.execute(q("request_sync"), corp_row, reason)
+    """Ask for a full sync of a corp (debounced: an open request is kept as it is, unless this one is urgent)."""
+    await conn.execute(q("request_sync"), corp_row, reason, reason in URGENT_REASONS)
 
 
 async def runtime_tenants(pool: asyncpg.Pool, config: AppConfig) -> dict[str, WecomProxyCorp]:

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from handlers.model import Department, Member
+from handlers.store import users
 from handlers.store.queries import q
 
 
@@ -162,7 +163,12 @@ class Directory:
     async def upsert_member_checked(
         self, member: Member, *, reactivate: Reactivate = Reactivate.NO
     ) -> tuple[Change | None, tuple[str, ...]]:
-        """``upsert_member``, also saying which of the member's departments are not known locally."""
+        """``upsert_member``, also saying which of the member's departments are not known locally.
+
+        A new userid with the unionid of a stored member is that member back under a new userid: it is renamed
+        first (``adopt_union``), so the person keeps its localId."""
+        if member.union_id is not None:
+            await self.adopt_union(member.user_id, member.union_id)
         by_dept = {m.dept_id: m for m in member.departments} if member.departments is not None else None
         row = await self.conn.fetchrow(
             q("dir_upsert_member"),
@@ -199,7 +205,18 @@ class Directory:
             return None, unknown
         change = Change("member", member.user_id, row["op"], tuple(row["fields"]))  # logged by the same statement
         self.changes.append(change)
+        if change.op == "create":  # a new member has its person in the local user pool from the start
+            await users.register(self.conn, self.corp, [member.user_id])
         return change, unknown
+
+    async def adopt_union(self, user_id: str, union_id: str) -> str | None:
+        """Rename the one stored member with ``union_id`` to ``user_id`` when ``user_id`` is not stored yet; the old
+        userid when it did (logged as a 'rename')."""
+        old: str | None = await self.conn.fetchval(q("dir_adopt_union"), self.corp, user_id, union_id, *self._source)
+        if old is not None:
+            self.changes.append(Change("member", user_id, "rename", ("user_id",)))
+            await users.follow_rename(self.conn, self.corp, old, user_id)
+        return old
 
     async def upsert_members_checked(
         self, writes: Sequence[MemberWrite]
@@ -240,6 +257,9 @@ class Directory:
             if change is not None:
                 self.changes.append(change)
             results.append((change, tuple(row["unknown_departments"])))
+        created = [c.entity_id for c, _ in results if c is not None and c.op == "create"]
+        if created:
+            await users.register(self.conn, self.corp, created)
         return results
 
     async def offline_member(self, user_id: str, reason: str) -> bool:
@@ -256,6 +276,7 @@ class Directory:
             return False
         values = {"user_id": {"before": old_user_id, "after": new_user_id}}
         await self.log("member", new_user_id, "rename", ("user_id",), values)
+        await users.follow_rename(self.conn, self.corp, old_user_id, new_user_id)
         return True
 
     async def member_states(self, user_ids: Iterable[str]) -> dict[str, MemberState]:

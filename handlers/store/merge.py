@@ -157,8 +157,9 @@ async def merge_departments(
 async def merge_members(
     conn: asyncpg.Connection, corp_row: int, run_id: int, unfetched: tuple[str, ...]
 ) -> tuple[int, dict[str, int]]:
-    """Rename, create, update and reactivate members and replace their memberships (``unfetched`` columns keep
-    their stored values); (renamed, changes by op: 'create' | 'update' | 'reactivate')."""
+    """Rename, create (each linked to its person in the local user pool), update and reactivate members and replace
+    their memberships (``unfetched`` columns keep their stored values); (renamed, changes by op: 'create' |
+    'update' | 'reactivate')."""
     renamed: int = await conn.fetchval(q("fs_rename_members"), corp_row, run_id)
     if unfetched:
         await conn.execute(q("fs_keep_unfetched_members"), corp_row, list(unfetched))

@@ -128,7 +128,7 @@ async def _locked(
         if not isinstance(exc, Exception):  # cancelled (shutdown): record it, then let it through
             await _record_failure(conn, result, "cancelled", started)
             raise
-        return await _record_failure(conn, result, f"fetch failed: {_describe(exc)}", started)
+        return await _record_failure(conn, result, f"fetch failed: {describe_error(exc)}", started)
     fetched = _since(fetch_started)
     result = SyncResult(corp.name, trigger, RunStatus.FAILED, run_id, empty_counts(), snapshot.api_calls)
     try:
@@ -137,7 +137,7 @@ async def _locked(
         await _record_failure(conn, result, "cancelled", started)
         raise
     except Exception as exc:  # a failed statement or bad data: the transaction rolled back, nothing applied
-        return await _record_failure(conn, result, f"apply failed: {_describe(exc)}", started)
+        return await _record_failure(conn, result, f"apply failed: {describe_error(exc)}", started)
     done = SyncResult(
         corp.name, trigger, status, run_id, merged.counts, snapshot.api_calls, error, merged.held, _since(started),
         fetched,
@@ -230,7 +230,7 @@ def _calls(client: SnapshotSource) -> int:
 _SECRET_PARAM = re.compile(r"(access_token|corpsecret|appsecret|suite_secret|secret|permanent_code)=[^&\s'\"]+")
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """The error for sync_runs.error and the log: type and message, secrets in URLs masked, bounded length."""
     text = _SECRET_PARAM.sub(r"\1=***", str(exc))[:500]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -11,7 +11,8 @@ Policy (the snapshot is authoritative for what it fetched):
 - a new userid carrying the union_id / open_userid of a member no longer listed is a rename (same id);
 - removals (departments deleted, members offlined) are planned, then either applied or held by the
   deletion guard; members are never deleted and come back with the same ``members.id``;
-- operator-offlined members are updated but stay offline; local roles and admins are never touched.
+- operator-offlined members are updated but stay offline; local roles and admins are never touched;
+- every member ends registered in the local user pool (``handlers.store.users``): one person per identity.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from handlers.model import Snapshot
-from handlers.store import merge
+from handlers.store import merge, users
 
 Counts = dict[str, dict[str, int]]
 
@@ -102,6 +103,7 @@ async def apply_snapshot(
     empty_corp = size.departments == 0 and size.members == 0
     held = await _removals(conn, corp_row, run_id, snapshot, counts, size.active, empty_corp, threshold, allow_deletes)
     await _labels(conn, corp_row, run_id, snapshot, counts)
+    await users.register(conn, corp_row)
     await merge.set_root(conn, corp_row, snapshot.root_dept_id)
     return Merged(counts, held)
 

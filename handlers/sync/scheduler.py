@@ -3,7 +3,8 @@
 Several processes may run a scheduler against one database: the advisory lock in ``run_full_sync``
 lets one run per corp through and coalesces the rest, and every decision reads the shared
 ``sync_runs`` / ``corps`` rows (times from the database clock). A failed run is retried with
-exponential backoff; nothing a sync raises stops the loop.
+exponential backoff, except that a sync requested by create_auth / reset_permanent_code (a suite tenant's
+permanent code just arrived) runs at once; nothing a sync raises stops the loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from handlers.clients.protocol import Progress
 from handlers.config import CorpConfig, SyncSettings
 from handlers.errors import UnknownCorp
 from handlers.store import sync_runs
-from handlers.store.corps import corp_id_by_name, ensure_corp
+from handlers.store.corps import URGENT_REASONS, corp_id_by_name, ensure_corp
 from handlers.sync.fullsync import RunKnown, RunStatus, SnapshotSource, SyncResult, run_full_sync
 from handlers.sync.reconcile import empty_counts
 
@@ -52,6 +53,7 @@ class CorpSyncState:
     last_good_at: datetime | None  # finished_at of the newest succeeded or quarantined run
     failures: int  # failed runs since the newest good one
     requested_at: datetime | None  # open drift / on-demand request
+    requested_reason: str | None = None  # its reason ('create_auth', 'unknown_department', ...)
 
 
 def due(state: CorpSyncState, sync: SyncSettings, settings: SchedulerSettings, *, startup: bool) -> str | None:
@@ -59,6 +61,12 @@ def due(state: CorpSyncState, sync: SyncSettings, settings: SchedulerSettings, *
     if state.running:
         return None
     since_start = None if state.last_started_at is None else state.now - state.last_started_at
+    if (
+        state.requested_at is not None
+        and state.requested_reason in URGENT_REASONS
+        and (state.last_started_at is None or state.requested_at > state.last_started_at)
+    ):
+        return "first" if state.last_good_at is None else "drift"
     if state.failures and since_start is not None:
         backoff = min(settings.max_retry_seconds, settings.retry_seconds * 2 ** min(state.failures - 1, 30))
         return "retry" if since_start >= timedelta(seconds=backoff) else None
@@ -218,6 +226,7 @@ class SyncScheduler:
                 last_good_at=r["last_good_at"],
                 failures=r["failures"],
                 requested_at=r["sync_requested_at"],
+                requested_reason=r["sync_request_reason"],
             )
         return found
 

@@ -53,6 +53,7 @@ SCHEMAS: dict[str, Schema] = {
     "Member": obj({
         "memberId": {**STR, "description": "the platform user id"},
         "localId": {**STR, "description": "corpsync's id: survives a userid rename and a return"},
+        "localUserId": {**NSTR, "description": "the member's person in the local user pool; null until registered"},
         "name": NSTR, "status": {"type": "string", "enum": ["active", "offline"]},
         "offlineReason": {"type": ["string", "null"], "enum": ["platform", "operator", None]},
         "offlineAt": NTIME, "deptIds": IDS, "mainDeptId": NSTR, "leaderDeptIds": IDS, "unionId": NSTR,
@@ -81,11 +82,18 @@ SCHEMAS: dict[str, Schema] = {
         "alreadyRunning": {"type": "boolean", "description": "a run was under way: this is that run"},
         "run": {"oneOf": [ref("SyncRun"), {"type": "null"}]},
     }),
+    "LocalUser": obj({
+        "localUserId": STR, "platform": {"type": "string", "enum": ["wecom", "dingtalk"]},
+        "identity": {**STR, "description": "unionId:<unionid> | userId:<corpid>:<userid> | "
+                                           "openUserId:<corpid>:<open_userid>"},
+        "name": NSTR, "memberIds": IDS, "createdAt": TIME,
+    }),
     "LocalCorpData": obj({
         "corpFullName": STR, "corpId": STR, "rootDeptId": NSTR,
         "deptList": {"type": "array", "items": ref("Dept")}, "userList": {"type": "array", "items": ref("Member")},
         "roleList": {"type": "array", "items": ref("Role")}, "tagList": {"type": "array", "items": ref("Tag")},
         "adminList": {"type": "array", "items": ref("Admin")},
+        "localUserList": {"type": "array", "items": ref("LocalUser"), "description": "the local user pool"},
     }),
     "CorpPage": page("CorpInfo"),
     "DeptPage": page("Dept"),
@@ -93,8 +101,37 @@ SCHEMAS: dict[str, Schema] = {
     "RoleMemberList": page("RoleMember"),
     "AdminPage": page("Admin"),
     "SyncRunPage": page("SyncRun"),
-    "RolesBody": obj({"roleIds": IDS}),
-    "AdminsBody": obj({"memberIds": IDS}),
+    "RolesBody": {"oneOf": [obj({"roleIds": IDS}), obj({"roleIdList": IDS})],
+                  "description": "roleIds, or roleIdList as in the JitAI documents"},
+    "MemberIdsBody": {"oneOf": [obj({"memberIds": IDS}), obj({"memberIdList": IDS})],
+                   "description": "memberIds, or memberIdList as in the JitAI documents"},
+    "MemberList": page("Member"),
+    "BulkRegisterBody": obj(
+        {"memberIds": IDS, "memberIdList": IDS, "allowDeletes": {"type": "boolean", "default": False}},
+        optional=("memberIds", "memberIdList", "allowDeletes"),
+    ),
+    "BulkRegistered": obj({
+        "runId": {**NSTR, "description": "the full sync run; null with a member list (no run is recorded)"},
+        "status": {"type": "string", "enum": ["succeeded", "quarantined", "failed", "already_running"]},
+        "counts": {"type": "object"}, "apiCalls": INT, "error": NSTR,
+    }),
+    "CorpData": {
+        "type": "object", "description": "the platform's directory as one fetch read it (nothing stored)",
+        "properties": {
+            "corpFullName": STR, "corpId": STR, "rootDeptId": STR,
+            "deptList": {"type": "array", "items": {"type": "object"}},
+            "userList": {"type": "array", "items": {"type": "object"}},
+            "tagList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "roleList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "roleMembers": {"type": ["array", "null"], "items": {"type": "object"}},
+            "adminList": {"type": ["array", "null"], "items": {"type": "object"}},
+            "failedDeptIds": IDS, "apiCalls": INT,
+        },
+        "required": ["corpFullName", "corpId", "rootDeptId", "deptList", "userList", "tagList", "roleList",
+                     "roleMembers", "adminList", "failedDeptIds", "apiCalls"],
+        "additionalProperties": False,
+    },
+    "AgentId": obj({"corpId": STR, "suiteId": STR, "agentId": {**NSTR, "description": "null: none given yet"}}),
     "SignatureBody": obj({"signature": {**STR, "minLength": 1, "maxLength": 65536}}),
     "SyncBody": obj({"allowDeletes": {"type": "boolean", "default": False}}, optional=("allowDeletes",)),
     "ChangeEvent": obj({
@@ -140,11 +177,17 @@ PARAMETERS: dict[str, Schema] = {
     "after": _param("after", "query", STR, "the cursor of the previous answer (a change id); default: the start"),
     "corpFilter": _param("corp", "query", STR, "only this corp's changes"),
     "types": _param("types", "query", STR, "event types or patterns, comma-separated (member.*,department.deleted)"),
-    "wait": _param("wait", "query", {"type": "number", "minimum": 0, "maximum": 30},
-                   "seconds to wait for a change when there is none yet (long poll)"),
+    "wait": _param(
+        "wait",
+        "query",
+        {"type": "number", "minimum": 0, "maximum": 30},
+        "seconds to wait for a change when there is none yet (long poll)",
+    ),
     "personalFields": _param("personalFields", "query", STR, "personal fields to show, comma-separated, or *"),
     "name": _param("name", "path", STR, "subscribers/<name> in the app dir"),
-}  # fmt: skip
+    "corpIdQuery": {**_param("corpId", "query", STR, "the tenant's corpid"), "required": True},
+    "suiteIdQuery": {**_param("suiteId", "query", STR, "the suite or 代开发 template id"), "required": True},
+}
 
 
 def _response(description: str, schema: str | None = None) -> Schema:
@@ -188,6 +231,8 @@ BASE = "/api/corps/{corp}"
 PATHS: dict[str, Schema] = {
     "/api/openapi.json": {"get": op("getOpenApi", "This document", "Error")},
     "/api/corps": {"get": op("listCorps", "The corps served: configured and suite tenants", "CorpPage", params=PAGE)},
+    "/api/agent-id": {"get": op("getAgentId", "The agent id a tenant's authorization gave the suite's app",
+                                "AgentId", params=("corpIdQuery", "suiteIdQuery"))},
     BASE: {"get": op("getCorpInfo", "The corp's configuration (secrets masked) and local state", "CorpInfo", params=C)},
     BASE + "/root-dept": {"get": op("getRootDept", "The root department (never assumed to be 1)", "Dept", params=C)},
     BASE + "/depts": {"get": op("getDepts", "Departments in natural id order", "DeptPage", params=C + PAGE)},
@@ -197,9 +242,13 @@ PATHS: dict[str, Schema] = {
     BASE + "/members/{memberId}": {"get": op("getMember", "One member", "Member", params=M)},
     BASE + "/members/{memberId}/offline": {"post": op(
         "offlineMember", "Take the member offline in corpsync only (reason operator)", "Member", params=M)},
+    BASE + "/offline": {"post": op(
+        "offlineMembers", "Take members offline in corpsync only (reason operator)", "MemberList", params=C,
+        body="MemberIdsBody")},
     BASE + "/members/{memberId}/roles": {
         "get": op("getUserRoles", "The member's roles", "RoleMemberList", params=M),
-        "put": op("setUserRole", "Replace the member's local roles", "RoleMemberList", params=M, body="RolesBody"),
+        "put": op("setUserRole", "Replace the member's local roles; answers the roles set", "RoleMemberList",
+                  params=M, body="RolesBody"),
     },
     BASE + "/members/{memberId}/signature": {
         "get": op("getUserSignature", "The member's signature", "Signature", params=M),
@@ -208,9 +257,16 @@ PATHS: dict[str, Schema] = {
     BASE + "/admins": {
         "get": op("getAdmin", "Admins (platform and local)", "AdminPage", params=C + PAGE),
         "put": op("setAdmin", "Replace the local admins; platform admins stay", "AdminPage", params=C,
-                  body="AdminsBody"),
+                  body="MemberIdsBody"),
     },
     BASE + "/local-data": {"get": op("getLocalCorpData", "The whole local directory", "LocalCorpData", params=C)},
+    BASE + "/third-data": {"get": op("getThirdCorpData", "The platform's directory, read now; nothing is stored",
+                                     "CorpData", params=C)},
+    BASE + "/init": {"post": op("initCorp", "Start the corp's first full sync (later: another one)", "SyncStarted",
+                                params=C, status="202")},
+    BASE + "/bulk-register": {"post": op(
+        "bulkRegister", "Read the platform now and write it: all (a full sync) or the members listed",
+        "BulkRegistered", params=C, body="BulkRegisterBody", optional_body=True)},
     BASE + "/sync": {"post": op("syncCorp", "Start a full sync (or join the one under way)", "SyncStarted",
                                 params=C, body="SyncBody", status="202", optional_body=True)},
     BASE + "/sync-runs": {"get": op("getSyncRuns", "Full sync runs, newest first", "SyncRunPage", params=C + PAGE)},

@@ -109,3 +109,17 @@ def flag(data: dict[str, Any], field: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(field, "must be true or false")
     return value
+
+
+def id_list_of(data: dict[str, Any], names: tuple[str, str]) -> list[str]:
+    """The id list under either name (today's key, or the JitAI seeds' one: ``memberIds`` / ``memberIdList``),
+    exactly one of them."""
+    given = [name for name in names if name in data]
+    if len(given) > 1:
+        raise InvalidInput(given[1], f"give {names[0]} or {names[1]}, not both")
+    return id_list(data, given[0] if given else names[0])
+
+
+def optional_id_list_of(data: dict[str, Any], names: tuple[str, str]) -> list[str] | None:
+    """``id_list_of``, or None when neither name is given."""
+    return id_list_of(data, names) if any(name in data for name in names) else None

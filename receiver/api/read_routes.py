@@ -1,4 +1,5 @@
-"""GET routes of the directory API: corps, departments, members, admins, roles, signatures, local data.
+"""GET routes of the directory API: corps, departments, members, admins, roles, signatures, local data; and two
+that ask the platform: the third-party data (getThirdCorpData) and a suite tenant's agent id (getAgentId).
 
 Most read one corp's record or page: ``record_route`` and ``page_route`` make those handlers from the read.
 """
@@ -10,7 +11,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from handlers.api import Corp, corp_page
+from handlers.api import Corp, corp_page, get_agent_id
+from handlers.errors import InvalidInput, UnknownCorp, UnknownRecord
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import Handler, endpoint, reply
@@ -82,3 +84,20 @@ async def member_roles(request: web.Request) -> web.Response:
 signature = record_route(lambda corp, path: corp.get_user_signature(path["memberId"]))
 admins = page_route(Corp.page_admins)
 local_data = record_route(lambda corp, _: corp.get_local_corp_data())
+third_data = record_route(lambda corp, _: corp.get_third_corp_data())
+
+
+@endpoint
+async def agent_id(request: web.Request) -> web.Response:
+    """QywxProxyCorp.getAgentId(corpId, suiteId): the agent id a tenant's authorization gave the suite's app."""
+    given = params.query(request, ("corpId", "suiteId"))
+    corp_id, suite_id = params.required(given, "corpId"), params.required(given, "suiteId")
+    for name, value in (("corpId", corp_id), ("suiteId", suite_id)):
+        if not value:
+            raise InvalidInput(name, "must not be empty")
+    runtime = request.app[RUNTIME]
+    try:
+        found = await get_agent_id(runtime.pool, runtime.config, corp_id, suite_id)
+    except UnknownCorp:  # not a corp of the path: name the corpid asked for
+        raise UnknownRecord("corp", corp_id) from None
+    return reply({"corpId": corp_id, "suiteId": suite_id, "agentId": found})

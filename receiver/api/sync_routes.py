@@ -14,13 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
+import handlers.api.writes as writes
 from handlers.api import Corp
-from handlers.errors import UnknownRecord
+from handlers.errors import InvalidInput, UnknownRecord
 from handlers.sync.fullsync import RunStatus, SyncResult
 from receiver.api import params
 from receiver.api.corps import get_corp
 from receiver.api.guard import endpoint, reply
 from receiver.api.read_routes import page_route, record_route
+from receiver.api.write_routes import MEMBER_IDS
 from receiver.keys import SCHEDULER
 
 log = logging.getLogger("corpsync.api")
@@ -55,15 +57,29 @@ async def _known_run(corp: Corp, task: asyncio.Task[SyncResult], known: asyncio.
 async def start_sync(request: web.Request) -> web.Response:
     params.query(request, ())
     allow_deletes = params.flag(await params.body(request, ("allowDeletes",), optional=True), "allowDeletes", False)
-    name = request.match_info["corp"]
-    corp = await get_corp(request.app, name)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return await _start(request, corp, "api", allow_deletes)
+
+
+@endpoint
+async def init_corp(request: web.Request) -> web.Response:
+    """initCorp: the corp's first full sync (trigger 'first'); once it has synced, another sync, as the API's."""
+    params.query(request, ())
+    await params.body(request, (), optional=True)
+    corp = await get_corp(request.app, request.match_info["corp"])
+    return await _start(request, corp, "api" if await corp.has_good_sync() else "first", False)
+
+
+async def _start(request: web.Request, corp: Corp, trigger: str, allow_deletes: bool) -> web.Response:
+    """Start (or join) a full sync of ``corp`` in the scheduler and answer 202 with its run."""
+    name = corp.name
     known: asyncio.Future[RunOf] = asyncio.get_running_loop().create_future()
 
     def on_run(run_id: int | None, already: bool) -> None:
         if not known.done():
             known.set_result((run_id, already))
 
-    task, fresh = request.app[SCHEDULER].start(corp.config, "api", allow_deletes=allow_deletes, on_run=on_run)
+    task, fresh = request.app[SCHEDULER].start(corp.config, trigger, allow_deletes=allow_deletes, on_run=on_run)
     if not fresh:  # this process runs the corp's sync already: answer with that run
         known.set_result((await corp.running_sync_run(0), True))
     run_id, already = await _known_run(corp, task, known)
@@ -71,8 +87,32 @@ async def start_sync(request: web.Request) -> web.Response:
                                           "already_running": already})  # fmt: skip
     run = None if run_id is None else (await corp.get_sync_run(run_id)).to_json()
     body = {"runId": None if run_id is None else str(run_id), "alreadyRunning": already, "run": run}
-    headers = {} if run_id is None else {"Location": f"{request.rel_url.raw_path}-runs/{run_id}"}
+    runs = request.rel_url.raw_path.rsplit("/", 1)[0] + "/sync-runs"
+    headers = {} if run_id is None else {"Location": f"{runs}/{run_id}"}
     return reply(body, 202, headers)
+
+
+@endpoint
+async def bulk_register(request: web.Request) -> web.Response:
+    """bulkRegister: read the platform's directory now (getThirdCorpData) and write it. Without a member list it is
+    a full sync from that data (one recorded run, the deletion guard on unless ``allowDeletes``); with one, only
+    those members are created or updated. Answers when it is done."""
+    params.query(request, ())
+    data = await params.body(request, (*MEMBER_IDS, "allowDeletes"), optional=True)
+    member_ids = params.optional_id_list_of(data, MEMBER_IDS)
+    allow_deletes = params.flag(data, "allowDeletes", False)
+    if member_ids is not None and allow_deletes:
+        raise InvalidInput("allowDeletes", "only for the whole directory (without a member list)")
+    corp = await get_corp(request.app, request.match_info["corp"])
+    if member_ids is not None:  # a bad list fails before the platform is read
+        writes.check_ids(next(key for key in MEMBER_IDS if key in data), member_ids)
+    result = await corp.bulk_register(await corp.get_third_corp_data(), member_ids, allow_deletes=allow_deletes)
+    log.info("api bulk register", extra={"action": "api_bulk_register", "corp": corp.name,
+                                         "status": result.status.value})  # fmt: skip
+    return reply({
+        "runId": None if result.run_id is None else str(result.run_id), "status": result.status.value,
+        "counts": result.counts, "apiCalls": result.api_calls, "error": result.error,
+    })  # fmt: skip
 
 
 def _run_id_of(raw: str) -> int:

@@ -22,8 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from handlers.store import feed, health, retention
 from handlers.store import pool as db
 from handlers.store.feed import SubscriberState
+from handlers.store.pool import Row
 from receiver.keys import CONFIG, METRICS, POOL, SETTINGS, STREAMS, WORKER
-from receiver.ops.state import StreamState, TableState
+from receiver.ops.metrics import SYNC_BUCKETS
+from receiver.ops.state import StreamState, SyncRunBucket, TableState
 
 TIMEOUT = 2.0  # seconds to get a connection, then again for the queries: probes poll these endpoints
 WORKER_STALL = 60.0  # the worker's loop looks at the inbox every poll interval (1 s); this long without: stalled
@@ -35,13 +37,15 @@ class DatabaseState:
     version: int | None  # newest applied migration; None: unknown or no schema
     streams: tuple[StreamState, ...]  # empty unless the schema is at head
     tables: tuple[TableState, ...] = ()  # read only with ``tables``, at head
+    sync_runs: tuple[SyncRunBucket, ...] = ()  # read for /metrics only
 
 
-async def read_database(pool: asyncpg.Pool, *, tables: bool = False) -> DatabaseState:
-    """Schema version, then (at head) per-corp sync and inbox state, and with ``tables`` the sizes and oldest rows
-    of the tables that grow: one connection, bounded time."""
+async def read_database(pool: asyncpg.Pool, *, tables: bool = False, sync_runs: bool = False) -> DatabaseState:
+    """Schema version, then (at head) per-corp sync and inbox state; with ``tables`` the sizes and oldest rows of
+    the tables that grow, with ``sync_runs`` every corp's finished full syncs: one connection, bounded time."""
     version = None
-    table_rows: list[db.Row] = []
+    table_rows: list[Row] = []
+    runs: list[Row] = []
     try:
         async with pool.acquire(timeout=TIMEOUT) as conn, asyncio.timeout(TIMEOUT):
             version = await db.schema_version(conn)
@@ -50,6 +54,8 @@ async def read_database(pool: asyncpg.Pool, *, tables: bool = False) -> Database
             rows = await health.stream_states(conn)
             if tables:
                 table_rows = await retention.table_stats(conn)
+            if sync_runs:
+                runs = await health.sync_run_counts(conn, list(SYNC_BUCKETS))
     except TimeoutError:
         return DatabaseState("database timeout", version, ())
     except db.DB_ERRORS:
@@ -59,6 +65,7 @@ async def read_database(pool: asyncpg.Pool, *, tables: bool = False) -> Database
         version,
         tuple(StreamState.from_record(r) for r in rows),
         tuple(TableState.from_record(r) for r in table_rows),
+        tuple(SyncRunBucket.from_record(r) for r in runs),
     )
 
 
@@ -123,9 +130,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the database gauges are read now (see ``Metrics.observe_database``)."""
-    state = await read_database(request.app[POOL], tables=True)
+    state = await read_database(request.app[POOL], tables=True, sync_runs=True)
     registry = request.app[METRICS]
-    registry.observe_database(state.problem is None, state.streams)
+    registry.observe_database(state.problem is None, state.streams, state.sync_runs)
     registry.observe_tables(state.tables)
     registry.observe_feed(await feed_states(request.app) or ())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,10 +1,11 @@
 """Prometheus metrics, one registry per app (so tests and several apps in one process never collide).
 
 Counters and histograms move as things happen in this process: callbacks (``CallbackSeries``), inbox
-commits (intake), applied and dead-lettered events (the worker, through ``EventMetrics``), full syncs (the
-scheduler, which runs the API's too, through ``sync_finished``), platform calls and token fetches (the
-clients, through ``ClientMetrics``). The gauges of database state (backlog, oldest pending event, age of the
-last good sync, database up) are shared by every process on the database: they are read at scrape time.
+commits (intake), applied and dead-lettered events (the worker, through ``EventMetrics``), platform calls and
+token fetches (the clients, through ``ClientMetrics``). What every process on the database shares is read at
+scrape time: the gauges of database state (backlog, oldest pending event, age of the last good sync, database
+up) and the full sync runs (``corpsync_sync_runs_total``, ``corpsync_sync_duration_seconds``), counted from
+``sync_runs`` whichever process ran them, so any process's scrape tells the whole story.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from handlers.store.feed import SubscriberState
-from handlers.sync.fullsync import RunStatus, SyncResult
-from receiver.ops.state import StreamState, TableState
+from receiver.ops.state import StreamState, SyncRunBucket, TableState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LATENCY_LE = [*(repr(b) for b in _LATENCY_BUCKETS), "+Inf"]  # the le labels, as prometheus_client writes them
+SYNC_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)  # full sync durations, seconds
+_SYNC_LE = [*(repr(b) for b in SYNC_BUCKETS), "+Inf"]
 _APPLY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
@@ -76,6 +78,33 @@ class _CallbackCollector(Collector):
         return []
 
 
+class _SyncRunCollector(Collector):
+    """The full sync runs of every corp, as the last scrape read them from the database (absent when it could not
+    be read): ``corpsync_sync_runs_total`` by corp and status, ``corpsync_sync_duration_seconds`` by corp."""
+
+    def __init__(self) -> None:
+        self.buckets: tuple[SyncRunBucket, ...] = ()
+
+    def collect(self) -> Iterable[Metric]:
+        runs = CounterMetricFamily("corpsync_sync_runs", "Full sync runs finished", labels=["corp", "status"])
+        duration = HistogramMetricFamily("corpsync_sync_duration_seconds", "Full sync wall time", labels=["corp"])
+        totals: dict[tuple[str, str], int] = {}
+        per_corp: dict[str, tuple[list[int], list[float]]] = {}
+        for b in self.buckets:
+            totals[(b.name, b.status)] = totals.get((b.name, b.status), 0) + b.runs
+            counts, seconds = per_corp.setdefault(b.name, ([0] * (len(SYNC_BUCKETS) + 1), [0.0]))
+            counts[min(b.bucket, len(SYNC_BUCKETS))] += b.runs
+            seconds[0] += b.seconds
+        for (corp, status), n in totals.items():
+            runs.add_metric([corp, status], n)
+        for corp, (counts, seconds) in per_corp.items():
+            duration.add_metric([corp], list(zip(_SYNC_LE, accumulate(counts), strict=True)), seconds[0])
+        return [runs, duration]
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class Metrics:
     """Every metric corpsync exports. Platform clients report through ``ClientMetrics`` (an observer)."""
 
@@ -108,14 +137,8 @@ class Metrics:
             "corpsync_events_applied", "Inbox events applied", ["platform", "outcome"], registry=r
         )
         self.dead_letters = Counter("corpsync_dead_letters", "Events moved to dead letter", ["corp"], registry=r)
-        self.sync_runs = Counter("corpsync_sync_runs", "Full sync runs finished", ["corp", "status"], registry=r)
-        self.sync_duration = Histogram(
-            "corpsync_sync_duration_seconds",
-            "Full sync wall time",
-            ["corp"],
-            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
-            registry=r,
-        )
+        self._sync_runs = _SyncRunCollector()
+        r.register(self._sync_runs)
         self.good_sync_age = Gauge(
             "corpsync_last_good_sync_age_seconds",
             "Seconds since the newest succeeded or quarantined full sync finished (absent: never)",
@@ -217,18 +240,15 @@ class Metrics:
             if table.oldest_age is not None:
                 self.oldest_row_age.labels(table.name).set(max(table.oldest_age, 0.0))
 
-    def sync_finished(self, result: SyncResult) -> None:
-        """A full sync this process ran has ended (a run coalesced into another process's is not counted)."""
-        if result.status is RunStatus.ALREADY_RUNNING:
-            return
-        self.sync_runs.labels(result.corp, result.status.value).inc()
-        self.sync_duration.labels(result.corp).observe(result.seconds)
-
-    def observe_database(self, up: bool, streams: Iterable[StreamState]) -> None:
-        """Set the database gauges from a scrape-time read. A stream or corp not in ``streams`` loses its series
-        (so a database that did not answer leaves them absent, not stale); an active corp with nothing pending
-        is read as 0, a suite's instruction stream only while it has pending events."""
+    def observe_database(
+        self, up: bool, streams: Iterable[StreamState], sync_runs: Iterable[SyncRunBucket] = ()
+    ) -> None:
+        """Set the database gauges and the sync-run series from a scrape-time read. A stream or corp not in
+        ``streams`` / ``sync_runs`` loses its series (so a database that did not answer leaves them absent, not
+        stale); an active corp with nothing pending is read as 0, a suite's instruction stream only while it has
+        pending events."""
         self.database_up.set(1 if up else 0)
+        self._sync_runs.buckets = tuple(sync_runs)
         for gauge in (self.inbox_backlog, self.inbox_oldest_age, self.good_sync_age):
             gauge.clear()
         for stream in streams:

@@ -1,5 +1,6 @@
 """What ``/readyz`` and ``/metrics`` read of the database for each inbox stream: its corp's last full sync and its
-pending inbox. Shared by every process on the database, so read at request or scrape time."""
+pending inbox; and for ``/metrics`` the full sync runs of every corp. Shared by every process on the database, so
+read at request or scrape time."""
 
 from __future__ import annotations
 
@@ -34,6 +35,21 @@ class StreamState:
         if self.last_sync_status is not None:
             last = {"status": self.last_sync_status, "ageSeconds": _seconds(self.last_sync_age)}
         return {"lastSync": last, "inbox": self.inbox_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRunBucket:
+    """Finished full syncs of one corp with one status whose duration fell in one bucket of the histogram."""
+
+    name: str
+    status: str
+    bucket: int  # how many of the histogram's bounds are below these runs' duration
+    runs: int
+    seconds: float  # their durations, summed
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> SyncRunBucket:
+        return from_columns(cls, row)
 
 
 def _seconds(value: float | None) -> float | None:

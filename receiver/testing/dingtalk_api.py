@@ -52,6 +52,7 @@ class DingTalkApi:
             ("topapi/v2/department/get", self.department_get),
             ("topapi/v2/user/list", self.user_list),
             ("topapi/v2/user/get", self.user_get),
+            ("topapi/user/getbyunionid", self.user_getbyunionid),
             ("topapi/user/listid", self.user_listid),
             ("topapi/user/count", self.user_count),
             ("topapi/user/listadmin", self.user_listadmin),
@@ -191,6 +192,17 @@ class DingTalkApi:
         if result["has_more"]:
             result["next_cursor"] = cursor + size
         return self._ok(result)
+
+    async def user_getbyunionid(self, request: web.Request) -> dict[str, Any]:
+        """dingtalk.md §6: the userid of the org's member with this unionid (``contact_type`` 0: an employee)."""
+        org, body = await self._call(request)
+        unionid = body.get("unionid")
+        if not isinstance(unionid, str) or not unionid:
+            raise _param_error("unionid")
+        m = org.member_by_unionid(unionid)
+        if m is None:
+            raise ApiError(60121, "找不到该用户")
+        return self._ok({"contact_type": 0, "userid": m.userid})
 
     async def user_get(self, request: web.Request) -> dict[str, Any]:
         org, body = await self._call(request)

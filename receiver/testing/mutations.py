@@ -123,10 +123,15 @@ def add_member(
     status: int = 1,
     unionid: str | None = None,
 ) -> Callbacks:
-    """A new member; made-up values come from ``org.rng``. ``Callbacks.subject`` is the userid."""
+    """A new member; made-up values come from ``org.rng``. ``Callbacks.subject`` is the userid.
+
+    ``unionid`` of someone who left: that person back under a new userid (DingTalk keeps the unionid of a person,
+    unique in the org, and may give a returning employee a new userid)."""
     userid = userid or f"n{org.rng.getrandbits(40):010x}"
     if userid in org.members:
         raise ValueError(f"member {userid!r} exists")
+    if unionid is not None and org.member_by_unionid(unionid) is not None:
+        raise ValueError("a member with this unionid exists")
     depts = list(departments or [org.visible_root])
     for dept_id in depts:
         org.department(dept_id)

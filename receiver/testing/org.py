@@ -201,6 +201,10 @@ class SimOrg:
         dept.parentid = parent_id
         self.changed()
 
+    def member_by_unionid(self, unionid: str) -> SimMember | None:
+        """The member with this unionid (DingTalk: one per person in an org), or None."""
+        return next((m for m in self.members.values() if m.unionid == unionid), None)
+
     def put_member(self, member: SimMember) -> None:
         self.members[member.userid] = member
         for dept_id in member.departments:

@@ -37,3 +37,20 @@ async def test_serve_runs_as_many_syncs_as_set_on_a_pool_sized_for_them(
     client = await aiohttp_client(create_app(settings, load_app_dir(tmp_path, {}), db_url))
     assert client.app[SCHEDULER].settings.max_parallel == 9
     assert client.app[POOL].get_max_size() == pool_size(9) == 33
+
+
+def test_the_drift_debounce_is_read_and_checked() -> None:
+    assert settings_from_env({}).drift_debounce == 60
+    assert settings_from_env({"CORPSYNC_DRIFT_DEBOUNCE": "0"}).drift_debounce == 0
+    assert settings_from_env({"CORPSYNC_DRIFT_DEBOUNCE": "300"}).drift_debounce == 300
+    for bad in ("-1", "86401", "soon"):
+        with pytest.raises(ConfigError, match="CORPSYNC_DRIFT_DEBOUNCE"):
+            settings_from_env({"CORPSYNC_DRIFT_DEBOUNCE": bad})
+
+
+async def test_serve_debounces_drift_syncs_as_set(
+    aiohttp_client: Callable[..., Any], tmp_path: Path, db_url: str
+) -> None:
+    settings = Settings(app_dir=tmp_path, run_worker=False, run_scheduler=False, drift_debounce=5)
+    client = await aiohttp_client(create_app(settings, load_app_dir(tmp_path, {}), db_url))
+    assert client.app[SCHEDULER].settings.debounce_seconds == 5

@@ -73,7 +73,8 @@ LIMIT 1;
 -- name: api_members_page
 -- $1 corps row id; filters, skipped when NULL: $2 status, $3 direct department, $4 updated since; $5 the last
 -- local id of the previous page, $6 the limit.
-SELECT m.id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at, m.main_dept_id, m.union_id,
+SELECT m.id, m.local_user::text AS local_user_id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at,
+       m.main_dept_id, m.union_id,
        m.open_user_id, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone, m.gender, m.avatar,
        m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status, m.extattr,
        m.created_at, m.updated_at,
@@ -104,7 +105,8 @@ WHERE m.corp = $1
 
 -- name: api_members_by_user_ids
 -- $1 corps row id, $2 user ids
-SELECT m.id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at, m.main_dept_id, m.union_id,
+SELECT m.id, m.local_user::text AS local_user_id, m.user_id, m.name, m.status, m.offline_reason, m.offline_at,
+       m.main_dept_id, m.union_id,
        m.open_user_id, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone, m.gender, m.avatar,
        m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status, m.extattr,
        m.created_at, m.updated_at,

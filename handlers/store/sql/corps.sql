@@ -33,10 +33,10 @@ UPDATE corps SET status = $2,
 WHERE id = $1;
 
 -- name: request_sync
--- $1 corps row id, $2 reason
+-- $1 corps row id, $2 reason, $3 urgent (the reason runs at once: it replaces an open request of another reason)
 -- Debounced: an open request keeps its first time and reason, and its row is not rewritten.
 UPDATE corps SET sync_requested_at = now(), sync_request_reason = $2
-WHERE id = $1 AND sync_requested_at IS NULL
+WHERE id = $1 AND (sync_requested_at IS NULL OR ($3::boolean AND sync_request_reason IS DISTINCT FROM $2))
 RETURNING sync_requested_at;
 
 -- name: active_tenants_of

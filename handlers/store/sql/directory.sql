@@ -65,6 +65,29 @@ SELECT array_agg(x.dept_id ORDER BY x.dept_id) AS unknown
 FROM (SELECT DISTINCT unnest($2::text[]) AS dept_id) x
 WHERE NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = x.dept_id);
 
+-- name: dir_adopt_union
+-- $1 corps row id, $2 user id, $3 union id, $4 change-log source, $5 inbox id, $6 sync run id
+-- One person per unionid: a userid not stored yet whose unionid is the stored member's of another userid is that
+-- person back under a new userid (DingTalk gives a returning employee a new one). The member row takes the new
+-- userid, keeping members.id (localId) and with it its person, roles, admin rights and signature. Only a single
+-- match is taken. Returns the old userid when a member was adopted.
+WITH taken AS (
+    SELECT 1 FROM members WHERE corp = $1 AND user_id = $2
+), candidates AS (
+    SELECT id, user_id FROM members
+    WHERE corp = $1 AND union_id = $3 AND user_id <> $2 AND NOT EXISTS (SELECT 1 FROM taken)
+), one AS (
+    SELECT id, user_id FROM candidates WHERE (SELECT count(*) FROM candidates) = 1
+), adopted AS (
+    UPDATE members m SET user_id = $2, updated_at = now() FROM one WHERE m.id = one.id
+    RETURNING m.id, one.user_id AS old_user_id
+), logged AS (
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
+    SELECT $1, 'member', $2, 'rename', ARRAY['user_id'], $4, $5, $6 FROM adopted
+    RETURNING 1
+)
+SELECT old_user_id FROM adopted;
+
 -- name: dir_upsert_member
 -- $1 corps row id, $2 user id, $3..$20 the member's fields in the INSERT's column order.
 -- $21 reactivate: 'join' (a new join: active again whatever the reason), 'confirmed' (the platform

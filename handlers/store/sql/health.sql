@@ -34,3 +34,20 @@ SELECT coalesce(c.name, p.stream) AS name, c.name IS NOT NULL AS is_corp,
        extract(epoch FROM now() - p.oldest)::float8 AS oldest_pending_age
 FROM corp c FULL JOIN pending p ON p.stream = c.name
 ORDER BY 1;
+
+-- name: health_sync_runs
+-- $1 the duration histogram's upper bounds, ascending (seconds)
+-- For /metrics: every finished full sync of every corp in the database, whichever process ran it, counted per
+-- corp, status and duration bucket (bucket k: the first k bounds are below its duration; k = the number of
+-- bounds means above them all), with the sum of their durations. Finished runs only: a running one has no
+-- duration yet. A scan of sync_runs, which holds one row per run (a few per corp and day).
+WITH runs AS (
+    SELECT c.name, r.status, greatest(extract(epoch FROM r.finished_at - r.started_at)::float8, 0) AS seconds
+    FROM sync_runs r JOIN corps c ON c.id = r.corp
+    WHERE r.finished_at IS NOT NULL AND r.status <> 'running'
+)
+SELECT name, status, (SELECT count(*) FROM unnest($1::float8[]) b WHERE b < seconds)::int AS bucket,
+       count(*)::bigint AS runs, sum(seconds)::float8 AS seconds
+FROM runs
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;

@@ -154,7 +154,7 @@ WITH new_users AS (
     SELECT s.user_id, s.union_id, s.open_user_id FROM fs_members s
     WHERE NOT EXISTS (SELECT 1 FROM members x WHERE x.corp = $1 AND x.user_id = s.user_id)
 ), gone_users AS (
-    SELECT m.id, m.union_id, m.open_user_id FROM members m
+    SELECT m.id, m.user_id, m.union_id, m.open_user_id FROM members m
     WHERE m.corp = $1 AND NOT EXISTS (SELECT 1 FROM fs_members s WHERE s.user_id = m.user_id)
 ), candidates AS (
     SELECT g.id, n.user_id AS new_id FROM new_users n JOIN gone_users g ON g.union_id = n.union_id
@@ -167,13 +167,22 @@ WITH new_users AS (
     ) c
     WHERE per_old = 1 AND per_new = 1
 ), renamed AS (
-    UPDATE members m SET user_id = p.new_id, updated_at = now() FROM pairs p WHERE m.id = p.id
-    RETURNING m.id, m.user_id
+    UPDATE members m SET user_id = p.new_id, updated_at = now()
+    FROM pairs p JOIN gone_users g ON g.id = p.id
+    WHERE m.id = p.id
+    RETURNING m.id, m.user_id, m.local_user, g.user_id AS old_id
+), followed AS (
+    -- The person's identity made of the old userid takes the new one (handlers.store.users.follow_rename).
+    UPDATE local_users u SET identity = 'userId:' || c.corp_id || ':' || r.user_id
+    FROM renamed r CROSS JOIN corps c
+    WHERE c.id = $1 AND u.id = r.local_user AND u.identity = 'userId:' || c.corp_id || ':' || r.old_id
+      AND NOT EXISTS (SELECT 1 FROM local_users x
+                      WHERE x.platform = u.platform AND x.identity = 'userId:' || c.corp_id || ':' || r.user_id)
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
     SELECT $1, 'member', r.user_id, 'rename', ARRAY['user_id'], 'full_sync', $2,
-           jsonb_build_object('user_id', jsonb_build_object('before', o.user_id, 'after', r.user_id))
-    FROM renamed r JOIN members o ON o.id = r.id
+           jsonb_build_object('user_id', jsonb_build_object('before', r.old_id, 'after', r.user_id))
+    FROM renamed r
 )
 SELECT count(*) FROM renamed;
 
@@ -230,13 +239,28 @@ WHERE op <> 'update' OR cardinality(fields) > 0;
 
 -- name: fs_insert_members
 -- $1 corps row id
+-- Each new member is written once, linked to its person in the local user pool, who is made unless they exist (as
+-- handlers.store.users.register does; an existing person is returned by a no-op update of their row).
+WITH want AS (
+    SELECT s.*, c.platform,
+           member_identity(c.platform, c.type, c.auth_name, c.corp_id, s.user_id, s.union_id, s.open_user_id)
+               AS identity
+    FROM fs_members s JOIN fs_member_diff d ON d.user_id = s.user_id AND d.op = 'create'
+    CROSS JOIN corps c
+    WHERE c.id = $1
+), people AS (
+    INSERT INTO local_users (platform, identity)
+    SELECT DISTINCT platform, identity FROM want
+    ON CONFLICT (platform, identity) DO UPDATE SET identity = EXCLUDED.identity
+    RETURNING id, identity
+)
 INSERT INTO members (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
                      telephone, gender, avatar, job_number, work_place, hired_date, direct_leaders,
-                     platform_status, extattr, main_dept_id)
-SELECT $1, s.user_id, s.union_id, s.open_user_id, s.name, s.alias, s.position, s.mobile, s.email, s.biz_mail,
-       s.telephone, s.gender, s.avatar, s.job_number, s.work_place, s.hired_date, s.direct_leaders,
-       s.platform_status, s.extattr::jsonb, s.main_dept_id
-FROM fs_members s JOIN fs_member_diff d ON d.user_id = s.user_id AND d.op = 'create';
+                     platform_status, extattr, main_dept_id, local_user)
+SELECT $1, w.user_id, w.union_id, w.open_user_id, w.name, w.alias, w.position, w.mobile, w.email, w.biz_mail,
+       w.telephone, w.gender, w.avatar, w.job_number, w.work_place, w.hired_date, w.direct_leaders,
+       w.platform_status, w.extattr::jsonb, w.main_dept_id, p.id
+FROM want w JOIN people p ON p.identity = w.identity;
 
 -- name: fs_update_members
 UPDATE members m

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from handlers.api import Corp, CorpData, MemberFilter, corp_page, get_agent_id
 from handlers.config import AppConfig, CallbackKeys, Secret, SuiteAuth, WecomInnerCorp, WecomProxyCorp
-from handlers.errors import InvalidInput, UnknownCorp, UnknownRecord
+from handlers.errors import InvalidInput, NoRootDept, UnknownCorp, UnknownRecord
 from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
 from handlers.store import credentials
 from handlers.store.corps import ensure_corps
@@ -119,10 +120,41 @@ async def test_root_dept_without_a_recorded_root_is_the_top_of_the_largest_tree(
     assert (await hq.get_root_dept()).dept_id == "5"
 
 
-async def test_root_dept_of_an_empty_corp_is_unknown(hq: Corp) -> None:
-    with pytest.raises(UnknownRecord) as caught:
+async def test_root_dept_of_an_empty_corp_whose_platform_cannot_answer_is_unknown_and_says_why(hq: Corp) -> None:
+    with pytest.raises(NoRootDept) as caught:
         await hq.get_root_dept()
-    assert caught.value.kind == "department"
+    assert (caught.value.kind, caught.value.ids) == ("department", ("root",))
+    assert str(caught.value).startswith("no root department: none is stored yet and the platform could not give it")
+    assert "app-secret-xyz" not in str(caught.value) and "contact-secret-xyz" not in str(caught.value)
+
+
+async def test_root_dept_of_a_proxy_corp_before_its_first_sync_is_created(pool: asyncpg.Pool) -> None:
+    """The 代开发 seed: getRootDept "automatically creates if root department doesn't exist"."""
+    sim = Simulator(seed=6)
+    suite = sim.add_wecom_suite("dkTemplate01")
+    org = generate_org(6, members=10, departments=4, depth=2)
+    tenant = sim.add_suite_tenant(suite.suite_id, org, permanent_code="perm-code-1", agent_id=1000007)
+    async with run_simulator(sim), aiohttp.ClientSession() as session:
+        auth = SuiteAuth(
+            name="Suite", title="Suite", suite_id=suite.suite_id, suite_secret=Secret(suite.suite_secret),
+            token=Secret(suite.token), aes_key=Secret(suite.aes_key), provider_corp_id=suite.provider_corp_id,
+            api_base=sim.wecom_api_base,
+        )  # fmt: skip
+        t1 = WecomProxyCorp(name="T1", title="T1", corp_id=tenant.corp_id, auth=auth)
+        app = AppConfig(root="/nowhere", corps={"T1": t1}, auths={"Suite": auth})
+        async with pool.acquire() as conn:
+            await ensure_corps(conn, app)
+        await credentials.store_tenant(pool, "Suite", tenant.corp_id, Secret("perm-code-1"), "1000007", {})
+        await credentials.store_suite_ticket(pool, suite.suite_id, suite.tickets[-1], int(time.time()))
+        async with await Corp.open(pool, app, "T1", session) as corp:
+            root = await corp.get_root_dept()
+            again = await corp.get_root_dept()
+    assert (root.dept_id, root.name) == (str(org.visible_root), org.departments[org.visible_root].name)
+    assert again == root  # stored: the second call reads it back
+    assert await pool.fetchval("SELECT count(*) FROM departments") == 1
+    assert await pool.fetchval("SELECT root_dept_id FROM corps WHERE name = 'T1'") == root.dept_id
+    logged = await pool.fetch("SELECT entity, entity_id, op, source FROM change_log")
+    assert [tuple(r) for r in logged] == [("department", root.dept_id, "create", "api")]
 
 
 async def test_depts_come_in_natural_id_order(loaded: Corp) -> None:
@@ -221,14 +253,14 @@ async def test_operator_offline_survives_full_sync_and_updates_until_a_new_join(
 
 async def test_set_user_role_replaces_local_roles_and_keeps_platform_ones(loaded: Corp, pool: asyncpg.Pool) -> None:
     first = await loaded.set_user_role("alice", ["viewer", "editor"])
-    assert [(r.role_id, r.source) for r in first] == [
-        ("editor", "local"),
-        ("r-platform", "platform"),
-        ("viewer", "local"),
-    ]
+    assert [(r.role_id, r.source) for r in first] == [("editor", "local"), ("viewer", "local")]  # what it set
     second = await loaded.set_user_role("alice", ["editor"])
-    assert [r.role_id for r in second] == ["editor", "r-platform"]
+    assert [r.role_id for r in second] == ["editor"]
     assert await loaded.set_user_role("alice", ["editor"]) == second
+    assert [(r.role_id, r.source) for r in await loaded.get_user_roles("alice")] == [
+        ("editor", "local"),
+        ("r-platform", "platform"),  # kept, but not in setUserRole's answer
+    ]
     assert await api_changes(pool) == [
         ("role", "editor", "create", None),
         ("role", "viewer", "create", None),
@@ -371,8 +403,9 @@ async def test_a_suite_tenant_opens_by_name_and_knows_its_agent_id(pool: asyncpg
     assert tenant.auth_config["suiteSecret"] == "***"
     assert await tenant.get_agent_id() == "1000009"
     assert await get_agent_id(pool, app, "wxT", "dk0001") == "1000009"
-    assert await tenant.get_agent_id("wxOther", "dk0001") is None
-    with pytest.raises(UnknownRecord):
+    with pytest.raises(UnknownCorp, match=r"^corp wxOther has not authorized suite dk0001"):
+        await tenant.get_agent_id("wxOther", "dk0001")
+    with pytest.raises(UnknownRecord, match=r"^unknown suite: dk-unknown$"):
         await get_agent_id(pool, app, "wxT", "dk-unknown")
 
 

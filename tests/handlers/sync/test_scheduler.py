@@ -81,6 +81,39 @@ def state(**kw: Any) -> CorpSyncState:
         ("failed, retry due", {"failures": 2, "last_started_at": NOW - timedelta(seconds=120)}, False, "retry"),
         ("failed first sync", {"failures": 1, "last_good_at": None}, False, "retry"),
         ("running elsewhere", {"running": True, "last_good_at": None}, True, None),
+        (
+            "authorized while backing off",
+            {"failures": 3, "last_good_at": None, "requested_at": NOW, "requested_reason": "create_auth"},
+            False,
+            "first",
+        ),
+        (
+            "code reset inside debounce",
+            {
+                "last_started_at": NOW - timedelta(seconds=30),
+                "requested_at": NOW,
+                "requested_reason": "reset_permanent_code",
+            },
+            False,
+            "drift",
+        ),
+        (
+            "authorized before the last start",
+            {
+                "failures": 1,
+                "last_started_at": NOW - timedelta(seconds=30),
+                "requested_at": NOW - timedelta(seconds=40),
+                "requested_reason": "create_auth",
+            },
+            False,
+            None,
+        ),
+        (
+            "authorized, running elsewhere",
+            {"running": True, "requested_at": NOW, "requested_reason": "create_auth"},
+            False,
+            None,
+        ),
     ],
 )
 def test_due_picks_the_trigger(case: str, kw: dict[str, Any], startup: bool, expected: str | None) -> None:
@@ -174,6 +207,27 @@ async def test_failures_are_recorded_and_retried_with_backoff_without_stopping_t
     stop.set()
     await loop
     assert await runs(pool) == [("first", "failed"), ("retry", "succeeded")]
+
+
+async def test_a_sync_requested_by_create_auth_runs_at_once_despite_the_backoff(pool: asyncpg.Pool) -> None:
+    """A 代开发 tenant configured in the app dir fails its first sync (no permanent code yet); the create_auth that
+    brings the code asks for a sync, which must not wait out the failed-sync backoff (60 s, doubling)."""
+    corp = corp_config("T1")
+    row = await registered(pool, corp)
+    source = Source(UpstreamError("service/get_corp_token", None, "no permanent code stored"))
+    scheduler = SyncScheduler(pool, {"T1": corp}, lambda _: source, SETTINGS)
+    assert await scheduler.tick(startup=True) == ["T1"]
+    assert (await scheduler.request("T1")).status is RunStatus.FAILED
+    async with pool.acquire() as conn:
+        await request_sync(conn, row, "unknown_department")
+    assert await scheduler.tick() == []  # an ordinary request waits for the backoff
+    source.result = SNAPSHOT
+    async with pool.acquire() as conn:
+        await request_sync(conn, row, "create_auth")
+    assert await scheduler.tick() == ["T1"]
+    assert (await scheduler.request("T1")).status is RunStatus.SUCCEEDED
+    assert await runs(pool) == [("first", "failed"), ("first", "succeeded")]
+    assert await scheduler.tick() == []  # served: no second run
 
 
 async def test_a_crashing_client_factory_becomes_a_failed_result(pool: asyncpg.Pool) -> None:

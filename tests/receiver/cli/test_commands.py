@@ -46,6 +46,14 @@ def simulator() -> Iterator[dict[str, Any]]:
             proc.wait(timeout=10)
 
 
+def test_simulate_serves_a_proxy_template_with_a_tenant(simulator: dict[str, Any]) -> None:
+    (template,) = simulator["suites"].values()
+    assert template["suiteId"].startswith("dk")  # 代开发, not a third-party suite
+    assert template["apiBase"] == simulator["url"] + "/wecom"
+    (tenant,) = template["tenants"].values()
+    assert (tenant["members"], tenant["departments"]) == (60, 6)
+
+
 def test_check_config_prints_each_corp_and_its_callback_url(tmp_path: Path) -> None:
     write_wecom_corp(tmp_path, "HQ", corp_id="wwhq")
     write_dingtalk_corp(tmp_path, "Sales", corp_id="dingcorp", app_key="dingappkey")

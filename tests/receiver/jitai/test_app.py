@@ -81,7 +81,9 @@ def test_records_read_by_attribute_as_dict_and_say_which_fields_exist(app: App) 
     assert isinstance(member, CorpMember)
     assert (member.memberId.value, member["memberId"], member.toDict()["status"]) == ("user001", "user001", "active")
     assert member.deptIds.value == ["2"]
-    with pytest.raises(AttributeError, match=r"CorpMember has no field 'nmae' \(fields: memberId, localId, name"):
+    with pytest.raises(
+        AttributeError, match=r"CorpMember has no field 'nmae' \(fields: memberId, localId, localUserId, name"
+    ):
         _ = member.nmae
     assert "mobile" not in repr(member)  # a repr may end up in a log: no contact details
 

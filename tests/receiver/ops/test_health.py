@@ -267,6 +267,15 @@ async def test_reports_each_corps_last_sync_and_pending_inbox_without_turning_un
     assert 15 * 60 - 5 < oldest[(("corp", "HQ"),)] < 15 * 60 + 60
     good = samples(metrics, "corpsync_last_good_sync_age_seconds")[(("corp", "HQ"),)]
     assert 110 * 60 - 5 < good < 110 * 60 + 60  # the failed run does not count as good
+    # Runs this process did not run (written by another one) are counted: read from the database, not the process.
+    runs = samples(metrics, "corpsync_sync_runs_total")
+    assert runs == {(("corp", "HQ"), ("status", "succeeded")): 1.0, (("corp", "HQ"), ("status", "failed")): 1.0}
+    buckets = samples(metrics, "corpsync_sync_duration_seconds_bucket")
+    assert buckets[(("corp", "HQ"), ("le", "30.0"))] == 0.0
+    assert buckets[(("corp", "HQ"), ("le", "60.0"))] == 1.0  # the failed run: 60 s
+    assert buckets[(("corp", "HQ"), ("le", "600.0"))] == 2.0  # the first run: 600 s (le: at most)
+    assert samples(metrics, "corpsync_sync_duration_seconds_count") == {(("corp", "HQ"),): 2.0}
+    assert samples(metrics, "corpsync_sync_duration_seconds_sum") == {(("corp", "HQ"),): pytest.approx(660.0)}
 
 
 # ---- metrics against the simulator ----------------------------------------------------------------
@@ -305,6 +314,7 @@ async def test_a_sync_through_the_api_counts_the_run_its_duration_upstream_calls
     assert response.status == 202, await response.text()
 
     async def finished() -> bool:
+        await client.get("/metrics")  # the runs are read from the database at scrape time
         return bool(samples(metrics, "corpsync_sync_runs_total"))
 
     await until(finished, 30)
@@ -403,7 +413,3 @@ async def test_api_sync_tasks_report_each_finished_run_once() -> None:
     await first
     await asyncio.sleep(0)
     assert [r.run_id for r in seen] == [7]
-    metrics = Metrics()
-    metrics.sync_finished(seen[0])
-    metrics.sync_finished(SyncResult("T1", "api", RunStatus.ALREADY_RUNNING, 7, empty_counts()))
-    assert samples(metrics, "corpsync_sync_runs_total") == {(("corp", "T1"), ("status", "succeeded")): 1.0}

@@ -133,6 +133,27 @@ async def test_user_get_shape_and_unknown_user(client: TestClient[Any, Any], tok
     assert (await call(client, token, "topapi/v2/user/get", {"userid": "ghost"}))["errcode"] == 60121
 
 
+async def test_a_person_back_under_a_new_userid_keeps_the_unionid(
+    client: TestClient[Any, Any], token: str, org: SimOrg
+) -> None:
+    """dingtalk.md §6: the unionid names the person; getbyunionid answers the userid they have now."""
+    leaver = sorted(org.members)[3]
+    unionid = org.members[leaver].unionid
+    assert await result(client, token, "topapi/user/getbyunionid", {"unionid": unionid}) == {
+        "contact_type": 0,
+        "userid": leaver,
+    }
+    m.remove_member(org, leaver)
+    assert (await call(client, token, "topapi/user/getbyunionid", {"unionid": unionid}))["errcode"] == 60121
+    m.add_member(org, "returned", unionid=unionid)
+    found = await result(client, token, "topapi/user/getbyunionid", {"unionid": unionid})
+    assert found["userid"] == "returned"
+    assert (await result(client, token, "topapi/v2/user/get", {"userid": "returned"}))["unionid"] == unionid
+    with pytest.raises(ValueError, match="unionid exists"):  # one person, one member of the org
+        m.add_member(org, "twin", unionid=unionid)
+    assert (await call(client, token, "topapi/user/getbyunionid", {"unionid": ""}))["errcode"] == 400002
+
+
 async def test_admins_counts_and_listid(client: TestClient[Any, Any], token: str, org: SimOrg) -> None:
     admins = await result(client, token, "topapi/user/listadmin", {})
     assert {a["userid"]: a["sys_level"] for a in admins} == org.admins
