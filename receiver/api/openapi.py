@@ -288,6 +288,8 @@ TAGS: list[Schema] = [
     {"name": "members", "description": "Members, their roles and signatures"},
     {"name": "admins", "description": "Corp admins"},
     {"name": "sync", "description": "Full syncs and their record"},
+    {"name": "changes", "description": "The change feed: change events after a cursor (long poll)"},
+    {"name": "subscribers", "description": "The change feed's webhook subscribers: state, enable, replay"},
     {"name": "meta", "description": "This document"},
 ]
 _TAG_OF = {  # a corp's sub-resource (the segment after the corp) → the tag its operations are filed under
@@ -305,6 +307,8 @@ def tag_of(path: str) -> str:
     segment after /api (``/api/openapi.json``: meta). Every tag must be one of TAGS (a test holds to it)."""
     if path == "/api/openapi.json":
         return "meta"
+    if path == "/api/agent-id":  # a suite tenant's agent id: about corps
+        return "corps"
     if path.startswith(BASE + "/"):
         return _TAG_OF.get(path.removeprefix(BASE + "/").split("/")[0], "corps")
     return path.split("/")[2]
