@@ -145,16 +145,24 @@ async def _run(handler: Handler, request: web.Request, ctx: Ctx) -> web.StreamRe
         return problem(request, ctx, status, "not_found" if status == 404 else "bad_request", str(exc))
 
 
+def _refused_without_token(request: web.Request, ctx: Ctx) -> web.StreamResponse | None:
+    """With no admin token set, the API's loopback rule: its 403 for a foreign Host, Origin or site, else None."""
+    if request.app[SETTINGS].admin_token is not None:
+        return None
+    refusal = loopback_refusal(request)
+    return None if refusal is None else problem(request, ctx, 403, refusal)
+
+
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A GET page: signed in (else to the sign-in form), or a loopback caller when no admin token is set."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         ctx = _context(request)
+        refused = _refused_without_token(request, ctx)
+        if refused is not None:
+            return refused
         if request.app[SETTINGS].admin_token is None:
-            refusal = loopback_refusal(request)
-            if refusal is not None:
-                return problem(request, ctx, 403, refusal)
             if ctx.nonce is None:  # the loopback console needs no sign-in, but its forms need a session
                 ctx.nonce = new_nonce()
                 ctx.new_session = request.app[CONSOLE].sessions.issue(request.app[CONSOLE].clock(), ctx.nonce)
@@ -171,10 +179,9 @@ def action(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         ctx = _context(request)
-        if request.app[SETTINGS].admin_token is None:
-            refusal = loopback_refusal(request)
-            if refusal is not None:
-                return problem(request, ctx, 403, refusal)
+        refused = _refused_without_token(request, ctx)
+        if refused is not None:
+            return refused
         if ctx.nonce is None:
             return problem(request, ctx, 403, "not_signed_in")
         form = await request.post()
