@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -95,8 +95,7 @@ class Browser:
         return found
 
     async def text(self, css: str = "body") -> str:
-        element = await self.find(css)
-        text: str = await self._call(lambda: element.text)
+        text: str = await self._call(lambda: self.driver.find_element(By.CSS_SELECTOR, css).text)
         return text
 
     async def click(self, css: str) -> None:
@@ -106,7 +105,7 @@ class Browser:
             old = self.driver.find_element(By.TAG_NAME, "html")
             self.driver.find_element(By.CSS_SELECTOR, css).click()
             wait = WebDriverWait(self.driver, 15)
-            wait.until(expected_conditions.staleness_of(old))
+            wait.until(lambda _: _detached(old))
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         await self._call(go)
@@ -137,3 +136,13 @@ def chrome() -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+def _detached(element: WebElement) -> bool:
+    """The page ``element`` belonged to is gone. Chromium reports a replaced document's node either as stale or as
+    "Node with given id does not belong to the document" (an inspector error): both mean it is gone."""
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException among them
+        return True
+    return False
