@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from handlers.store import pool as db
+from tests.support.databases import Clones
 
 
 def _with_database(url: str, name: str) -> str:
@@ -66,13 +67,19 @@ def template_db(pg_server_url: str) -> Iterator[str]:
     asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def clones(pg_server_url: str, template_db: str) -> Iterator[Clones]:
+    made = Clones(pg_server_url, template_db, lambda name: _with_database(pg_server_url, name))
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+def db_url(clones: Clones) -> Iterator[str]:
     """A private, migrated database for one test."""
-    name = f"corpsync_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
-    yield _with_database(pg_server_url, name)
-    asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    url = clones.take()
+    yield url
+    clones.give_back(url)
 
 
 @pytest.fixture
