@@ -59,26 +59,28 @@ def test_the_dashboard_is_grafana_json_with_a_datasource_choice() -> None:
 
 
 @pytest.fixture
-def demo(db_url: str) -> Iterator[int]:
+def demo(db_url: str, tmp_path: Path) -> Iterator[int]:
     """``corpsync demo`` on the test's database, with the purge on a one-second retention (so every family has
-    samples); yields its port."""
+    samples); yields its port. Should it end early, its last log lines say why."""
     port = free_port()
     env = corpsync_env(
         CORPSYNC_DATABASE_URL=db_url,
         CORPSYNC_RETAIN_PAYLOADS="1s",
         CORPSYNC_PURGE_INTERVAL="1",
     )
-    with subprocess.Popen(
+    log = tmp_path / "demo.log"
+    with log.open("w") as stderr, subprocess.Popen(
         [sys.executable, "-m", "receiver", "demo", "--port", str(port), "--seconds", "90", "--members", "20",
          "--rate", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("now changing"):
                 break
         else:
-            raise AssertionError("the demo ended before it started changing the orgs")
+            last = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise AssertionError(f"the demo ended (exit {proc.wait()}) before it changed the orgs; it logged:\n{last}")
         try:
             yield port
         finally:
