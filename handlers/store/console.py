@@ -87,3 +87,23 @@ async def discard_dead(db: Db, inbox_id: int) -> bool:
 async def recent_callbacks(db: Db, before: int | None, limit: int) -> list[Row]:
     rows: list[Row] = await db.fetch(q("console_recent_callbacks"), before, limit)
     return rows
+
+
+async def sign_out(db: Db, nonce: str, until: float, now: float) -> None:
+    """Refuse the session of ``nonce`` in every process (until ``until``, when it would end anyway)."""
+    await db.execute(q("console_sign_out"), nonce, until, now)
+
+
+async def signed_out(db: Db, nonce: str) -> bool:
+    found: bool = await db.fetchval(q("console_signed_out"), nonce)
+    return found
+
+
+async def sign_in_failed(db: Db, now: float, window: float) -> None:
+    await db.execute(q("console_sign_in_failed"), now, window)
+
+
+async def sign_in_failures(db: Db, now: float, window: float) -> int:
+    """Wrong sign-in tokens given to any process in the last ``window`` seconds."""
+    count: int = await db.fetchval(q("console_sign_in_failures"), now, window)
+    return count

@@ -16,11 +16,12 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from handlers.store import console as store
 from receiver.api.guard import answer_names, is_loopback
 from receiver.console import i18n
 from receiver.console.session import LOGIN_COOKIE, SESSION_COOKIE, new_nonce
 from receiver.errors import http_status
-from receiver.keys import CONSOLE, SETTINGS
+from receiver.keys import CONSOLE, POOL, SETTINGS
 
 log = logging.getLogger("corpsync.console")
 
@@ -124,7 +125,7 @@ def _context(request: web.Request) -> Ctx:
     return Ctx(i18n.pick(request), nonce)
 
 
-async def _run(handler: Handler, request: web.Request, ctx: Ctx) -> web.StreamResponse:
+async def run_handler(handler: Handler, request: web.Request, ctx: Ctx) -> web.StreamResponse:
     """The handler, with every error it raises answered as one line on the error page."""
     try:
         return await handler(request, ctx)
@@ -153,6 +154,19 @@ def _refused_without_token(request: web.Request, ctx: Ctx) -> web.StreamResponse
     return None if refusal is None else problem(request, ctx, 403, refusal)
 
 
+def _unless_signed_out(handler: Handler, ended: Callable[[], web.StreamResponse]) -> Handler:
+    """``handler``, or ``ended()`` when the request's session was signed out (in any process). Without an admin
+    token nobody signs in, so nothing is signed out."""
+
+    async def checked(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+        token_set = request.app[SETTINGS].admin_token is not None
+        if token_set and ctx.nonce is not None and await store.signed_out(request.app[POOL], ctx.nonce):
+            return ended()
+        return await handler(request, ctx)
+
+    return checked
+
+
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A GET page: signed in (else to the sign-in form), or a loopback caller when no admin token is set."""
 
@@ -168,7 +182,7 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
                 ctx.new_session = request.app[CONSOLE].sessions.issue(request.app[CONSOLE].clock(), ctx.nonce)
         elif ctx.nonce is None:
             return redirect("/console/login")
-        return await _run(handler, request, ctx)
+        return await run_handler(_unless_signed_out(handler, lambda: redirect("/console/login")), request, ctx)
 
     return guarded
 
@@ -189,7 +203,9 @@ def action(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
         if not isinstance(given, str) or not request.app[CONSOLE].sessions.csrf_ok(ctx.nonce, given):
             log.info("console form refused", extra={"action": "console_csrf_refused", "path": request.path})
             return problem(request, ctx, 403, "csrf_failed")
-        return await _run(handler, request, ctx)
+        return await run_handler(
+            _unless_signed_out(handler, lambda: problem(request, ctx, 403, "not_signed_in")), request, ctx
+        )
 
     return guarded
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import secrets
 import time
 from collections.abc import Callable
@@ -23,14 +22,6 @@ class Console:
     sessions: Sessions
     templates: jinja2.Environment = field(default_factory=lambda: environment())
     clock: Callable[[], float] = time.time
-    failed_sign_ins: collections.deque[float] = field(default_factory=collections.deque)
-
-    def sign_in_allowed(self, now: float, limit: int = 10, window: float = 60.0) -> bool:
-        """Fewer than ``limit`` wrong tokens in the last ``window`` seconds (for this process): a guesser gets 10 a
-        minute, not thousands a second."""
-        while self.failed_sign_ins and self.failed_sign_ins[0] <= now - window:
-            self.failed_sign_ins.popleft()
-        return len(self.failed_sign_ins) < limit
 
 
 def environment() -> jinja2.Environment:

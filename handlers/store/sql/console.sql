@@ -129,3 +129,27 @@ FROM inbox i LEFT JOIN corps c ON c.id = i.corp
 WHERE $1::bigint IS NULL OR i.id < $1
 ORDER BY i.id DESC
 LIMIT $2;
+
+-- name: console_sign_out
+-- $1 the session's nonce, $2 when the session would end anyway (epoch seconds), $3 now (epoch seconds).
+-- Every process refuses the session from now on; sign-outs of sessions already ended are dropped.
+WITH ended AS (
+    DELETE FROM console_signouts WHERE expires_at <= to_timestamp($3)
+)
+INSERT INTO console_signouts (nonce, expires_at) VALUES ($1, to_timestamp($2))
+ON CONFLICT (nonce) DO NOTHING;
+
+-- name: console_signed_out
+-- $1 a session's nonce
+SELECT EXISTS (SELECT FROM console_signouts WHERE nonce = $1);
+
+-- name: console_sign_in_failed
+-- $1 now (epoch seconds), $2 seconds a failure counts. Failures older than that are dropped.
+WITH old AS (
+    DELETE FROM console_sign_in_failures WHERE at <= to_timestamp($1) - make_interval(secs => $2)
+)
+INSERT INTO console_sign_in_failures (at) VALUES (to_timestamp($1));
+
+-- name: console_sign_in_failures
+-- $1 now (epoch seconds), $2 the window in seconds: wrong tokens given to any process within it.
+SELECT count(*)::int FROM console_sign_in_failures WHERE at > to_timestamp($1) - make_interval(secs => $2);

@@ -11,8 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from handlers.config import Secret
 from handlers.store import locks
+from receiver.app import create_app
+from receiver.appdir import load_app_dir
 from receiver.keys import CONSOLE, CORP_ROWS, POOL
+from receiver.settings import Settings
 from receiver.testing import mutations
 from tests.support.console import csrf_of, dead_letter, quarantined_run, statuses
 from tests.support.eventkit import until
@@ -120,6 +124,40 @@ async def test_sign_out_ends_the_session_in_this_browser(world: World) -> None:
     out = await world.client.post("/console/logout", data={"csrf": csrf_of(page)}, allow_redirects=False)
     assert out.status == 303 and out.headers["Location"].startswith("/console/login")
     assert (await world.client.get("/console", allow_redirects=False)).status == 303
+
+
+@pytest.fixture
+async def second_process(tmp_path: Path, db_url: str, world: World, aiohttp_client: Callable[..., Any]) -> Any:
+    """Another serve process on the same database with the same token (worker off): its own console client."""
+    settings = Settings(app_dir=tmp_path, run_worker=False, run_scheduler=False, admin_token=Secret(TOKEN))
+    return await aiohttp_client(create_app(settings, load_app_dir(tmp_path, {}), db_url))
+
+
+async def test_a_signed_out_session_cookie_is_refused_by_every_process(world: World, second_process: Any) -> None:
+    """Sign-out ends the session itself: a copy of its cookie (kept, or stolen before) opens no page and sends no
+    form, here or in another process."""
+    cookie = {"corpsync_console": (await sign_in(world.client)).cookies["corpsync_console"].value}
+    page = await (await world.client.get("/console")).text()
+    assert (await second_process.get("/console", cookies=cookie, allow_redirects=False)).status == 200
+    out = await world.client.post("/console/logout", data={"csrf": csrf_of(page)}, allow_redirects=False)
+    assert out.status == 303
+    world.client.session.cookie_jar.clear()
+    for client in (world.client, second_process):
+        answer = await client.get("/console", cookies=cookie, allow_redirects=False)
+        assert answer.status == 303 and answer.headers["Location"] == "/console/login"
+        sync = await client.post("/console/corps/HQ/sync", data={"csrf": csrf_of(page)}, cookies=cookie,
+                                 allow_redirects=False)  # fmt: skip
+        assert sync.status == 403
+    assert (await sign_in(world.client)).status == 303  # signing in again opens a new session
+    assert (await world.client.get("/console", allow_redirects=False)).status == 200
+
+
+async def test_wrong_tokens_count_across_processes(world: World, second_process: Any) -> None:
+    """Ten wrong tokens spread over two processes hold off sign-in at both: a guesser gains nothing by spreading."""
+    for n in range(10):
+        assert (await sign_in(world.client if n % 2 else second_process, "guess")).status == 401
+    for client in (world.client, second_process):
+        assert (await sign_in(client)).status == 429
 
 
 async def test_a_tampered_session_cookie_is_not_a_session(world: World) -> None:
