@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 
 from handlers.api import Corp
-from handlers.clients import LimiterRegistry, PlatformClient, SuiteClient, make_client
+from handlers.clients import LimiterRegistry, PlatformClient, SuiteClient, http_session, make_client
 from handlers.clients.observe import ClientObserver
 from handlers.config import AppConfig, CorpConfig, SuiteAuth, WecomProxyCorp
 from handlers.events import CorpRef, Services
@@ -26,7 +26,6 @@ from handlers.worker.loop import EventObserver, Worker, WorkerSettings
 from receiver.callbacks.tenants import ActiveTenants
 from receiver.ops.metrics import ClientMetrics, EventMetrics, Metrics
 
-PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 POOL_SIZE = 20  # the least pool a process opens
 INTAKE_CONNECTIONS = 2  # the intake's groups in flight (receiver.callbacks.intake.Intake max_in_flight)
 OTHER_CONNECTIONS = 2  # the scheduler's look for due corps, the API and the probes
@@ -39,11 +38,6 @@ def pool_size(sync_parallel: int, worker: WorkerSettings | None = None) -> int:
     drains holds one."""
     drains = (worker or WorkerSettings()).concurrency
     return max(POOL_SIZE, INTAKE_CONNECTIONS + drains + 2 * sync_parallel + OTHER_CONNECTIONS + FEED_CONNECTIONS)
-
-
-def http_session() -> aiohttp.ClientSession:
-    """The HTTP session platform calls go through (and the CLI's own requests)."""
-    return aiohttp.ClientSession(timeout=PLATFORM_TIMEOUT)
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from handlers.api.lookup import get_agent_id, masked_auth_config, resolve
 from handlers.api.paging import DEFAULT_LIMIT, Page
 from handlers.api.register import GivenSnapshot, register_members
 from handlers.api.views import AdminView, CorpInfo, DeptView, MemberView, RoleMemberView, SignatureView, SyncRunView
-from handlers.clients import PlatformClient, make_client
+from handlers.clients import PlatformClient, http_session, make_client
 from handlers.clients.protocol import Progress, RootLookup
 from handlers.config import AppConfig, CorpConfig, WecomProxyCorp
 from handlers.errors import CorpsyncError, InvalidInput, NoRootDept, UnknownRecord
@@ -127,7 +127,7 @@ class Corp:
         session = self._session
         if session is None:
             if self._own_session is None:
-                self._own_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30, connect=10))
+                self._own_session = http_session()
             session = self._own_session
         return make_client(self.config, session, self._pool)
 

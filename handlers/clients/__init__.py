@@ -22,7 +22,7 @@ from handlers.clients.observe import ClientObserver, NullObserver
 from handlers.clients.protocol import PlatformClient, Progress
 from handlers.clients.suite import SuiteClient
 from handlers.clients.wecom import WecomClient, inner_client
-from handlers.clients.wiring import ClientOptions, Wiring
+from handlers.clients.wiring import ClientOptions, Wiring, http_session
 from handlers.config import CorpConfig, DingTalkCorp, WecomInnerCorp, WecomProxyCorp
 from handlers.store.credentials import Db
 
@@ -39,6 +39,7 @@ __all__ = [
     "SuiteClient",
     "WecomClient",
     "Wiring",
+    "http_session",
     "make_client",
 ]
 

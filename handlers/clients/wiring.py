@@ -16,6 +16,14 @@ from handlers.config import RateLimits
 from handlers.model import Platform
 from handlers.store.credentials import Db
 
+PLATFORM_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+
+def http_session() -> aiohttp.ClientSession:
+    """The HTTP session platform calls go through (one per process, or per Corp opened without one; the CLI's own
+    requests too)."""
+    return aiohttp.ClientSession(timeout=PLATFORM_TIMEOUT)
+
 
 class ClientOptions(TypedDict, total=False):
     """What building a client may be given besides the session and pool; each left out (or None) defaults."""

@@ -24,6 +24,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
+from handlers.clients import http_session
 from handlers.config import Secret
 from handlers.store.inbox import pending_count
 from handlers.sync.fullsync import format_summary
@@ -33,7 +34,6 @@ from receiver.appdir import load_app_dir
 from receiver.cli.progress import ProgressBar
 from receiver.embedded import start_embedded
 from receiver.keys import POOL
-from receiver.runtime import http_session
 from receiver.settings import Settings
 from receiver.testing import Simulator, generate_org, mutations, run_simulator
 from receiver.testing.accounts import DingTalkApp, SuiteTenant, WecomCorp, WecomSuite

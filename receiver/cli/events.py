@@ -55,8 +55,9 @@ def export_events(args: argparse.Namespace, settings: Settings) -> int:
 
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     """Re-apply exported events through the handlers, or re-send their raw requests to a running receiver."""
+    from handlers.clients import http_session
     from receiver.cli.replay import MalformedReplayFile, read_lines, replay_file
-    from receiver.runtime import http_session, open_runtime
+    from receiver.runtime import open_runtime
 
     if not Path(args.file).is_file():
         print(f"corpsync: no such file: {args.file}", file=sys.stderr)
