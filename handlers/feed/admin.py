@@ -9,7 +9,7 @@ import asyncpg
 
 from handlers.config import Subscriber
 from handlers.errors import InvalidInput, UnknownRecord
-from handlers.feed.delivery import filters
+from handlers.feed.delivery import declare, filters
 from handlers.store import feed as store
 
 REPLAY_MAX = 1_000_000  # changes one replay may queue
@@ -37,17 +37,17 @@ async def replay(
         raise InvalidInput("after", "give a change id to replay after, or a time to replay since")
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until", "must be later than since")
-    await store.register_subscribers(pool, [target.name])
-    (wanted,) = filters({target.name: target})
-    return await store.replay(pool, wanted, after=after, since=since, until=until, corp=corp, limit=REPLAY_MAX)
+    await store.declare_subscribers(pool, filters({target.name: target}), complete=False)
+    return await store.replay(pool, target.name, after=after, since=since, until=until, corp=corp, limit=REPLAY_MAX)
 
 
 async def enable(pool: asyncpg.Pool, target: Subscriber) -> None:
     """Enable a subscriber the failing time disabled; its pending events go out at once."""
-    await store.register_subscribers(pool, [target.name])
+    await store.declare_subscribers(pool, filters({target.name: target}), complete=False)
     await store.enable(pool, target.name)
 
 
 async def states(pool: asyncpg.Pool, subscribers: Mapping[str, Subscriber]) -> list[store.SubscriberState]:
-    await store.register_subscribers(pool, list(subscribers))
-    return await store.states(pool, list(subscribers))
+    """Every subscriber's state: the app dir's (declared first, see ``declare``), then the removed ones."""
+    await declare(pool, subscribers)
+    return await store.states(pool, list(subscribers), removed=True)

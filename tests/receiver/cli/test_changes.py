@@ -76,3 +76,16 @@ def test_mistakes_are_one_line(tmp_path: Path, db_url: str) -> None:
         done = run(*args, env=env)
         assert done.returncode == 2, args
         assert expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_status_shows_a_subscriber_removed_from_the_app_dir_and_drops_its_queue(tmp_path: Path, db_url: str) -> None:
+    ids = asyncio.run(three_changes(db_url))
+    env = corpsync_env(CORPSYNC_DATABASE_URL=db_url, CORPSYNC_APP_DIR=str(app_dir(tmp_path)))
+    assert run("replay", "HR", "--after", str(ids[0]), env=env).returncode == 0
+    for name in ("e.json", "HR.json"):
+        (tmp_path / "subscribers/HR" / name).unlink()
+    (tmp_path / "subscribers/HR").rmdir()
+    status = run("status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("HR: removed ") and status.stdout.endswith(" (not in subscribers/)\n")
+    assert asyncio.run(outbox(db_url)) == []
