@@ -210,3 +210,18 @@ async def test_a_subscriber_added_later_starts_from_the_changes_since(
         await until(lambda: len(hook.delivered()) == 2)
         await asyncio.sleep(0.3)
     assert hook.delivered() == (await change_ids(pool))[3:]
+
+
+async def test_a_retention_pass_takes_every_delivered_row_due_not_one_batch(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    corp = await corp_row(pool)
+    hook = Hook(new_secret())
+    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
+    async with delivering(pool, [sub]):
+        await add_members(pool, corp, 7)
+        await until(lambda: len(hook.delivered()) == 7)
+    settings = dataclasses.replace(FAST, retention=0.0, prune_every=0.0, prune_batch=2)
+    async with aiohttp.ClientSession() as session:
+        await Delivery(pool, {sub.name: sub}, session, settings).round()
+    assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 0
