@@ -184,6 +184,9 @@ class Delivery:
             batch = self.settings.prune_batch
             while (gone := await store.prune(self.pool, self.settings.retention, batch)) and gone == batch:
                 pass  # every row due, not one batch a pass (that fell behind past ~33 deliveries/s)
+            for name, count in (await store.prune_orphans(self.pool)).items():
+                extra = {"action": "feed_events_expired", "subscriber": name, "count": count}
+                log.warning("undelivered events outlived the change log's retention", extra=extra)
         free = self.settings.concurrency - len(self._tasks)
         if free <= 0 or self._lock_conn is None or not self.subscribers:
             return

@@ -171,6 +171,11 @@ async def prune(conn: Executor, keep_seconds: float, limit: int) -> int:
     return count
 
 
+async def prune_orphans(conn: Executor) -> dict[str, int]:
+    """Delete pending outbox rows whose change the change_log retention removed; how many, per subscriber."""
+    return {r["subscriber"]: r["n"] for r in await conn.fetch(q("feed_prune_orphans"))}
+
+
 async def pending(conn: Executor) -> int:
     count: int = await conn.fetchval(q("feed_outbox_pending"))
     return count

@@ -192,6 +192,17 @@ WITH forgotten AS (
 )
 SELECT count(*) FROM gone;
 
+-- name: feed_prune_orphans
+-- Pending outbox rows whose change the change_log retention deleted (a subscriber disabled longer than
+-- CORPSYNC_RETAIN_CHANGE_LOG): nothing is left to send. Returns how many went, per subscriber.
+WITH gone AS (
+    DELETE FROM feed_outbox o
+    WHERE o.delivered_at IS NULL AND o.change_id < (SELECT coalesce(min(id), 9223372036854775807) FROM change_log)
+      AND NOT EXISTS (SELECT 1 FROM change_log c WHERE c.id = o.change_id)
+    RETURNING o.subscriber
+)
+SELECT subscriber, count(*) AS n FROM gone GROUP BY subscriber ORDER BY subscriber;
+
 -- name: feed_outbox_pending
 -- Outbox rows not delivered yet, every subscriber
 SELECT count(*) FROM feed_outbox WHERE delivered_at IS NULL;

@@ -225,3 +225,21 @@ async def test_a_retention_pass_takes_every_delivered_row_due_not_one_batch(
     async with aiohttp.ClientSession() as session:
         await Delivery(pool, {sub.name: sub}, session, settings).round()
     assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 0
+
+
+async def test_pending_events_whose_change_the_log_retention_removed_are_dropped(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    corp = await corp_row(pool)
+    hook = Hook(new_secret(), lambda event: 503)
+    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
+    async with delivering(pool, [sub]):
+        await add_members(pool, corp, 3)
+        await until_async(lambda: store.pending(pool), 3)
+    ids = await change_ids(pool)
+    await pool.execute("DELETE FROM change_log WHERE id < $1", int(ids[-1]))  # CORPSYNC_RETAIN_CHANGE_LOG's purge
+    settings = dataclasses.replace(FAST, prune_every=0.0)
+    async with aiohttp.ClientSession() as session:
+        await Delivery(pool, {sub.name: sub}, session, settings).round()
+    rows = await pool.fetch("SELECT change_id FROM feed_outbox WHERE delivered_at IS NULL")
+    assert [str(r["change_id"]) for r in rows] == ids[-1:]
