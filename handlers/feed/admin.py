@@ -9,7 +9,7 @@ import asyncpg
 
 from handlers.config import Subscriber
 from handlers.errors import InvalidInput, UnknownRecord
-from handlers.feed.delivery import declare, filters
+from handlers.feed.delivery import filters
 from handlers.store import feed as store
 
 REPLAY_MAX = 1_000_000  # changes one replay may queue
@@ -48,6 +48,8 @@ async def enable(pool: asyncpg.Pool, target: Subscriber) -> None:
 
 
 async def states(pool: asyncpg.Pool, subscribers: Mapping[str, Subscriber]) -> list[store.SubscriberState]:
-    """Every subscriber's state: the app dir's (declared first, see ``declare``), then the removed ones."""
-    await declare(pool, subscribers)
+    """The state of the app dir's subscribers and of the removed ones. Only ``serve`` removes subscribers (when it
+    starts: ``declare``); a read here stores the app dir's filters but removes none, so that ``corpsync changes
+    status`` run with another app dir (or none) cannot drop anything."""
+    await store.declare_subscribers(pool, filters(subscribers), complete=False)
     return await store.states(pool, list(subscribers), removed=True)

@@ -1,7 +1,7 @@
 """Webhook delivery from a durable outbox: at least once, in order per (subscriber, corp), shared by processes.
 
 Each round of ``Delivery``: the fan-out queues committed changes for the subscribers that want them, by the filters
-their feed_subscribers rows hold (the app dir loaded last wrote them: ``declare``), so every process fans out alike
+their feed_subscribers rows hold (the serve started last wrote them: ``declare``), so every process fans out alike
 (one process at a time, in one transaction with its position); subscribers failing longer than ``disable_after``
 are disabled; delivered rows older than ``retention`` go; then every due stream this process can lock is drained by
 a task.

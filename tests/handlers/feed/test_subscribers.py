@@ -63,7 +63,10 @@ async def test_a_subscriber_no_longer_declared_is_removed_and_gets_nothing(pool:
     assert await queued(pool, "Gone") == []
     assert len(await queued(pool, "Keep")) == 3
     assert await admin.replay(pool, gone, after=0) == 3  # a replay names it: it is declared again, then queued
-    states = {s.name: s for s in await admin.states(pool, {"Keep": keep})}  # the CLI/API read: removed again
+    await admin.states(pool, {"Keep": keep})  # the CLI/API read removes nothing
+    assert (await store.states(pool, ["Gone"]))[0].removed_at is None and len(await queued(pool, "Gone")) == 3
+    await declare(pool, {"Keep": keep})  # serve starts again without it
+    states = {s.name: s for s in await admin.states(pool, {"Keep": keep})}
     assert states["Gone"].removed_at is not None and states["Keep"].removed_at is None
     assert await queued(pool, "Gone") == []
 

@@ -1,6 +1,6 @@
 -- The change feed, continued (migration 0006). Webhook subscribers as the app dir declares them, in the database,
--- so that every serve process fans out and delivers the same way whatever app dir it read: the last app dir loaded
--- (serve's start, `corpsync changes`) writes each subscriber's filters and marks those it no longer declares removed.
+-- so that every serve process fans out and delivers the same way whatever app dir it read: the last serve started
+-- writes each subscriber's filters and marks those its app dir no longer declares removed.
 -- And helpers that give every changed field of a change_log row its values.
 
 -- The declared filters: event type patterns as written (member.*), corp names, personal fields; NULL events or
