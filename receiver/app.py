@@ -4,6 +4,7 @@ the app (built by receiver.runtime)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,9 @@ from aiohttp import web
 
 from handlers.config import AppConfig, DingTalkCorp
 from handlers.feed.delivery import Delivery, FeedSettings
+from handlers.feed.delivery import declare as declare_subscribers
 from handlers.feed.watch import ChangeWatch
+from handlers.store import pool as db
 from handlers.sync.scheduler import SchedulerSettings
 from handlers.worker.loop import running
 from handlers.worker.purge import Purger, purging
@@ -240,6 +243,9 @@ def create_app(
             app[POOL], config.subscribers, app[RUNTIME].session, feed_settings(settings), observer=FeedMetrics(metrics)
         )
         watch.on_change(delivery.wake)
+        if not settings.run_feed:  # the delivery declares the app dir's subscribers when it starts; else now
+            with contextlib.suppress(*db.DB_ERRORS):
+                await declare_subscribers(app[POOL], config.subscribers)
         stop = asyncio.Event()
         task = asyncio.create_task(delivery.run(stop), name="corpsync-feed") if settings.run_feed else None
         yield

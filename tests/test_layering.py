@@ -191,6 +191,29 @@ def test_no_import_cycles_in_receiver_or_handlers() -> None:
     assert found == [], f"{len(found)} import cycle(s):\n" + "\n".join(found)
 
 
+def connection_makers(root: Path, packages: Iterable[str] = PACKAGES, allowed: str = "handlers.store") -> list[str]:
+    """Every call of ``asyncpg.connect`` / ``asyncpg.create_pool`` outside ``allowed``: connections are made by
+    ``handlers.store.pool`` (one connection setup, connect errors as StoreUnavailable)."""
+    found: list[str] = []
+    for name, path in modules(root, packages).items():
+        if _within(name, allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "asyncpg"
+                and node.attr in ("connect", "create_pool")
+            ):
+                found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} asyncpg.{node.attr}")
+    return found
+
+
+def test_only_the_store_opens_database_connections() -> None:
+    found = connection_makers(ROOT)
+    assert found == [], "use handlers.store.pool.connect / create_pool:\n" + "\n".join(found)
+
+
 # -- the checks themselves, on small made-up sources -------------------------------------------------
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import asyncpg
+import orjson
 
 import handlers.api.reads as reads
 from handlers.errors import InvalidInput, UnknownRecord
 from handlers.store import locks, operator
-from handlers.store.directory import Directory, Source
+from handlers.store.directory import Directory, Source, link_values
 
 MAX_ID_LENGTH = 255
 MAX_IDS = 10_000  # ids in one write: bounds the work one request can ask of the loop and the database
@@ -57,13 +58,7 @@ async def offline_members(conn: asyncpg.Connection, corp: int, member_ids: Seque
     rows = await operator.offline_members(conn, corp, list(member_ids))
     directory = Directory(conn, corp, API)
     for row in rows:
-        was_active = row["was"] == "active"
-        fields = ("status", "offline_reason", "offline_at") if was_active else ("offline_reason",)
-        values = {
-            "status": {"before": row["was"], "after": "offline"},
-            "offline_reason": {"before": None if was_active else "platform", "after": "operator"},
-        }
-        await directory.log("member", row["user_id"], "offline", fields, values)
+        await directory.log("member", row["user_id"], "offline", row["fields"], orjson.loads(row["changes"]))
     return tuple(r["user_id"] for r in rows)
 
 
@@ -81,8 +76,9 @@ async def set_member_roles(conn: asyncpg.Connection, corp: int, member_id: str, 
     directory = Directory(conn, corp, API)
     for role_id in sorted(await operator.create_local_roles(conn, corp, list(role_ids))):
         await directory.log("role", role_id, "create")
-    for role_id in await operator.set_member_local_roles(conn, corp, local_id, list(role_ids)):
-        await directory.log("role", role_id, "update", ("members",))
+    for role_id, joined in await operator.set_member_local_roles(conn, corp, local_id, list(role_ids)):
+        values = link_values("members", () if joined else (member_id,), (member_id,) if joined else ())
+        await directory.log("role", role_id, "update", ("members",), values)
     return local_id
 
 
@@ -106,7 +102,8 @@ def check_signature(signature: object) -> str:
 async def save_signature(conn: asyncpg.Connection, corp: int, member_id: str, signature: str) -> int:
     """Store the member's signature (an image link); returns its local id."""
     local_id = await lock_member(conn, corp, member_id)
-    created = await operator.save_signature(conn, corp, local_id, signature)
-    if created is not None:
-        await Directory(conn, corp, API).log("signature", member_id, "create" if created else "update", ("signature",))
+    saved = await operator.save_signature(conn, corp, local_id, signature)
+    if saved is not None:
+        op, values = "create" if saved["created"] else "update", {"before": saved["before"], "after": signature}
+        await Directory(conn, corp, API).log("signature", member_id, op, ("signature",), {"signature": values})
     return local_id

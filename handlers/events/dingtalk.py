@@ -159,7 +159,8 @@ async def org_remove(ctx: EventContext, event: DingTalkEvent) -> Outcome:
     """The organization was dissolved: the corp is disabled; its directory is kept as it was."""
     if ctx.corp is not None and ctx.corp.status != "disabled":
         await set_corp_status(ctx.conn, ctx.corp.id, "disabled")
-        await ctx.directory().log("corp", ctx.corp.corp_id, "disable", ("status",))
+        values = {"status": {"before": ctx.corp.status, "after": "disabled"}}
+        await ctx.directory().log("corp", ctx.corp.corp_id, "disable", ("status",), values)
     return Outcome.DONE
 
 

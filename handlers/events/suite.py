@@ -76,7 +76,9 @@ async def register_tenant(ctx: EventContext, auth: SuiteAuth, corp_id: str, corp
     if before is None:
         await directory.log("corp", corp_id, "create")
     elif before.status != "active":
-        await directory.log("corp", corp_id, "enable", ("status",))
+        await directory.log(
+            "corp", corp_id, "enable", ("status",), {"status": {"before": before.status, "after": "active"}}
+        )
     row = await corp_by_name(ctx.conn, corp.name)
     if row is None:  # ensure_corp wrote it in this transaction
         raise RuntimeError(f"corp {corp.name} vanished while it was registered")
@@ -132,7 +134,8 @@ async def cancel_auth(ctx: EventContext, auth: SuiteAuth, fields: XmlFields) -> 
     ctx.corp = await tenant_corp(ctx, auth, corp_id)
     if ctx.corp is not None and ctx.corp.status != "disabled":
         await set_corp_status(ctx.conn, ctx.corp.id, "disabled")
-        await ctx.directory().log("corp", corp_id, "disable", ("status",))
+        values = {"status": {"before": ctx.corp.status, "after": "disabled"}}
+        await ctx.directory().log("corp", corp_id, "disable", ("status",), values)
     return Outcome.DONE
 
 

@@ -37,17 +37,19 @@ async def replay(
         raise InvalidInput("after", "give a change id to replay after, or a time to replay since")
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until", "must be later than since")
-    await store.register_subscribers(pool, [target.name])
-    (wanted,) = filters({target.name: target})
-    return await store.replay(pool, wanted, after=after, since=since, until=until, corp=corp, limit=REPLAY_MAX)
+    await store.declare_subscribers(pool, filters({target.name: target}), complete=False)
+    return await store.replay(pool, target.name, after=after, since=since, until=until, corp=corp, limit=REPLAY_MAX)
 
 
 async def enable(pool: asyncpg.Pool, target: Subscriber) -> None:
     """Enable a subscriber the failing time disabled; its pending events go out at once."""
-    await store.register_subscribers(pool, [target.name])
+    await store.declare_subscribers(pool, filters({target.name: target}), complete=False)
     await store.enable(pool, target.name)
 
 
 async def states(pool: asyncpg.Pool, subscribers: Mapping[str, Subscriber]) -> list[store.SubscriberState]:
-    await store.register_subscribers(pool, list(subscribers))
-    return await store.states(pool, list(subscribers))
+    """The state of the app dir's subscribers and of the removed ones. Only ``serve`` removes subscribers (when it
+    starts: ``declare``); a read here stores the app dir's filters but removes none, so that ``corpsync changes
+    status`` run with another app dir (or none) cannot drop anything."""
+    await store.declare_subscribers(pool, filters(subscribers), complete=False)
+    return await store.states(pool, list(subscribers), removed=True)

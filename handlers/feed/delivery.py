@@ -1,8 +1,10 @@
 """Webhook delivery from a durable outbox: at least once, in order per (subscriber, corp), shared by processes.
 
-Each round of ``Delivery``: the fan-out queues committed changes for the subscribers that want them (one process
-at a time, in one transaction with its position); subscribers failing longer than ``disable_after`` are disabled;
-delivered rows older than ``retention`` go; then every due stream this process can lock is drained by a task.
+Each round of ``Delivery``: the fan-out queues committed changes for the subscribers that want them, by the filters
+their feed_subscribers rows hold (the serve started last wrote them: ``declare``), so every process fans out alike
+(one process at a time, in one transaction with its position); subscribers failing longer than ``disable_after``
+are disabled; delivered rows older than ``retention`` go; then every due stream this process can lock is drained by
+a task.
 
 A stream is one (subscriber, corp): its events go out one at a time, in outbox order. A process sends a stream
 only while it holds the stream's session advisory lock, and reads the stream's head after taking it, so two
@@ -29,7 +31,7 @@ import orjson
 
 from handlers.config import Subscriber
 from handlers.feed import signing
-from handlers.feed.events import event, type_pattern
+from handlers.feed.events import event
 from handlers.store import feed as store
 from handlers.store import locks
 
@@ -52,6 +54,7 @@ class FeedSettings:
     fanout_batch: int = 5000  # changes the fan-out queues per transaction
     poll_interval: float = 1.0  # seconds between rounds when nothing wakes the loop
     prune_every: float = 300.0  # seconds between retention passes
+    prune_batch: int = 10_000  # delivered rows one statement of a retention pass deletes; a pass takes every one due
 
 
 class FeedObserver(Protocol):
@@ -68,15 +71,21 @@ def retry_delay(attempt: int, settings: FeedSettings, uniform: Callable[[float, 
 
 
 def filters(subscribers: Mapping[str, Subscriber]) -> list[store.SubscriberFilter]:
-    """What each subscriber wants, as the fan-out and replay read it."""
+    """What each subscriber wants, as its feed_subscribers row keeps it."""
     return [
-        store.SubscriberFilter(
-            s.name,
-            None if s.events is None else tuple(type_pattern(p) for p in s.events),
-            s.corps,
-        )
+        store.SubscriberFilter(s.name, s.events, s.corps, tuple(sorted(s.personal_fields)))
         for s in subscribers.values()
     ]
+
+
+async def declare(db: store.Executor, subscribers: Mapping[str, Subscriber]) -> list[str]:
+    """Store an app dir's subscribers (their filters) as the ones there are; those it lacks are removed: no fan-out
+    to them, no delivery, their pending events dropped. One declared again gets the changes from then on (replay
+    fills the gap). The names removed now."""
+    removed = await store.declare_subscribers(db, filters(subscribers), complete=True)
+    for name in removed:
+        log.warning("subscriber removed", extra={"action": "feed_subscriber_removed", "subscriber": name})
+    return removed
 
 
 class Delivery:
@@ -101,7 +110,6 @@ class Delivery:
         self._uniform = uniform or secrets.SystemRandom().uniform
         self._clock = clock
         self._keys = {name: signing.secret_key(s.secret.reveal()) for name, s in self.subscribers.items()}
-        self._filters = filters(self.subscribers)
         self._wake = asyncio.Event()
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock_conn: asyncpg.pool.PoolConnectionProxy | None = None
@@ -138,7 +146,7 @@ class Delivery:
     async def _open(self) -> None:
         if self._lock_conn is not None and not self._lock_conn.is_closed():
             return
-        await store.register_subscribers(self.pool, list(self.subscribers))
+        await declare(self.pool, self.subscribers)
         self._lock_conn = await self.pool.acquire()
         self._lock_conn.add_termination_listener(self._lock_conn_lost)
 
@@ -165,7 +173,7 @@ class Delivery:
     async def round(self) -> None:
         """Fan out, disable, prune, and start a task for every due stream this process can lock."""
         while True:
-            moved = await store.fan_out(self.pool, self._filters, self.settings.fanout_batch)
+            moved = await store.fan_out(self.pool, self.settings.fanout_batch)
             if moved is None or moved[0] < self.settings.fanout_batch:
                 break
         for name in await store.disable_failing(self.pool, self.settings.disable_after):
@@ -173,13 +181,16 @@ class Delivery:
         now = time.monotonic()
         if now - self._last_prune >= self.settings.prune_every:
             self._last_prune = now
-            await store.prune(self.pool, self.settings.retention, 10_000)
+            batch = self.settings.prune_batch
+            while (gone := await store.prune(self.pool, self.settings.retention, batch)) and gone == batch:
+                pass  # every row due, not one batch a pass (that fell behind past ~33 deliveries/s)
+            for name, count in (await store.prune_orphans(self.pool)).items():
+                extra = {"action": "feed_events_expired", "subscriber": name, "count": count}
+                log.warning("undelivered events outlived the change log's retention", extra=extra)
         free = self.settings.concurrency - len(self._tasks)
         if free <= 0 or self._lock_conn is None or not self.subscribers:
             return
-        disabled = set(await store.disabled(self.pool, list(self.subscribers)))
-        enabled = [name for name in self.subscribers if name not in disabled]
-        for subscriber, corp in await store.due_streams(self.pool, enabled, free + len(self._tasks)):
+        for subscriber, corp in await store.due_streams(self.pool, list(self.subscribers), free + len(self._tasks)):
             if (subscriber, corp) in self._tasks or len(self._tasks) >= self.settings.concurrency:
                 continue
             async with self._lock_guard:
@@ -215,7 +226,7 @@ class Delivery:
                 for row in rows:
                     if self._stopping:
                         return
-                    body = orjson.dumps(event(row, subscriber.personal_fields))
+                    body = orjson.dumps(event(row, row["personal_fields"]))  # as the row allows: alike everywhere
                     started = time.monotonic()
                     error = await self._post(subscriber, key, str(row["id"]), body)
                     if error is None:

@@ -1,8 +1,9 @@
 """LISTEN on the feed's channel: every committed batch of changes wakes whoever waits for one.
 
-One connection per process, of its own (not the pool's), for the watch's life. A lost connection costs only speed: the
-waiters look again at least every ``POLL`` seconds anyway (an aborted transaction that held the horizon back
-sends no notification either).
+One connection per process, of its own (not the pool's: a pool resets a connection's listeners when it takes it
+back), made by ``handlers.store.pool.connect`` like every other, for the watch's life. A lost connection costs only
+speed: the waiters look again at least every ``POLL`` seconds anyway (an aborted transaction that held the horizon
+back sends no notification either).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from collections.abc import Callable
 
 import asyncpg
 
+from handlers.errors import StoreUnavailable
 from handlers.feed import CHANNEL
+from handlers.store import pool as db
 
 log = logging.getLogger("corpsync.feed")
 
 POLL = 1.0  # seconds a waiter sleeps at most between looks without a notification
+LISTEN_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailable, *db.DB_ERRORS)
 
 
 class ChangeWatch:
@@ -36,9 +40,9 @@ class ChangeWatch:
 
     async def start(self) -> None:
         try:
-            self._conn = await asyncpg.connect(self._url, timeout=10)
+            self._conn = await db.connect(self._url)
             await self._conn.add_listener(CHANNEL, self._notified)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except LISTEN_ERRORS as exc:
             log.warning("feed listen failed", extra={"action": "feed_listen_failed", "error": type(exc).__name__})
             await self.close()
 
@@ -47,7 +51,7 @@ class ChangeWatch:
         if conn is not None:
             try:
                 await conn.close(timeout=5)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except db.DB_ERRORS:
                 conn.terminate()
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:

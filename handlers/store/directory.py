@@ -81,6 +81,17 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def link_values(field: str, left: Iterable[str], joined: Iterable[str]) -> dict[str, Any]:
+    """A membership list's change as events show it (migration 0011, feed_link_changes): only the ids that changed,
+    ``before`` those that left and ``after`` those that joined, each sorted."""
+    return {field: {"before": sorted(set(left)), "after": sorted(set(joined))}}
+
+
+def level_values(before: int | None, after: int | None) -> dict[str, Any] | None:
+    """An admin's level change, None when it is unknown on both sides."""
+    return None if before is None and after is None else {"level": {"before": before, "after": after}}
+
+
 class Directory:
     """The directory of one corp, as seen through one connection."""
 
@@ -140,10 +151,13 @@ class Directory:
         removal = DepartmentRemoval(bool(row["deleted"]), int(row["children"]), tuple(row["members"]))
         if removal.deleted:
             await self.log("department", dept_id, "delete")
+        before: dict[str, list[str]] = orjson.loads(row["departments_before"] or "{}")
         for user_id in removal.members:
-            await self.log("member", user_id, "update", ("departments",))
+            old = before.get(user_id, [dept_id])
+            values = {"departments": {"before": old, "after": [d for d in old if d != dept_id]}}
+            await self.log("member", user_id, "update", ("departments",), values)
         for tag_id in row["tags"]:
-            await self.log("tag", tag_id, "update", ("departments",))
+            await self.log("tag", tag_id, "update", ("departments",), link_values("departments", [dept_id], ()))
         return removal
 
     async def unknown_departments(self, dept_ids: Iterable[str]) -> tuple[str, ...]:
@@ -266,7 +280,7 @@ class Directory:
         member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason, *self._source)
         if member_id is None:
             return False
-        self.changes.append(Change("member", user_id, "offline", ("status", "offline_reason")))  # logged with it
+        self.changes.append(Change("member", user_id, "offline", ("status", "offline_reason", "offline_at")))
         return True
 
     async def rename_member(self, old_user_id: str, new_user_id: str) -> bool:
@@ -308,20 +322,21 @@ class Directory:
         add_depts: Iterable[str] = (),
         remove_depts: Iterable[str] = (),
     ) -> Change | None:
-        fields: list[str] = []
-        changed = 0
-        for name, ids in (("dir_tag_add_members", add_users), ("dir_tag_remove_members", remove_users)):
-            if unique := _unique(ids):
-                changed += len(await self.conn.fetch(q(name), self.corp, tag_id, unique))
-        if changed:
-            fields.append("members")
-        changed = 0
-        for name, ids in (("dir_tag_add_departments", add_depts), ("dir_tag_remove_departments", remove_depts)):
-            if unique := _unique(ids):
-                changed += len(await self.conn.fetch(q(name), self.corp, tag_id, unique))
-        if changed:
-            fields.append("departments")
-        return await self.log("tag", tag_id, "update", fields) if fields else None
+        values: dict[str, Any] = {}
+        for field, add, remove in (
+            ("members", ("dir_tag_add_members", add_users), ("dir_tag_remove_members", remove_users)),
+            ("departments", ("dir_tag_add_departments", add_depts), ("dir_tag_remove_departments", remove_depts)),
+        ):
+            joined, left = await self._links(tag_id, add), await self._links(tag_id, remove)
+            if joined or left:
+                values |= link_values(field, left, joined)
+        return await self.log("tag", tag_id, "update", values, values) if values else None
+
+    async def _links(self, owner: str, statement: tuple[str, Iterable[str]]) -> list[str]:
+        """Run a link statement (``dir_tag_add_members``, ...) for ``owner``: the ids it added or removed."""
+        name, ids = statement
+        unique = _unique(ids)
+        return [r[0] for r in await self.conn.fetch(q(name), self.corp, owner, unique)] if unique else []
 
     # --- roles (DingTalk labels) and admins ---------------------------------------------------------
 
@@ -341,22 +356,22 @@ class Directory:
     async def change_role_members(
         self, role_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()
     ) -> Change | None:
-        changed = 0
-        for name, ids in (("dir_role_add_members", add), ("dir_role_remove_members", remove)):
-            if unique := _unique(ids):
-                changed += len(await self.conn.fetch(q(name), self.corp, role_id, unique))
-        return await self.log("role", role_id, "update", ("members",)) if changed else None
+        joined = await self._links(role_id, ("dir_role_add_members", add))
+        left = await self._links(role_id, ("dir_role_remove_members", remove))
+        if not joined and not left:
+            return None
+        return await self.log("role", role_id, "update", ("members",), link_values("members", left, joined))
 
     async def add_admin(self, user_id: str, level: int | None = None) -> bool:
-        member = await self.conn.fetchval(q("dir_add_admin"), self.corp, user_id, level)
-        if member is None:
+        row = await self.conn.fetchrow(q("dir_add_admin"), self.corp, user_id, level)
+        if row is None:
             return False
-        await self.log("admin", user_id, "create")
+        await self.log("admin", user_id, "create", (), level_values(None, row["level"]))
         return True
 
     async def remove_admin(self, user_id: str) -> bool:
-        member = await self.conn.fetchval(q("dir_remove_admin"), self.corp, user_id)
-        if member is None:
+        row = await self.conn.fetchrow(q("dir_remove_admin"), self.corp, user_id)
+        if row is None:
             return False
-        await self.log("admin", user_id, "delete")
+        await self.log("admin", user_id, "delete", (), level_values(row["level"], None))
         return True

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
+import orjson
 
 from handlers.store import locks
 from handlers.store.queries import q
@@ -21,11 +22,13 @@ Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 @dataclass(frozen=True, slots=True)
 class SubscriberFilter:
-    """What one subscriber wants: LIKE patterns of event types and corp names (None: all of them)."""
+    """What one subscriber wants, as its feed_subscribers row keeps it: event type patterns as declared
+    (``member.*``) and corp names (None: all of them), and the personal fields its events may show."""
 
     name: str
-    types: tuple[str, ...] | None
+    events: tuple[str, ...] | None
     corps: tuple[str, ...] | None
+    personal_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +40,8 @@ class SubscriberState:
     last_error: str | None
     pending: int  # outbox rows not delivered
     lag_seconds: float | None  # age of the oldest pending change; None when nothing is pending
-
-
-def _joined(values: tuple[str, ...] | None) -> str | None:
-    return None if values is None else ",".join(values)
+    removed_at: datetime | None = None  # no longer in the app dir: nothing goes to it
+    filters: SubscriberFilter | None = None  # as stored
 
 
 async def horizon(conn: Executor) -> int:
@@ -64,25 +65,25 @@ async def corp_exists(conn: Executor, name: str) -> bool:
     return found
 
 
-async def register_subscribers(conn: Executor, names: Sequence[str]) -> None:
-    await conn.execute(q("feed_register_subscribers"), list(names))
+async def declare_subscribers(conn: Executor, subscribers: Sequence[SubscriberFilter], *, complete: bool) -> list[str]:
+    """Store the subscribers' filters (a removed one is back); when ``complete`` (every subscriber of an app dir),
+    mark every other one removed and drop its pending events. The names removed now."""
+    declared = [
+        {"name": s.name, "events": s.events, "corps": s.corps, "personalFields": list(s.personal_fields)}
+        for s in subscribers
+    ]
+    rows = await conn.fetch(q("feed_declare_subscribers"), orjson.dumps(declared).decode(), complete)
+    return [r["name"] for r in rows]
 
 
-async def fan_out(pool: asyncpg.Pool, subscribers: Sequence[SubscriberFilter], batch: int) -> tuple[int, int] | None:
-    """Queue the next ``batch`` committed changes for every subscriber that wants them: (changes read, outbox rows
-    queued); None when another process is doing it."""
+async def fan_out(pool: asyncpg.Pool, batch: int) -> tuple[int, int] | None:
+    """Queue the next ``batch`` committed changes for every subscriber whose stored filters want them: (changes
+    read, outbox rows queued); None when another process is doing it."""
     async with pool.acquire() as conn, conn.transaction():
         if not await locks.try_lock_feed_fanout(conn):
             return None
         until = await horizon(conn)
-        row = await conn.fetchrow(
-            q("feed_fanout"),
-            until,
-            batch,
-            [s.name for s in subscribers],
-            [_joined(s.types) for s in subscribers],
-            [_joined(s.corps) for s in subscribers],
-        )
+        row = await conn.fetchrow(q("feed_fanout"), until, batch)
         assert row is not None
         return int(row["seen"]), int(row["queued"])
 
@@ -121,12 +122,18 @@ async def disabled(conn: Executor, subscribers: Sequence[str]) -> list[str]:
     return [r["name"] for r in rows]
 
 
-async def states(conn: Executor, subscribers: Sequence[str]) -> list[SubscriberState]:
-    rows = await conn.fetch(q("feed_subscriber_states"), list(subscribers))
+def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+async def states(conn: Executor, subscribers: Sequence[str], *, removed: bool = False) -> list[SubscriberState]:
+    """The named subscribers' states, and every removed subscriber's too when ``removed``."""
+    rows = await conn.fetch(q("feed_subscriber_states"), list(subscribers), removed)
     return [
         SubscriberState(
             r["name"], r["disabled_at"], r["disabled_reason"], r["failing_since"], r["last_error"], r["pending"],
-            r["lag_seconds"],
+            r["lag_seconds"], r["removed_at"],
+            SubscriberFilter(r["name"], _tuple(r["events"]), _tuple(r["corps"]), tuple(r["personal_fields"])),
         )
         for r in rows
     ]  # fmt: skip
@@ -134,7 +141,7 @@ async def states(conn: Executor, subscribers: Sequence[str]) -> list[SubscriberS
 
 async def replay(
     conn: Executor,
-    subscriber: SubscriberFilter,
+    subscriber: str,
     *,
     after: int | None,
     since: datetime | None,
@@ -142,13 +149,12 @@ async def replay(
     corp: str | None,
     limit: int,
 ) -> int:
-    """Queue the subscriber's changes again (after a change id and/or in a time window); the number queued."""
+    """Queue the changes the subscriber's stored filters want again (after a change id and/or in a time window); the
+    number queued (0 for a removed subscriber)."""
     end = await horizon(conn)
     count: int = await conn.fetchval(
         q("feed_replay"),
-        subscriber.name,
-        _joined(subscriber.types),
-        _joined(subscriber.corps),
+        subscriber,
         after,
         since,
         until,
@@ -163,6 +169,11 @@ async def prune(conn: Executor, keep_seconds: float, limit: int) -> int:
     """Delete outbox rows delivered longer ago than ``keep_seconds`` (at most ``limit``); the number deleted."""
     count: int = await conn.fetchval(q("feed_prune"), keep_seconds, limit)
     return count
+
+
+async def prune_orphans(conn: Executor) -> dict[str, int]:
+    """Delete pending outbox rows whose change the change_log retention removed; how many, per subscriber."""
+    return {r["subscriber"]: r["n"] for r in await conn.fetch(q("feed_prune_orphans"))}
 
 
 async def pending(conn: Executor) -> int:

@@ -18,7 +18,8 @@ async def lock_member(conn: asyncpg.Connection, corp: int, user_id: str) -> int 
 
 
 async def offline_members(conn: asyncpg.Connection, corp: int, user_ids: list[str]) -> list[Row]:
-    """Take members offline by the operator; (user_id, was: the status before) of each one changed."""
+    """Take members offline by the operator; of each one changed: user_id, was (the status before), fields (the
+    columns changed) and changes (their values, JSON text)."""
     rows: list[Row] = await conn.fetch(q("api_offline_members"), corp, user_ids)
     return rows
 
@@ -33,9 +34,13 @@ async def create_local_roles(conn: asyncpg.Connection, corp: int, role_ids: list
     return [r["role_id"] for r in await conn.fetch(q("api_create_local_roles"), corp, role_ids)]
 
 
-async def set_member_local_roles(conn: asyncpg.Connection, corp: int, local_id: int, role_ids: list[str]) -> list[str]:
-    """Make the member's local roles exactly ``role_ids``; the roles whose member list changed."""
-    return [r["role_id"] for r in await conn.fetch(q("api_set_member_local_roles"), corp, local_id, role_ids)]
+async def set_member_local_roles(
+    conn: asyncpg.Connection, corp: int, local_id: int, role_ids: list[str]
+) -> list[tuple[str, bool]]:
+    """Make the member's local roles exactly ``role_ids``; (role id, whether the member joined it) of each role whose
+    member list changed: those it joined first."""
+    rows = await conn.fetch(q("api_set_member_local_roles"), corp, local_id, role_ids)
+    return [(r["role_id"], r["joined"]) for r in rows]
 
 
 async def set_local_admins(conn: asyncpg.Connection, corp: int, local_ids: list[int]) -> list[tuple[str, str]]:
@@ -43,7 +48,8 @@ async def set_local_admins(conn: asyncpg.Connection, corp: int, local_ids: list[
     return [(r["user_id"], r["op"]) for r in await conn.fetch(q("api_set_local_admins"), corp, local_ids)]
 
 
-async def save_signature(conn: asyncpg.Connection, corp: int, local_id: int, signature: str) -> bool | None:
-    """Store the member's signature: True when it is new, False when it replaced another, None when unchanged."""
-    created: bool | None = await conn.fetchval(q("api_save_signature"), corp, local_id, signature)
-    return created
+async def save_signature(conn: asyncpg.Connection, corp: int, local_id: int, signature: str) -> Row | None:
+    """Store the member's signature: None when unchanged, else a row saying whether it is ``created`` and the
+    signature ``before``."""
+    row: Row | None = await conn.fetchrow(q("api_save_signature"), corp, local_id, signature)
+    return row

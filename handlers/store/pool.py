@@ -112,9 +112,10 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, **kwar
 
 
 async def connect(url: str) -> asyncpg.Connection:
-    """One connection (json/jsonb through orjson); StoreUnavailable, in one line, when it cannot be made."""
+    """One connection set up as the pool's are (json/jsonb through orjson, SERVER_SETTINGS); StoreUnavailable, in
+    one line, when it cannot be made."""
     try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, server_settings=SERVER_SETTINGS)
     except _CONNECT_ERRORS as exc:
         raise StoreUnavailable(f"database {redacted(url)}: {_reason(exc)}") from exc
     await _init_connection(conn)

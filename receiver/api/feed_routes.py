@@ -94,12 +94,17 @@ async def subscribers(request: web.Request) -> web.Response:
     config = request.app[CONFIG].subscribers
     items: list[dict[str, Any]] = []
     for state in await admin.states(request.app[POOL], config):
-        sub = config[state.name]
+        sub, kept = config.get(state.name), state.filters  # a removed subscriber: only what its row keeps
+        events = sub.events if sub is not None else kept.events if kept is not None else None
+        corps = sub.corps if sub is not None else kept.corps if kept is not None else None
         items.append({
-            "name": sub.name, "title": sub.title, "url": _origin(sub.url),
-            "events": None if sub.events is None else list(sub.events),
-            "corps": None if sub.corps is None else list(sub.corps),
-            "personalFields": sorted(sub.personal_fields),
+            "name": state.name, "title": None if sub is None else sub.title,
+            "url": None if sub is None else _origin(sub.url),
+            "events": None if events is None else list(events),
+            "corps": None if corps is None else list(corps),
+            "personalFields": sorted(sub.personal_fields if sub is not None else kept.personal_fields if kept else ()),
+            "removed": state.removed_at is not None,
+            "removedAt": None if state.removed_at is None else state.removed_at.isoformat(),
             "disabled": state.disabled_at is not None,
             "disabledAt": None if state.disabled_at is None else state.disabled_at.isoformat(),
             "disabledReason": state.disabled_reason,

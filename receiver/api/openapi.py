@@ -147,8 +147,11 @@ SCHEMAS: dict[str, Schema] = {
     "ChangePage": obj({"items": {"type": "array", "items": ref("ChangeEvent")},
                        "cursor": {**STR, "description": "the last id returned, or the one given"}}),
     "Subscriber": obj({
-        "name": STR, "title": STR, "url": {**STR, "description": "scheme and host only"}, "events": NIDS,
-        "corps": NIDS, "personalFields": IDS, "disabled": {"type": "boolean"}, "disabledAt": NTIME,
+        "name": STR, "title": {**NSTR, "description": "null once removed from the app dir"},
+        "url": {**NSTR, "description": "scheme and host only; null once removed"}, "events": NIDS,
+        "corps": NIDS, "personalFields": IDS,
+        "removed": {"type": "boolean", "description": "no longer in subscribers/: nothing is queued or sent to it"},
+        "removedAt": NTIME, "disabled": {"type": "boolean"}, "disabledAt": NTIME,
         "disabledReason": NSTR, "failingSince": NTIME, "lastError": NSTR, "pending": INT,
         "lagSeconds": {"type": ["number", "null"]},
     }),

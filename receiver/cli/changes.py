@@ -47,6 +47,11 @@ def changes(args: argparse.Namespace, settings: Settings) -> int:
             if action == "status":
                 lines = []
                 for state in await admin.states(pool, config.subscribers):
+                    if state.removed_at is not None:
+                        lines.append(
+                            f"{state.name}: removed {state.removed_at:%Y-%m-%dT%H:%M:%SZ} (not in subscribers/)"
+                        )
+                        continue
                     condition = (
                         "disabled" if state.disabled_at is not None else "failing" if state.failing_since else "ok"
                     )

@@ -17,6 +17,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from handlers.config import Secret, Subscriber
 from handlers.feed.delivery import FeedSettings
+from handlers.feed.events import PERSONAL_FIELDS
+from handlers.feed.pull import ChangeQuery, read_once
 from handlers.model import Member, Membership
 from handlers.store.directory import Directory, Source
 
@@ -119,3 +121,24 @@ async def until(check: Callable[[], bool], seconds: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         await asyncio.sleep(0.02)
+
+
+async def all_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every event of the feed, personal fields included."""
+    found: list[dict[str, Any]] = []
+    cursor = 0
+    while page := (await read_once(pool, ChangeQuery(after=cursor, limit=1000, personal_fields=PERSONAL_FIELDS))).items:
+        found += page
+        cursor = int(page[-1]["id"])
+    return found
+
+
+async def fields_without_values(pool: asyncpg.Pool) -> list[str]:
+    """``"<type> <objectId> <field>"`` for each changed field of an event whose before and after are both null. A
+    field is listed as changed only when its value changed, so null on both sides means the writer did not say."""
+    return [
+        f"{e['type']} {e['objectId']} {name}"
+        for e in await all_events(pool)
+        for name, value in e["changes"].items()
+        if value["before"] is None and value["after"] is None
+    ]

@@ -128,10 +128,10 @@ SELECT user_id, id FROM members WHERE corp = $1 AND user_id = ANY($2::text[]);
 -- name: api_offline_members
 -- $1 corps row id, $2 user ids
 -- offlineMember: active members, and members offline for a platform reason, become offline by the operator
--- (so no full sync or update re-activates them, only a new join does). Returns each one changed and its
--- status before.
+-- (so no full sync or update re-activates them, only a new join does). Returns each one changed, its status before,
+-- the fields that changed and their values.
 WITH old AS (
-    SELECT id, user_id, status FROM members
+    SELECT id, user_id, status, offline_reason, offline_at FROM members
     WHERE corp = $1 AND user_id = ANY($2::text[])
       AND (status = 'active' OR offline_reason IS DISTINCT FROM 'operator')
     FOR UPDATE
@@ -141,9 +141,17 @@ WITH old AS (
         offline_at = CASE WHEN m.status = 'active' THEN now() ELSE coalesce(m.offline_at, now()) END,
         updated_at = now()
     FROM old o WHERE m.id = o.id
-    RETURNING m.id
+    RETURNING m.id, m.status, m.offline_reason, m.offline_at
+), diff AS (
+    SELECT o.user_id, o.status AS was, to_jsonb(o) AS before, to_jsonb(u) AS after,
+           array_remove(ARRAY[
+               CASE WHEN o.status IS DISTINCT FROM u.status THEN 'status' END,
+               CASE WHEN o.offline_reason IS DISTINCT FROM u.offline_reason THEN 'offline_reason' END,
+               CASE WHEN o.offline_at IS DISTINCT FROM u.offline_at THEN 'offline_at' END
+           ], NULL) AS fields
+    FROM old o JOIN up u ON u.id = o.id
 )
-SELECT o.user_id, o.status AS was FROM old o JOIN up u ON u.id = o.id ORDER BY o.user_id;
+SELECT user_id, was, fields, feed_changes(before, after, fields)::text AS changes FROM diff ORDER BY user_id;
 
 -- name: api_member_roles
 -- $1 corps row id, $2 the member's local id
@@ -167,7 +175,7 @@ RETURNING role_id;
 -- name: api_set_member_local_roles
 -- $1 corps row id, $2 the member's local id, $3 role ids
 -- setUserRole: the member's memberships in local roles become exactly the roles given (platform roles are left alone:
--- their members follow the platform). Returns the roles whose member list changed.
+-- their members follow the platform). Returns the roles whose member list changed, and whether the member joined.
 WITH removed AS (
     DELETE FROM role_members rm
     WHERE rm.corp = $1 AND rm.member = $2 AND rm.role_id <> ALL($3::text[])
@@ -179,7 +187,7 @@ WITH removed AS (
     ON CONFLICT DO NOTHING
     RETURNING role_id
 )
-SELECT role_id FROM removed UNION SELECT role_id FROM added ORDER BY role_id;
+SELECT role_id, false AS joined FROM removed UNION ALL SELECT role_id, true FROM added ORDER BY joined DESC, role_id;
 
 -- name: api_admins_page
 -- $1 corps row id, $2 the last local member id of the previous page, $3 the limit
@@ -216,16 +224,17 @@ SELECT signature, updated_at FROM signatures WHERE corp = $1 AND member = $2;
 
 -- name: api_save_signature
 -- $1 corps row id, $2 the member's local id, $3 signature
--- Writes only a different signature, and returns whether the row is new (no row when unchanged).
+-- Writes only a different signature, and returns whether the row is new and the signature before (no row when
+-- unchanged).
 WITH old AS (
-    SELECT 1 FROM signatures WHERE corp = $1 AND member = $2
+    SELECT signature FROM signatures WHERE corp = $1 AND member = $2
 ), up AS (
     INSERT INTO signatures AS s (corp, member, signature) VALUES ($1, $2, $3)
     ON CONFLICT (corp, member) DO UPDATE SET signature = EXCLUDED.signature, updated_at = now()
     WHERE s.signature IS DISTINCT FROM EXCLUDED.signature
     RETURNING 1
 )
-SELECT NOT EXISTS (SELECT 1 FROM old) AS created FROM up;
+SELECT NOT EXISTS (SELECT 1 FROM old) AS created, (SELECT signature FROM old) AS before FROM up;
 
 -- name: api_roles_all
 -- $1 corps row id

@@ -45,8 +45,8 @@ SELECT created, fields FROM changed;
 
 -- name: dir_delete_department
 -- $1 corps row id, $2 dept id
--- Removes the department and every link to it; reports the members who lost the membership and
--- how many local sub-departments still point at it.
+-- Removes the department and every link to it; reports the members who lost the membership (with their
+-- departments before), the tags that lost it and how many local sub-departments still point at it.
 WITH gone AS (
     DELETE FROM departments WHERE corp = $1 AND dept_id = $2 RETURNING dept_id
 ), md AS (
@@ -57,6 +57,9 @@ WITH gone AS (
 SELECT EXISTS (SELECT 1 FROM gone) AS deleted,
        (SELECT count(*) FROM departments WHERE corp = $1 AND parent_id = $2) AS children,
        ARRAY(SELECT m.user_id FROM md JOIN members m ON m.id = md.member ORDER BY m.user_id) AS members,
+       (SELECT jsonb_object_agg(m.user_id, ARRAY(SELECT x.dept_id FROM member_departments x WHERE x.member = m.id
+                                                 ORDER BY x.dept_id))
+        FROM md JOIN members m ON m.id = md.member)::text AS departments_before,
        ARRAY(SELECT DISTINCT tag_id FROM td ORDER BY tag_id) AS tags;
 
 -- name: dir_unknown_departments
@@ -82,8 +85,10 @@ WITH taken AS (
     UPDATE members m SET user_id = $2, updated_at = now() FROM one WHERE m.id = one.id
     RETURNING m.id, one.user_id AS old_user_id
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id)
-    SELECT $1, 'member', $2, 'rename', ARRAY['user_id'], $4, $5, $6 FROM adopted
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
+    SELECT $1, 'member', $2, 'rename', ARRAY['user_id'], $4, $5, $6,
+           jsonb_build_object('user_id', jsonb_build_object('before', old_user_id, 'after', $2::text))
+    FROM adopted
     RETURNING 1
 )
 SELECT old_user_id FROM adopted;
@@ -411,12 +416,11 @@ SELECT id, op, fields, unknown_departments FROM final ORDER BY ord;
 WITH gone AS (
     UPDATE members SET status = 'offline', offline_reason = $3, offline_at = now(), updated_at = now()
     WHERE corp = $1 AND user_id = $2 AND status = 'active'
-    RETURNING id
+    RETURNING id, offline_at
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
-    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason'], $4, $5, $6,
-           jsonb_build_object('status', jsonb_build_object('before', 'active', 'after', 'offline'),
-                              'offline_reason', jsonb_build_object('before', NULL, 'after', $3::text))
+    SELECT $1, 'member', $2, 'offline', ARRAY['status', 'offline_reason', 'offline_at'], $4, $5, $6,
+           feed_offline_changes($3::text, offline_at)
     FROM gone
     RETURNING 1
 )
@@ -455,20 +459,23 @@ SELECT NOT EXISTS (SELECT 1 FROM old) AS created,
 FROM up u LEFT JOIN old o ON true;
 
 -- name: dir_tag_add_members
--- $1 corps row id, $2 tag id, $3 user ids
-INSERT INTO tag_members (corp, tag_id, member)
-SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
-ON CONFLICT DO NOTHING
-RETURNING member;
+-- $1 corps row id, $2 tag id, $3 user ids: the user ids added
+WITH added AS (
+    INSERT INTO tag_members (corp, tag_id, member)
+    SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING member
+)
+SELECT m.user_id FROM added a JOIN members m ON m.id = a.member;
 
 -- name: dir_tag_remove_members
--- $1 corps row id, $2 tag id, $3 user ids
+-- $1 corps row id, $2 tag id, $3 user ids: the user ids removed
 DELETE FROM tag_members tm USING members m
 WHERE tm.corp = $1 AND tm.tag_id = $2 AND tm.member = m.id AND m.user_id = ANY($3::text[])
-RETURNING tm.member;
+RETURNING m.user_id;
 
 -- name: dir_tag_add_departments
--- $1 corps row id, $2 tag id, $3 dept ids
+-- $1 corps row id, $2 tag id, $3 dept ids: the dept ids added
 INSERT INTO tag_departments (corp, tag_id, dept_id)
 SELECT $1, $2, d FROM unnest($3::text[]) AS d
 ON CONFLICT DO NOTHING
@@ -514,30 +521,33 @@ WITH gone AS (
 SELECT EXISTS (SELECT 1 FROM gone) AS deleted, (SELECT count(*) FROM links) AS members;
 
 -- name: dir_role_add_members
--- $1 corps row id, $2 role id, $3 user ids
-INSERT INTO role_members (corp, role_id, member)
-SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
-ON CONFLICT DO NOTHING
-RETURNING member;
+-- $1 corps row id, $2 role id, $3 user ids: the user ids added
+WITH added AS (
+    INSERT INTO role_members (corp, role_id, member)
+    SELECT $1, $2, m.id FROM members m WHERE m.corp = $1 AND m.user_id = ANY($3::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING member
+)
+SELECT m.user_id FROM added a JOIN members m ON m.id = a.member;
 
 -- name: dir_role_remove_members
--- $1 corps row id, $2 role id, $3 user ids
+-- $1 corps row id, $2 role id, $3 user ids: the user ids removed
 DELETE FROM role_members rm USING members m
 WHERE rm.corp = $1 AND rm.role_id = $2 AND rm.member = m.id AND m.user_id = ANY($3::text[])
-RETURNING rm.member;
+RETURNING m.user_id;
 
 -- name: dir_add_admin
--- $1 corps row id, $2 user id, $3 level
+-- $1 corps row id, $2 user id, $3 level: a row (the member, its level) when the admin is new
 INSERT INTO admins (corp, member, level, source)
 SELECT $1, m.id, $3, 'platform' FROM members m WHERE m.corp = $1 AND m.user_id = $2
 ON CONFLICT (corp, member) DO NOTHING
-RETURNING member;
+RETURNING member, level;
 
 -- name: dir_remove_admin
--- $1 corps row id, $2 user id
+-- $1 corps row id, $2 user id: a row (the member, the level it had) when an admin was removed
 DELETE FROM admins a USING members m
 WHERE a.corp = $1 AND a.member = m.id AND m.user_id = $2 AND a.source = 'platform'
-RETURNING a.member;
+RETURNING a.member, a.level;
 
 -- name: dir_log_change
 -- $1 corps row id, $2 entity, $3 entity id, $4 op, $5 changed fields, $6 source kind, $7 inbox id, $8 sync run id,

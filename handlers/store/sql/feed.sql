@@ -20,14 +20,35 @@ LIMIT $5;
 -- $1 corp name
 SELECT EXISTS (SELECT 1 FROM corps WHERE name = $1);
 
--- name: feed_register_subscribers
--- $1 subscriber names
-INSERT INTO feed_subscribers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+-- name: feed_declare_subscribers
+-- $1 subscribers as the app dir declares them, a JSON array of {"name", "events", "corps", "personalFields"}
+-- (events and corps null: all), $2 whether that is all of them: then every other subscriber is removed (its
+-- pending outbox rows and streams dropped). A declared subscriber takes its filters and is no longer removed.
+-- Returns the names removed now.
+WITH declared AS (
+    SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS d (name text, events text[], corps text[], "personalFields" text[])
+), written AS (
+    INSERT INTO feed_subscribers AS s (name, events, corps, personal_fields)
+    SELECT name, events, corps, coalesce("personalFields", '{}') FROM declared
+    ON CONFLICT (name) DO UPDATE
+    SET events = EXCLUDED.events, corps = EXCLUDED.corps, personal_fields = EXCLUDED.personal_fields,
+        removed_at = NULL, updated_at = now()
+    WHERE (s.events, s.corps, s.personal_fields, s.removed_at) IS DISTINCT FROM
+          (EXCLUDED.events, EXCLUDED.corps, EXCLUDED.personal_fields, NULL::timestamptz)
+), removed AS (
+    UPDATE feed_subscribers s SET removed_at = now(), updated_at = now()
+    WHERE $2 AND s.removed_at IS NULL AND s.name NOT IN (SELECT name FROM declared)
+    RETURNING name
+), dropped AS (
+    DELETE FROM feed_outbox o USING removed r WHERE o.subscriber = r.name AND o.delivered_at IS NULL
+), streams AS (
+    DELETE FROM feed_streams f USING removed r WHERE f.subscriber = r.name
+)
+SELECT name FROM removed ORDER BY name;
 
 -- name: feed_fanout
--- $1 horizon (exclusive), $2 at most this many changes, $3 subscriber names, $4 each one's type patterns joined by
--- ',' (NULL: every type), $5 each one's corp names joined by ',' (NULL: every corp). One outbox row per change
--- and subscriber that wants it, in change order; the fan-out position moves past every change read.
+-- $1 horizon (exclusive), $2 at most this many changes. One outbox row per change and subscriber (not removed)
+-- whose stored filters want it, in change order; the fan-out position moves past every change read.
 WITH batch AS (
     SELECT c.id, c.corp, feed_type(c.entity, c.op, c.fields) AS type, k.name AS corp_name
     FROM change_log c JOIN corps k ON k.id = c.corp
@@ -35,12 +56,13 @@ WITH batch AS (
     ORDER BY c.id
     LIMIT $2
 ), subs AS (
-    SELECT * FROM unnest($3::text[], $4::text[], $5::text[]) AS s (name, events, corps)
+    SELECT name, events IS NULL AS every_type, ARRAY(SELECT replace(p, '*', '%') FROM unnest(events) p) AS types, corps
+    FROM feed_subscribers WHERE removed_at IS NULL
 ), queued AS (
     INSERT INTO feed_outbox (subscriber, corp, change_id)
     SELECT s.name, b.corp, b.id FROM batch b CROSS JOIN subs s
-    WHERE (s.events IS NULL OR b.type LIKE ANY (string_to_array(s.events, ',')))
-      AND (s.corps IS NULL OR b.corp_name = ANY (string_to_array(s.corps, ',')))
+    WHERE (s.every_type OR b.type LIKE ANY (s.types))
+      AND (s.corps IS NULL OR b.corp_name = ANY (s.corps))
     ORDER BY b.id, s.name
     RETURNING subscriber, corp
 ), streams AS (
@@ -52,9 +74,9 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM batch) AS seen, (SELECT count(*) FROM queued) AS queued;
 
 -- name: feed_due_streams
--- $1 subscriber names that may deliver, $2 at most this many streams
-SELECT s.subscriber, s.corp FROM feed_streams s
-WHERE s.subscriber = ANY ($1::text[]) AND s.next_at <= now()
+-- $1 subscriber names this process can send to, $2 at most this many streams; disabled and removed ones wait
+SELECT s.subscriber, s.corp FROM feed_streams s JOIN feed_subscribers f ON f.name = s.subscriber
+WHERE s.subscriber = ANY ($1::text[]) AND f.disabled_at IS NULL AND f.removed_at IS NULL AND s.next_at <= now()
   AND EXISTS (
       SELECT 1 FROM feed_outbox o WHERE o.subscriber = s.subscriber AND o.corp = s.corp AND o.delivered_at IS NULL
   )
@@ -62,10 +84,12 @@ ORDER BY s.next_at
 LIMIT $2;
 
 -- name: feed_stream_head
--- $1 subscriber, $2 corps row id, $3 at most this many: the stream's next events, in order
+-- $1 subscriber, $2 corps row id, $3 at most this many: the stream's next events, in order, with the personal
+-- fields the subscriber's row allows
 SELECT o.id AS outbox_id, o.attempts, c.id, k.name AS corp, feed_type(c.entity, c.op, c.fields) AS type,
-       c.entity_id, c.fields, c.changes, c.source, c.at, c.inbox_id, c.sync_run_id
+       c.entity_id, c.fields, c.changes, c.source, c.at, c.inbox_id, c.sync_run_id, f.personal_fields
 FROM feed_outbox o JOIN change_log c ON c.id = o.change_id JOIN corps k ON k.id = o.corp
+     JOIN feed_subscribers f ON f.name = o.subscriber
 WHERE o.subscriber = $1 AND o.corp = $2 AND o.delivered_at IS NULL
 ORDER BY o.id
 LIMIT $3;
@@ -111,34 +135,41 @@ SELECT count(*) FROM enabled;
 
 -- name: feed_disabled
 -- $1 subscriber names
-SELECT name FROM feed_subscribers WHERE name = ANY ($1::text[]) AND disabled_at IS NOT NULL ORDER BY name;
+SELECT name FROM feed_subscribers
+WHERE name = ANY ($1::text[]) AND disabled_at IS NOT NULL AND removed_at IS NULL
+ORDER BY name;
 
 -- name: feed_subscriber_states
--- $1 subscriber names: state, pending events and the age of the oldest pending change
-SELECT s.name, s.disabled_at, s.disabled_reason, s.failing_since, s.last_error,
+-- $1 subscriber names, $2 whether removed subscribers come too: state, stored filters, pending events and the age
+-- of the oldest pending change
+SELECT s.name, s.disabled_at, s.disabled_reason, s.failing_since, s.last_error, s.removed_at, s.events, s.corps,
+       s.personal_fields,
        (SELECT count(*) FROM feed_outbox o WHERE o.subscriber = s.name AND o.delivered_at IS NULL) AS pending,
        (SELECT extract(epoch FROM now() - min(c.at))::float8
         FROM feed_outbox o JOIN change_log c ON c.id = o.change_id
         WHERE o.subscriber = s.name AND o.delivered_at IS NULL) AS lag_seconds
 FROM feed_subscribers s
-WHERE s.name = ANY ($1::text[])
+WHERE s.name = ANY ($1::text[]) OR ($2 AND s.removed_at IS NOT NULL)
 ORDER BY s.name;
 
 -- name: feed_replay
--- $1 subscriber, $2 its type patterns joined by ',' or NULL, $3 its corp names joined by ',' or NULL, $4 after
--- change id or NULL, $5 since or NULL, $6 until or NULL, $7 horizon (exclusive), $8 only this corp or NULL,
--- $9 at most this many. The changes queued again, at the end of their streams.
-WITH picked AS (
-    SELECT c.id, c.corp FROM change_log c JOIN corps k ON k.id = c.corp
-    WHERE c.id < $7
-      AND ($4::bigint IS NULL OR c.id > $4)
-      AND ($5::timestamptz IS NULL OR c.at >= $5)
-      AND ($6::timestamptz IS NULL OR c.at < $6)
-      AND ($2::text IS NULL OR feed_type(c.entity, c.op, c.fields) LIKE ANY (string_to_array($2, ',')))
-      AND ($3::text IS NULL OR k.name = ANY (string_to_array($3, ',')))
-      AND ($8::text IS NULL OR k.name = $8)
+-- $1 subscriber (not removed: its stored filters apply), $2 after change id or NULL, $3 since or NULL, $4 until or
+-- NULL, $5 horizon (exclusive), $6 only this corp or NULL, $7 at most this many. The changes queued again, at the
+-- end of their streams.
+WITH sub AS (
+    SELECT events IS NULL AS every_type, ARRAY(SELECT replace(p, '*', '%') FROM unnest(events) p) AS types, corps
+    FROM feed_subscribers WHERE name = $1 AND removed_at IS NULL
+), picked AS (
+    SELECT c.id, c.corp FROM change_log c JOIN corps k ON k.id = c.corp CROSS JOIN sub s
+    WHERE c.id < $5
+      AND ($2::bigint IS NULL OR c.id > $2)
+      AND ($3::timestamptz IS NULL OR c.at >= $3)
+      AND ($4::timestamptz IS NULL OR c.at < $4)
+      AND (s.every_type OR feed_type(c.entity, c.op, c.fields) LIKE ANY (s.types))
+      AND (s.corps IS NULL OR k.name = ANY (s.corps))
+      AND ($6::text IS NULL OR k.name = $6)
     ORDER BY c.id
-    LIMIT $9
+    LIMIT $7
 ), queued AS (
     INSERT INTO feed_outbox (subscriber, corp, change_id) SELECT $1, corp, id FROM picked ORDER BY id
     RETURNING corp
@@ -149,8 +180,10 @@ WITH picked AS (
 SELECT count(*) FROM queued;
 
 -- name: feed_prune
--- $1 seconds delivered rows are kept, $2 at most this many go
-WITH gone AS (
+-- $1 seconds delivered rows (and removed subscribers) are kept, $2 at most this many rows go
+WITH forgotten AS (
+    DELETE FROM feed_subscribers WHERE removed_at < now() - make_interval(secs => $1)
+), gone AS (
     DELETE FROM feed_outbox
     WHERE id IN (
         SELECT id FROM feed_outbox WHERE delivered_at < now() - make_interval(secs => $1) ORDER BY delivered_at LIMIT $2
@@ -158,6 +191,17 @@ WITH gone AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: feed_prune_orphans
+-- Pending outbox rows whose change the change_log retention deleted (a subscriber disabled longer than
+-- CORPSYNC_RETAIN_CHANGE_LOG): nothing is left to send. Returns how many went, per subscriber.
+WITH gone AS (
+    DELETE FROM feed_outbox o
+    WHERE o.delivered_at IS NULL AND o.change_id < (SELECT coalesce(min(id), 9223372036854775807) FROM change_log)
+      AND NOT EXISTS (SELECT 1 FROM change_log c WHERE c.id = o.change_id)
+    RETURNING o.subscriber
+)
+SELECT subscriber, count(*) AS n FROM gone GROUP BY subscriber ORDER BY subscriber;
 
 -- name: feed_outbox_pending
 -- Outbox rows not delivered yet, every subscriber

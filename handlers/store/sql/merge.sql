@@ -218,10 +218,12 @@ FROM (
                CASE WHEN m.platform_status IS DISTINCT FROM s.platform_status THEN 'platform_status' END,
                CASE WHEN m.extattr IS DISTINCT FROM s.extattr::jsonb THEN 'extattr' END,
                CASE WHEN m.main_dept_id IS DISTINCT FROM s.main_dept_id THEN 'main_dept_id' END,
-               CASE WHEN s.departments_known AND l.deps IS DISTINCT FROM r.deps THEN 'departments' END
+               CASE WHEN s.departments_known AND l.deps IS DISTINCT FROM r.deps THEN 'departments' END,
+               CASE WHEN m.status = 'offline' AND m.offline_reason IS DISTINCT FROM 'operator' THEN 'status' END
            ], NULL) AS fields,
            to_jsonb(m) || jsonb_build_object('departments', l.ids) AS before_row,
-           to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', r.ids) AS after_row
+           to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', r.ids, 'status', 'active')
+               AS after_row
     FROM fs_members s
     LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
     LEFT JOIN (
@@ -311,11 +313,11 @@ SELECT op, count(*) AS n FROM logged GROUP BY op;
 WITH gone AS (
     UPDATE members SET status = 'offline', offline_reason = 'platform', offline_at = now(), updated_at = now()
     WHERE corp = $1 AND status = 'active' AND user_id = ANY($3::text[])
-    RETURNING user_id
+    RETURNING user_id, offline_at
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
-    SELECT $1, 'member', user_id, 'offline', ARRAY['status'], 'full_sync', $2,
-           '{"status": {"before": "active", "after": "offline"}}'::jsonb
+    SELECT $1, 'member', user_id, 'offline', ARRAY['status', 'offline_reason', 'offline_at'], 'full_sync', $2,
+           feed_offline_changes('platform', offline_at)
     FROM gone
 )
 SELECT count(*) FROM gone;
@@ -360,16 +362,21 @@ WITH want AS (
     INSERT INTO tag_members (corp, tag_id, member)
     SELECT $1, w.tag_id, w.member FROM want w
     WHERE NOT EXISTS (SELECT 1 FROM tag_members x WHERE x.corp = $1 AND x.tag_id = w.tag_id AND x.member = w.member)
-    RETURNING tag_id
+    RETURNING tag_id, member
 ), removed AS (
     DELETE FROM tag_members x USING fs_tags s
     WHERE x.corp = $1 AND s.tag_id = x.tag_id AND s.members_known
       AND NOT EXISTS (SELECT 1 FROM want w WHERE w.tag_id = x.tag_id AND w.member = x.member)
-    RETURNING x.tag_id
+    RETURNING x.tag_id, x.member
+), touched AS (
+    SELECT t.tag_id, 'members' AS field, m.user_id, t.joined
+    FROM (SELECT tag_id, member, true AS joined FROM added UNION ALL SELECT tag_id, member, false FROM removed) t
+    JOIN members m ON m.id = t.member
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'tag', tag_id, 'update', ARRAY['members'], 'full_sync', $2
-    FROM (SELECT tag_id FROM added UNION SELECT tag_id FROM removed) touched
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'tag', tag_id, 'update', ARRAY['members'], 'full_sync', $2, feed_link_changes(field, array_agg(user_id) FILTER (WHERE NOT joined),
+                                                         array_agg(user_id) FILTER (WHERE joined))
+    FROM touched GROUP BY tag_id, field
 )
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
@@ -383,16 +390,20 @@ WITH want AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM tag_departments x WHERE x.corp = $1 AND x.tag_id = w.tag_id AND x.dept_id = w.dept_id
     )
-    RETURNING tag_id
+    RETURNING tag_id, dept_id
 ), removed AS (
     DELETE FROM tag_departments x USING fs_tags s
     WHERE x.corp = $1 AND s.tag_id = x.tag_id AND s.departments_known
       AND NOT EXISTS (SELECT 1 FROM want w WHERE w.tag_id = x.tag_id AND w.dept_id = x.dept_id)
-    RETURNING x.tag_id
+    RETURNING x.tag_id, x.dept_id
+), touched AS (
+    SELECT tag_id, 'departments' AS field, dept_id, true AS joined FROM added
+    UNION ALL SELECT tag_id, 'departments', dept_id, false FROM removed
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'tag', tag_id, 'update', ARRAY['departments'], 'full_sync', $2
-    FROM (SELECT tag_id FROM added UNION SELECT tag_id FROM removed) touched
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'tag', tag_id, 'update', ARRAY['departments'], 'full_sync', $2, feed_link_changes(field, array_agg(dept_id) FILTER (WHERE NOT joined),
+                                                         array_agg(dept_id) FILTER (WHERE joined))
+    FROM touched GROUP BY tag_id, field
 )
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
@@ -445,16 +456,21 @@ WITH platform_roles AS (
     INSERT INTO role_members (corp, role_id, member)
     SELECT $1, w.role_id, w.member FROM want w
     WHERE NOT EXISTS (SELECT 1 FROM role_members x WHERE x.corp = $1 AND x.role_id = w.role_id AND x.member = w.member)
-    RETURNING role_id
+    RETURNING role_id, member
 ), removed AS (
     DELETE FROM role_members x USING platform_roles p
     WHERE x.corp = $1 AND x.role_id = p.role_id
       AND NOT EXISTS (SELECT 1 FROM want w WHERE w.role_id = x.role_id AND w.member = x.member)
-    RETURNING x.role_id
+    RETURNING x.role_id, x.member
+), touched AS (
+    SELECT t.role_id, 'members' AS field, m.user_id, t.joined
+    FROM (SELECT role_id, member, true AS joined FROM added UNION ALL SELECT role_id, member, false FROM removed) t
+    JOIN members m ON m.id = t.member
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'role', role_id, 'update', ARRAY['members'], 'full_sync', $2
-    FROM (SELECT role_id FROM added UNION SELECT role_id FROM removed) touched
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'role', role_id, 'update', ARRAY['members'], 'full_sync', $2, feed_link_changes(field, array_agg(user_id) FILTER (WHERE NOT joined),
+                                                         array_agg(user_id) FILTER (WHERE joined))
+    FROM touched GROUP BY role_id, field
 )
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS removed;
 
@@ -463,25 +479,30 @@ SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM removed) AS 
 -- Platform admins follow the snapshot; admins set through the API (source 'local') are left alone.
 WITH want AS (
     SELECT m.id AS member, a.level FROM fs_admins a JOIN members m ON m.corp = $1 AND m.user_id = a.user_id
+), old AS (
+    SELECT member, level FROM admins WHERE corp = $1 AND source = 'platform'
 ), created AS (
     INSERT INTO admins (corp, member, level, source)
     SELECT $1, w.member, w.level, 'platform' FROM want w
     WHERE NOT EXISTS (SELECT 1 FROM admins x WHERE x.corp = $1 AND x.member = w.member)
-    RETURNING member
+    RETURNING member, level
 ), updated AS (
     UPDATE admins x SET level = w.level FROM want w
     WHERE x.corp = $1 AND x.member = w.member AND x.source = 'platform' AND x.level IS DISTINCT FROM w.level
-    RETURNING x.member
+    RETURNING x.member, x.level
 ), removed AS (
     DELETE FROM admins x
     WHERE x.corp = $1 AND x.source = 'platform' AND NOT EXISTS (SELECT 1 FROM want w WHERE w.member = x.member)
-    RETURNING x.member
+    RETURNING x.member, x.level
 ), changes AS (
-    SELECT member, 'create' AS op, NULL::text[] AS fields FROM created
-    UNION ALL SELECT member, 'update', ARRAY['level'] FROM updated
-    UNION ALL SELECT member, 'delete', NULL FROM removed
+    SELECT member, 'create' AS op, NULL::text[] AS fields, NULL::smallint AS before, level AS after FROM created
+    UNION ALL SELECT u.member, 'update', ARRAY['level'], o.level, u.level FROM updated u JOIN old o USING (member)
+    UNION ALL SELECT member, 'delete', NULL, level, NULL FROM removed
 ), logged AS (
-    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id)
-    SELECT $1, 'admin', m.user_id, c.op, c.fields, 'full_sync', $2 FROM changes c JOIN members m ON m.id = c.member
+    INSERT INTO change_log (corp, entity, entity_id, op, fields, source, sync_run_id, changes)
+    SELECT $1, 'admin', m.user_id, c.op, c.fields, 'full_sync', $2,
+           CASE WHEN (c.before, c.after) IS DISTINCT FROM (NULL, NULL)
+                THEN jsonb_build_object('level', jsonb_build_object('before', c.before, 'after', c.after)) END
+    FROM changes c JOIN members m ON m.id = c.member
 )
 SELECT op, count(*) AS n FROM changes GROUP BY op;

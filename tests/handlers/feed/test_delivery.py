@@ -48,15 +48,21 @@ async def serve(aiohttp_server: ServerFactory, hook: Hook) -> str:
     return str(server.make_url("/hook"))
 
 
-async def test_each_event_is_a_signed_post_the_official_package_verifies(
-    pool: asyncpg.Pool, aiohttp_server: ServerFactory
-) -> None:
+async def delivered(pool: asyncpg.Pool, aiohttp_server: ServerFactory, count: int) -> tuple[Hook, Subscriber]:
+    """A subscriber "Hook" that has received ``count`` member changes of corp HQ; the delivery stopped."""
     corp = await corp_row(pool)
     hook = Hook(new_secret())
     sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
     async with delivering(pool, [sub]):
-        await add_members(pool, corp, 3)
-        await until(lambda: len(hook.delivered()) == 3)
+        await add_members(pool, corp, count)
+        await until(lambda: len(hook.delivered()) == count)
+    return hook, sub
+
+
+async def test_each_event_is_a_signed_post_the_official_package_verifies(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    hook, _ = await delivered(pool, aiohttp_server, 3)
     assert hook.unverified == 0
     assert hook.delivered() == await change_ids(pool)
     first = hook.received[0]
@@ -176,12 +182,7 @@ async def test_replay_sends_again_from_a_cursor_and_filters_hold(
 
 
 async def test_delivered_rows_go_after_the_retention_time(pool: asyncpg.Pool, aiohttp_server: ServerFactory) -> None:
-    corp = await corp_row(pool)
-    hook = Hook(new_secret())
-    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
-    async with delivering(pool, [sub]):
-        await add_members(pool, corp, 3)
-        await until(lambda: len(hook.delivered()) == 3)
+    _, sub = await delivered(pool, aiohttp_server, 3)
     await admin.replay(pool, sub, after=0)  # three pending again
     assert await store.prune(pool, 3600, 100) == 0
     await asyncio.sleep(0.05)
@@ -210,3 +211,31 @@ async def test_a_subscriber_added_later_starts_from_the_changes_since(
         await until(lambda: len(hook.delivered()) == 2)
         await asyncio.sleep(0.3)
     assert hook.delivered() == (await change_ids(pool))[3:]
+
+
+async def test_a_retention_pass_takes_every_delivered_row_due_not_one_batch(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    _, sub = await delivered(pool, aiohttp_server, 7)
+    settings = dataclasses.replace(FAST, retention=0.0, prune_every=0.0, prune_batch=2)
+    async with aiohttp.ClientSession() as session:
+        await Delivery(pool, {sub.name: sub}, session, settings).round()
+    assert await pool.fetchval("SELECT count(*) FROM feed_outbox") == 0
+
+
+async def test_pending_events_whose_change_the_log_retention_removed_are_dropped(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    corp = await corp_row(pool)
+    hook = Hook(new_secret(), lambda event: 503)
+    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
+    async with delivering(pool, [sub]):
+        await add_members(pool, corp, 3)
+        await until_async(lambda: store.pending(pool), 3)
+    ids = await change_ids(pool)
+    await pool.execute("DELETE FROM change_log WHERE id < $1", int(ids[-1]))  # CORPSYNC_RETAIN_CHANGE_LOG's purge
+    settings = dataclasses.replace(FAST, prune_every=0.0)
+    async with aiohttp.ClientSession() as session:
+        await Delivery(pool, {sub.name: sub}, session, settings).round()
+    rows = await pool.fetch("SELECT change_id FROM feed_outbox WHERE delivered_at IS NULL")
+    assert [str(r["change_id"]) for r in rows] == ids[-1:]

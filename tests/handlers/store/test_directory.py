@@ -166,6 +166,6 @@ async def test_department_writes_and_offlines_log_their_change_with_their_source
     assert [tuple(r) for r in log][1:] == [
         ("department", "7", "create", ["parent_id", "name"], "event", 42),
         ("department", "7", "update", ["name"], "event", 42),
-        ("member", "u1", "offline", ["status", "offline_reason"], "event", 42),
+        ("member", "u1", "offline", ["status", "offline_reason", "offline_at"], "event", 42),
     ]
     assert [c.op for c in directory.changes] == ["create", "create", "update", "offline"]

@@ -15,11 +15,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from handlers.config import Secret
+from handlers.feed.delivery import declare
 from handlers.model import Member, Membership
+from handlers.store import feed as feed_store
 from handlers.store.directory import Directory, Source
 from receiver.app import create_app
 from receiver.appdir import load_app_dir
-from receiver.keys import CORP_ROWS, POOL
+from receiver.keys import CONFIG, CORP_ROWS, POOL
 from receiver.settings import Settings
 from tests.support.feed import Hook, new_secret, until
 
@@ -164,3 +166,18 @@ async def test_subscriber_routes_refuse_what_they_cannot_do(rig: FeedRig) -> Non
     status, body = await rig.post("/api/subscribers/HR/replay", {"since": "2026-01-02T00:00:00Z",
                                                                  "until": "2026-01-01T00:00:00Z"})  # fmt: skip
     assert (status, body["field"]) == (400, "until")
+
+
+async def test_a_subscriber_not_in_the_app_dir_is_listed_as_removed(rig: FeedRig) -> None:
+    pool = rig.app[POOL]
+    old = feed_store.SubscriberFilter("Old", ("member.*",), ("HQ",), ("mobile",))
+    await feed_store.declare_subscribers(pool, [old], complete=False)  # another app dir had it
+    await declare(pool, rig.app[CONFIG].subscribers)  # serve starts again with this one
+    status, body = await rig.get("/api/subscribers")
+    assert status == 200 and [i["name"] for i in body["items"]] == ["HR", "Old"]
+    hr, gone = body["items"]
+    assert (hr["removed"], hr["removedAt"], gone["removed"]) == (False, None, True)
+    assert (gone["title"], gone["url"], gone["events"], gone["corps"], gone["personalFields"]) == (
+        None, None, ["member.*"], ["HQ"], ["mobile"]
+    )  # fmt: skip
+    assert (await rig.get("/readyz"))[1]["disabledSubscribers"] == []

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import asyncpg
 
+from handlers.feed.delivery import declare
 from handlers.model import Member
 from handlers.store import pool as db
 from handlers.store.directory import Directory, Source
+from receiver.appdir import load_app_dir
 from receiver.testing import write_wecom_corp
 from tests.support.feed import corp_row, new_secret
 from tests.support.processes import corpsync_env
@@ -76,3 +78,32 @@ def test_mistakes_are_one_line(tmp_path: Path, db_url: str) -> None:
         done = run(*args, env=env)
         assert done.returncode == 2, args
         assert expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+async def serve_starts(url: str, app: Path) -> None:
+    """What ``serve`` does with the app dir's subscribers when it starts."""
+    pool = await db.create_pool(url, min_size=1, max_size=1)
+    try:
+        await declare(pool, load_app_dir(app, {}).subscribers)
+    finally:
+        await pool.close()
+
+
+def test_status_shows_a_subscriber_removed_from_the_app_dir_and_removes_none_itself(
+    tmp_path: Path, db_url: str
+) -> None:
+    ids = asyncio.run(three_changes(db_url))
+    env = corpsync_env(CORPSYNC_DATABASE_URL=db_url, CORPSYNC_APP_DIR=str(app_dir(tmp_path)))
+    assert run("replay", "HR", "--after", str(ids[0]), env=env).returncode == 0
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    elsewhere = run("status", env={**env, "CORPSYNC_APP_DIR": str(empty)})  # the wrong directory drops nothing
+    assert elsewhere.stdout == "no subscribers in subscribers/\n" and len(asyncio.run(outbox(db_url))) == 2
+    for name in ("e.json", "HR.json"):
+        (tmp_path / "subscribers/HR" / name).unlink()
+    (tmp_path / "subscribers/HR").rmdir()
+    asyncio.run(serve_starts(db_url, tmp_path))
+    status = run("status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("HR: removed ") and status.stdout.endswith(" (not in subscribers/)\n")
+    assert asyncio.run(outbox(db_url)) == []
