@@ -18,6 +18,9 @@ from handlers.store.queries import q
 
 STRIP_MARK = "inbox_strip"
 DELETE_MARK = "inbox_delete"
+# A pending inbox row younger than this holds the inbox passes' marks until it settles (else the mark would pass it
+# and it would keep its payload, and its row, forever); an older one is stuck, and the purge goes past it.
+PENDING_HOLD_SECONDS = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ async def mark(conn: asyncpg.Connection, name: str) -> int:
 async def _inbox_pass(conn: asyncpg.Connection, query: str, name: str, cutoff: datetime, size: int) -> Batch:
     async with conn.transaction():
         start = await mark(conn, name)
-        row = await conn.fetchrow(q(query), start, cutoff, size)
+        row = await conn.fetchrow(q(query), start, cutoff, size, PENDING_HOLD_SECONDS)
         assert row is not None  # an aggregate query always answers one row
         if row["mark"] > start:
             await conn.execute(q("retention_set_mark"), name, row["mark"])

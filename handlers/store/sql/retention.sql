@@ -12,37 +12,42 @@ INSERT INTO purge_marks (name, last_id) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET last_id = greatest(purge_marks.last_id, excluded.last_id), updated_at = now();
 
 -- name: retention_strip_inbox
--- $1 the mark (last id settled), $2 cutoff: rows received before it, $3 batch size
+-- $1 the mark (last id settled), $2 cutoff: rows received before it, $3 batch size, $4 seconds a pending row may
+-- hold the mark
 -- The next rows past the mark lose body and plaintext when applied (done, ignored) and received before the
 -- cutoff. A dead letter keeps them (it may be retried), a pending row too. The new mark stops before the first
--- row received after the cutoff; rows further on wait for a later pass.
+-- row received after the cutoff, or still pending and received within $4 seconds (it will settle, then be
+-- stripped by a later pass: passing it would keep its payload forever); rows further on wait for a later pass. A
+-- row pending for longer is stuck and does not hold the purge back.
 WITH batch AS (
-    SELECT id, received_at FROM inbox WHERE id > $1 ORDER BY id LIMIT $3
+    SELECT id, received_at >= $2 OR (status = 'pending' AND received_at >= now() - make_interval(secs => $4)) AS held
+    FROM inbox WHERE id > $1 ORDER BY id LIMIT $3
 ), stripped AS (
     UPDATE inbox i SET body = NULL, plaintext = NULL
     FROM batch b
-    WHERE i.id = b.id AND b.received_at < $2 AND i.status IN ('done', 'ignored') AND i.plaintext IS NOT NULL
+    WHERE i.id = b.id AND i.received_at < $2 AND i.status IN ('done', 'ignored') AND i.plaintext IS NOT NULL
     RETURNING i.id
 )
-SELECT coalesce((SELECT min(id) - 1 FROM batch WHERE received_at >= $2), (SELECT max(id) FROM batch), $1) AS mark,
+SELECT coalesce((SELECT min(id) - 1 FROM batch WHERE held), (SELECT max(id) FROM batch), $1) AS mark,
        (SELECT count(*) FROM stripped)::int AS purged,
        (SELECT count(*) FROM batch)::int AS seen,
-       EXISTS (SELECT FROM batch WHERE received_at >= $2) AS reached_cutoff;
+       EXISTS (SELECT FROM batch WHERE held) AS reached_cutoff;
 
 -- name: retention_delete_inbox
--- $1 the mark, $2 cutoff, $3 batch size
+-- $1 the mark, $2 cutoff, $3 batch size, $4 seconds a pending row may hold the mark (as retention_strip_inbox)
 -- The next rows past the mark are deleted when received before the cutoff and settled (done, ignored, dead).
 WITH batch AS (
-    SELECT id, received_at FROM inbox WHERE id > $1 ORDER BY id LIMIT $3
+    SELECT id, received_at >= $2 OR (status = 'pending' AND received_at >= now() - make_interval(secs => $4)) AS held
+    FROM inbox WHERE id > $1 ORDER BY id LIMIT $3
 ), deleted AS (
     DELETE FROM inbox i USING batch b
-    WHERE i.id = b.id AND b.received_at < $2 AND i.status <> 'pending'
+    WHERE i.id = b.id AND i.received_at < $2 AND i.status <> 'pending'
     RETURNING i.id
 )
-SELECT coalesce((SELECT min(id) - 1 FROM batch WHERE received_at >= $2), (SELECT max(id) FROM batch), $1) AS mark,
+SELECT coalesce((SELECT min(id) - 1 FROM batch WHERE held), (SELECT max(id) FROM batch), $1) AS mark,
        (SELECT count(*) FROM deleted)::int AS purged,
        (SELECT count(*) FROM batch)::int AS seen,
-       EXISTS (SELECT FROM batch WHERE received_at >= $2) AS reached_cutoff;
+       EXISTS (SELECT FROM batch WHERE held) AS reached_cutoff;
 
 -- name: retention_delete_change_log
 -- $1 cutoff, $2 batch size

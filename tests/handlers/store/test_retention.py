@@ -77,6 +77,29 @@ async def test_the_strip_mark_stops_before_the_first_young_row_and_later_passes_
         assert batch.purged == 1 and await retention.mark(conn, retention.STRIP_MARK) == young
 
 
+async def test_a_row_still_pending_holds_the_marks_until_it_settles_then_is_purged(pool: asyncpg.Pool) -> None:
+    """A short retention (minutes) meets rows still waiting to be applied: the passes stop before the first one, so
+    once applied it loses its payload and then its row like every other (passing it would keep both forever). A row
+    pending for more than a day is stuck and holds nothing back."""
+    minute = timedelta(minutes=1)
+    periods = Retention(payloads=15 * minute, inbox=30 * minute, change_log=None, sync_runs=None)
+    async with pool.acquire() as conn:
+        corp = await corp_row(conn)
+        stuck = await inbox_row(conn, corp, age=2 * DAY, status="pending")
+        before = await inbox_row(conn, corp, age=40 * minute)
+        waiting = await inbox_row(conn, corp, age=40 * minute, status="pending")
+        await inbox_row(conn, corp, age=40 * minute)  # applied: purged with `before`
+    assert (await Purger(pool, periods).purge()).counts == {"inbox_payloads": 2, "inbox": 2}
+    async with pool.acquire() as conn:
+        assert await payloads(conn) == {stuck: "<xml/>", waiting: "<xml/>"}
+        assert await retention.mark(conn, retention.STRIP_MARK) == await retention.mark(conn, retention.DELETE_MARK)
+        assert before <= await retention.mark(conn, retention.STRIP_MARK) < waiting
+        await conn.execute("UPDATE inbox SET status = 'done' WHERE id = $1", waiting)
+    assert (await Purger(pool, periods).purge()).counts == {"inbox_payloads": 1, "inbox": 1}
+    async with pool.acquire() as conn:
+        assert await payloads(conn) == {stuck: "<xml/>"}
+
+
 async def test_many_rows_go_in_small_batches_until_none_is_due(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         corp = await corp_row(conn)
