@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -31,7 +32,7 @@ import orjson
 
 from bench._tenants import tenant_org
 from bench.fullsync import corp_config
-from bench.ingest import postgres_pids, proc_cpu, scratch_database
+from bench.ingest import postgres_pids, scratch_database
 from handlers.clients import make_client
 from handlers.store import pool as db
 from handlers.store.corps import ensure_corp
@@ -68,16 +69,30 @@ async def serve_simulator(args: argparse.Namespace) -> None:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
+def on_cpu(pids: list[int]) -> float:
+    """Seconds the processes ran on a CPU (schedstat: nanoseconds, where /proc/PID/stat counts 10-ms ticks)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 class Counted:
-    """Statements the pool's connections ran (asyncpg's query logger): how many, how many were COMMITs, and the
-    time each named query (handlers.store.queries) or other statement took, summed."""
+    """Statements the pool's connections ran (asyncpg's query logger): how many, how many were COMMITs, and per
+    named query (handlers.store.queries) or other statement the time it took and, when ``pids`` are set, the CPU the
+    database spent since the statement before (the syncs run one at a time; COPY is not logged, so the CPU of the
+    staging COPYs is the next statement's)."""
 
     def __init__(self) -> None:
         self.statements = 0
         self.commits = 0
         self.names = {sql: name for name, sql in queries().items()}
         self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.cpu: defaultdict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
+        self.pids: list[int] = []
+        self.last_cpu = 0.0
 
     def __call__(self, record: Any) -> None:
         self.statements += 1
@@ -86,6 +101,17 @@ class Counted:
         name = self.names.get(record.query) or " ".join(record.query.split())[:40]
         self.seconds[name] += record.elapsed
         self.calls[name] += 1
+        if self.pids:
+            now = on_cpu(self.pids)
+            self.cpu[name] += now - self.last_cpu
+            self.last_cpu = now
+
+    def start(self, pids: list[int]) -> None:
+        self.seconds.clear()
+        self.cpu.clear()
+        self.calls.clear()
+        self.pids = pids
+        self.last_cpu = on_cpu(pids)
 
 
 async def rows_written(conn: asyncpg.Connection) -> int:
@@ -110,14 +136,13 @@ async def probe(args: argparse.Namespace, corps: list[dict[str, Any]], url: str,
                 configs.append((cfg, await ensure_corp(conn, cfg)))
             await conn.execute("SELECT pg_stat_force_next_flush()")
             rows0 = await rows_written(conn)
-            pg0, me0, wall0 = sum(proc_cpu(p) for p in postgres_pids(name)), time.process_time(), time.monotonic()
+            pg0, me0, wall0 = on_cpu(postgres_pids(name)), time.process_time(), time.monotonic()
             statements0, commits0 = counted.statements, counted.commits
-            counted.seconds.clear()
-            counted.calls.clear()
+            counted.start(postgres_pids(name) if args.statements else [])
             for cfg, row in configs:
                 result = await run_full_sync(pool, row, cfg, make_client(cfg, session, pool), trigger="first")
                 ok = ok and result.status is RunStatus.SUCCEEDED
-            pg1, me1, wall1 = sum(proc_cpu(p) for p in postgres_pids(name)), time.process_time(), time.monotonic()
+            pg1, me1, wall1 = on_cpu(postgres_pids(name)), time.process_time(), time.monotonic()
             statements, commits = counted.statements - statements0, counted.commits - commits0
     finally:
         await pool.close()  # a backend's table statistics are all flushed when it exits
@@ -143,8 +168,11 @@ async def probe(args: argparse.Namespace, corps: list[dict[str, Any]], url: str,
     for key, value in report.items():
         print(f"{key:<26} {value}")
     if args.statements:
-        for name, seconds in sorted(counted.seconds.items(), key=lambda kv: -kv[1]):
-            print(f"  {seconds * 1000 / n:7.2f} ms  {counted.calls[name] / n:5.2f}x  {name}")
+        print("  database CPU ms, wall ms and calls per sync, by statement (with --statements the syncer's CPU")
+        print("  includes reading /proc after each statement)")
+        for name, cpu in sorted(counted.cpu.items(), key=lambda kv: -kv[1]):
+            ms = counted.seconds[name] * 1000 / n
+            print(f"  {cpu * 1000 / n:7.2f}  {ms:7.2f}  {counted.calls[name] / n:5.2f}x  {name}")
     return 0 if ok else 1
 
 
