@@ -155,20 +155,27 @@ async def merge_departments(
 
 
 async def merge_members(
-    conn: asyncpg.Connection, corp_row: int, run_id: int, unfetched: tuple[str, ...]
+    conn: asyncpg.Connection, corp_row: int, run_id: int, unfetched: tuple[str, ...], *, stored: bool = True
 ) -> tuple[int, dict[str, int]]:
     """Rename, create (each linked to its person in the local user pool), update and reactivate members and replace
     their memberships (``unfetched`` columns keep their stored values); (renamed, changes by op: 'create' |
-    'update' | 'reactivate')."""
-    renamed: int = await conn.fetchval(q("fs_rename_members"), corp_row, run_id)
+    'update' | 'reactivate'). ``stored=False``: the corp had no members when the merge began, so none can have
+    been renamed (a member an event creates meanwhile is in the diff, and updated, like any other)."""
+    renamed: int = await conn.fetchval(q("fs_rename_members"), corp_row, run_id) if stored else 0
     if unfetched:
         await conn.execute(q("fs_keep_unfetched_members"), corp_row, list(unfetched))
-    await conn.execute(q("fs_diff_members"), corp_row)
-    await conn.execute(q("fs_insert_members"), corp_row)
-    await conn.execute(q("fs_update_members"))
+    diffed = _rows(await conn.execute(q("fs_diff_members"), corp_row))
+    created = _rows(await conn.execute(q("fs_insert_members"), corp_row))
+    if diffed > created:  # a first sync creates every member: nothing to update
+        await conn.execute(q("fs_update_members"))
     await conn.execute(q("fs_replace_member_departments"), corp_row)
     ops = {r["op"]: r["n"] for r in await conn.fetch(q("fs_log_members"), corp_row, run_id)}
     return renamed, ops
+
+
+def _rows(status: str) -> int:
+    """The row count of a command's status ('INSERT 0 12' -> 12)."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def removal_plan(conn: asyncpg.Connection, corp_row: int) -> RemovalPlan:

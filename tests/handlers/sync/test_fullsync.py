@@ -483,6 +483,28 @@ async def test_a_created_members_changes_hold_every_value_it_has_and_nothing_els
     assert same is True
 
 
+async def test_a_first_sync_skips_what_an_empty_corp_cannot_need(db_url: str) -> None:
+    # Nothing stored: no rename to find, no member to update, nothing the snapshot could lack. The second sync
+    # (one member gone, one changed) runs them all.
+    one = await db.create_pool(db_url, min_size=1, max_size=1)
+    sent: list[str] = []
+    names = {sql: name for name, sql in queries().items()}
+    skipped = {"fs_rename_members", "fs_update_members", "fs_removal_plan"}
+    try:
+        async with one.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(names.get(record.query, "")))
+        assert (await sync(one, org(5))).status is RunStatus.SUCCEEDED
+        assert "fs_diff_members" in sent
+        assert skipped.isdisjoint(sent)
+        sent.clear()
+        people = [replace(m, mobile="139") if m.user_id == "u1" else m for m in org(5).members if m.user_id != "u4"]
+        result = await sync(one, replace(org(5), members=tuple(people)))
+        assert skipped <= set(sent)
+        assert (result.counts["members"]["updated"], result.counts["members"]["offlined"]) == (1, 1)
+    finally:
+        await one.close()
+
+
 async def test_failure_text_never_shows_secrets_from_urls(pool: asyncpg.Pool) -> None:
     leak = RuntimeError("GET https://x/cgi-bin/gettoken?corpid=ww1&corpsecret=TOPSECRET failed")
     result = await sync(pool, leak)
