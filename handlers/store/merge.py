@@ -7,7 +7,7 @@ when it commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -70,27 +70,30 @@ async def stage(conn: asyncpg.Connection, snapshot: Snapshot) -> Staged:
     await conn.copy_records_to_table("fs_departments", records=_departments(snapshot, depts))
     await conn.copy_records_to_table("fs_members", records=_members(snapshot, members))
     await conn.copy_records_to_table("fs_member_departments", records=_memberships(snapshot))
-    await conn.copy_records_to_table("fs_failed", records=((d,) for d in set(snapshot.failed_departments)))
+    await _copy(conn, "fs_failed", {(d,) for d in snapshot.failed_departments})
     if snapshot.tags is not None:
         tags = {t.tag_id: t for t in snapshot.tags}
-        await conn.copy_records_to_table(
-            "fs_tags",
-            records=((t.tag_id, t.name, t.user_ids is not None, t.dept_ids is not None) for t in tags.values()),
+        await _copy(
+            conn, "fs_tags", [(t.tag_id, t.name, t.user_ids is not None, t.dept_ids is not None) for t in tags.values()]
         )
-        pairs = {(t.tag_id, u) for t in tags.values() for u in t.user_ids or ()}
-        await conn.copy_records_to_table("fs_tag_members", records=pairs)
-        pairs = {(t.tag_id, d) for t in tags.values() for d in t.dept_ids or ()}
-        await conn.copy_records_to_table("fs_tag_departments", records=pairs)
+        await _copy(conn, "fs_tag_members", {(t.tag_id, u) for t in tags.values() for u in t.user_ids or ()})
+        await _copy(conn, "fs_tag_departments", {(t.tag_id, d) for t in tags.values() for d in t.dept_ids or ()})
     if snapshot.roles is not None:
-        roles = {r.role_id: (r.role_id, r.name, r.group_name) for r in snapshot.roles}
-        await conn.copy_records_to_table("fs_roles", records=roles.values())
+        await _copy(
+            conn, "fs_roles", list({r.role_id: (r.role_id, r.name, r.group_name) for r in snapshot.roles}.values())
+        )
     if snapshot.role_members is not None:
-        await conn.copy_records_to_table("fs_role_members", records=set(snapshot.role_members))
+        await _copy(conn, "fs_role_members", set(snapshot.role_members))
     if snapshot.admins is not None:
-        admins = {a.user_id: (a.user_id, a.level) for a in snapshot.admins}
-        await conn.copy_records_to_table("fs_admins", records=admins.values())
+        await _copy(conn, "fs_admins", list({a.user_id: (a.user_id, a.level) for a in snapshot.admins}.values()))
     await conn.execute(q("fs_analyze_staging"))
     return Staged(tuple(sorted(depts.missing)), tuple(sorted(members.missing)))
+
+
+async def _copy(conn: asyncpg.Connection, table: str, rows: Collection[tuple[object, ...]]) -> None:
+    """COPY rows already in memory, unless there are none: each COPY is a round trip (the tables start empty)."""
+    if rows:
+        await conn.copy_records_to_table(table, records=rows)
 
 
 def _departments(snapshot: Snapshot, columns: _Unfetched) -> Iterator[tuple[object, ...]]:
