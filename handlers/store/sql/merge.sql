@@ -304,16 +304,17 @@ WHERE m.id = d.member AND d.op <> 'create';
 
 -- name: fs_replace_member_departments
 -- $1 corps row id
--- Only members created now or whose membership rows differ; the rest are not touched.
+-- Only members created now or whose membership rows differ; the rest are not touched. A member created in this
+-- transaction has no rows to delete (nothing else can have written any yet): only the others are looked up.
 WITH target AS (
-    SELECT m.id AS member, m.user_id
+    SELECT m.id AS member, m.user_id, d.op
     FROM fs_member_diff d
     JOIN fs_members s ON s.user_id = d.user_id
     JOIN members m ON m.corp = $1 AND m.user_id = d.user_id
     WHERE s.departments_known AND (d.op = 'create' OR 'departments' = ANY(d.fields))
 ), gone AS (
     DELETE FROM member_departments md USING target t
-    WHERE md.member = t.member
+    WHERE md.member = t.member AND t.op <> 'create'
       AND NOT EXISTS (SELECT 1 FROM fs_member_departments r WHERE r.user_id = t.user_id AND r.dept_id = md.dept_id)
 )
 INSERT INTO member_departments (corp, member, dept_id, is_leader, "order")
