@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def serve_simulator(args: argparse.Namespace) -> None:
+async def serve_simulator(args: argparse.Namespace) -> int:
     """Child: the tenants' orgs served without rate limits; one JSON line of corps, then wait for EOF."""
     sim = Simulator(rate_limits=None, seed=args.seed)
     rng = random.Random(args.seed)
@@ -67,6 +67,7 @@ async def serve_simulator(args: argparse.Namespace) -> None:
             })  # fmt: skip
         print(orjson.dumps(corps).decode(), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    return 0
 
 
 def on_cpu(pids: list[int]) -> float:
@@ -193,10 +194,7 @@ async def bench(args: argparse.Namespace) -> int:
 
 def main() -> int:
     args = parse_args()
-    if args.serve_simulator:
-        asyncio.run(serve_simulator(args))
-        return 0
-    return asyncio.run(bench(args))
+    return asyncio.run(serve_simulator(args) if args.serve_simulator else bench(args))
 
 
 if __name__ == "__main__":
