@@ -7,7 +7,7 @@ when it commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -70,27 +70,30 @@ async def stage(conn: asyncpg.Connection, snapshot: Snapshot) -> Staged:
     await conn.copy_records_to_table("fs_departments", records=_departments(snapshot, depts))
     await conn.copy_records_to_table("fs_members", records=_members(snapshot, members))
     await conn.copy_records_to_table("fs_member_departments", records=_memberships(snapshot))
-    await conn.copy_records_to_table("fs_failed", records=((d,) for d in set(snapshot.failed_departments)))
+    await _copy(conn, "fs_failed", {(d,) for d in snapshot.failed_departments})
     if snapshot.tags is not None:
         tags = {t.tag_id: t for t in snapshot.tags}
-        await conn.copy_records_to_table(
-            "fs_tags",
-            records=((t.tag_id, t.name, t.user_ids is not None, t.dept_ids is not None) for t in tags.values()),
+        await _copy(
+            conn, "fs_tags", [(t.tag_id, t.name, t.user_ids is not None, t.dept_ids is not None) for t in tags.values()]
         )
-        pairs = {(t.tag_id, u) for t in tags.values() for u in t.user_ids or ()}
-        await conn.copy_records_to_table("fs_tag_members", records=pairs)
-        pairs = {(t.tag_id, d) for t in tags.values() for d in t.dept_ids or ()}
-        await conn.copy_records_to_table("fs_tag_departments", records=pairs)
+        await _copy(conn, "fs_tag_members", {(t.tag_id, u) for t in tags.values() for u in t.user_ids or ()})
+        await _copy(conn, "fs_tag_departments", {(t.tag_id, d) for t in tags.values() for d in t.dept_ids or ()})
     if snapshot.roles is not None:
-        roles = {r.role_id: (r.role_id, r.name, r.group_name) for r in snapshot.roles}
-        await conn.copy_records_to_table("fs_roles", records=roles.values())
+        await _copy(
+            conn, "fs_roles", list({r.role_id: (r.role_id, r.name, r.group_name) for r in snapshot.roles}.values())
+        )
     if snapshot.role_members is not None:
-        await conn.copy_records_to_table("fs_role_members", records=set(snapshot.role_members))
+        await _copy(conn, "fs_role_members", set(snapshot.role_members))
     if snapshot.admins is not None:
-        admins = {a.user_id: (a.user_id, a.level) for a in snapshot.admins}
-        await conn.copy_records_to_table("fs_admins", records=admins.values())
+        await _copy(conn, "fs_admins", list({a.user_id: (a.user_id, a.level) for a in snapshot.admins}.values()))
     await conn.execute(q("fs_analyze_staging"))
     return Staged(tuple(sorted(depts.missing)), tuple(sorted(members.missing)))
+
+
+async def _copy(conn: asyncpg.Connection, table: str, rows: Collection[tuple[object, ...]]) -> None:
+    """COPY rows already in memory, unless there are none: each COPY is a round trip (the tables start empty)."""
+    if rows:
+        await conn.copy_records_to_table(table, records=rows)
 
 
 def _departments(snapshot: Snapshot, columns: _Unfetched) -> Iterator[tuple[object, ...]]:
@@ -155,20 +158,27 @@ async def merge_departments(
 
 
 async def merge_members(
-    conn: asyncpg.Connection, corp_row: int, run_id: int, unfetched: tuple[str, ...]
+    conn: asyncpg.Connection, corp_row: int, run_id: int, unfetched: tuple[str, ...], *, stored: bool = True
 ) -> tuple[int, dict[str, int]]:
     """Rename, create (each linked to its person in the local user pool), update and reactivate members and replace
     their memberships (``unfetched`` columns keep their stored values); (renamed, changes by op: 'create' |
-    'update' | 'reactivate')."""
-    renamed: int = await conn.fetchval(q("fs_rename_members"), corp_row, run_id)
+    'update' | 'reactivate'). ``stored=False``: the corp had no members when the merge began, so none can have
+    been renamed (a member an event creates meanwhile is in the diff, and updated, like any other)."""
+    renamed: int = await conn.fetchval(q("fs_rename_members"), corp_row, run_id) if stored else 0
     if unfetched:
         await conn.execute(q("fs_keep_unfetched_members"), corp_row, list(unfetched))
-    await conn.execute(q("fs_diff_members"), corp_row)
-    await conn.execute(q("fs_insert_members"), corp_row)
-    await conn.execute(q("fs_update_members"))
+    diffed = _rows(await conn.execute(q("fs_diff_members"), corp_row))
+    created = _rows(await conn.execute(q("fs_insert_members"), corp_row))
+    if diffed > created:  # a first sync creates every member: nothing to update
+        await conn.execute(q("fs_update_members"))
     await conn.execute(q("fs_replace_member_departments"), corp_row)
     ops = {r["op"]: r["n"] for r in await conn.fetch(q("fs_log_members"), corp_row, run_id)}
     return renamed, ops
+
+
+def _rows(status: str) -> int:
+    """The row count of a command's status ('INSERT 0 12' -> 12)."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def removal_plan(conn: asyncpg.Connection, corp_row: int) -> RemovalPlan:

@@ -95,7 +95,7 @@ async def apply_snapshot(
 
     created, updated = await merge.merge_departments(conn, corp_row, run_id, staged.department_columns)
     counts["departments"].update(created=created, updated=updated)
-    renamed, ops = await merge.merge_members(conn, corp_row, run_id, staged.member_columns)
+    renamed, ops = await merge.merge_members(conn, corp_row, run_id, staged.member_columns, stored=size.members > 0)
     counts["members"]["renamed"] = renamed
     counts["members"].update(created=ops.get("create", 0), updated=ops.get("update", 0))
     counts["members"]["reactivated"] = ops.get("reactivate", 0)
@@ -119,8 +119,10 @@ async def _removals(
     threshold: float,
     allow_deletes: bool,
 ) -> Held | None:
-    """Plan the removals, pass them through the deletion guard, apply what it lets through."""
-    plan = await merge.removal_plan(conn, corp_row)
+    """Plan the removals, pass them through the deletion guard, apply what it lets through. A corp empty before
+    the merge has nothing the snapshot could lack (a member an event creates meanwhile is not taken offline for
+    being absent from a snapshot read before it existed)."""
+    plan = merge.RemovalPlan([], []) if empty_corp else await merge.removal_plan(conn, corp_row)
     depts, members = plan.departments, plan.members
     failed = tuple(sorted(set(snapshot.failed_departments)))
     over = len(members) > threshold * active

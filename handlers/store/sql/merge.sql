@@ -191,9 +191,13 @@ SELECT count(*) FROM renamed;
 -- One row per staged member that needs a write: create, reactivate (offline for a platform reason), or
 -- update (changed columns; 'departments' when the membership rows differ). Operator-offlined members are
 -- updated but stay offline.
+-- A created member's changes are what feed_changes makes of its fields (every column it has a value for, before
+-- null), written as JSON text and parsed once: building them as jsonb was most of a first sync's diff
+-- (bench/README.md, tenants). extattr is staged as JSON text already.
 INSERT INTO fs_member_diff (user_id, member, op, fields, changes)
 SELECT user_id, member, op, fields,
-       CASE WHEN cardinality(fields) > 0 THEN feed_changes(before_row, after_row, fields) END
+       CASE WHEN op = 'create' THEN nullif(created, '{}')::jsonb
+            WHEN cardinality(fields) > 0 THEN feed_changes(before_row, after_row, fields) END
 FROM (
     SELECT s.user_id, m.id AS member,
            CASE WHEN m.id IS NULL THEN 'create'
@@ -223,7 +227,29 @@ FROM (
            ], NULL) AS fields,
            to_jsonb(m) || jsonb_build_object('departments', l.ids) AS before_row,
            to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', r.ids, 'status', 'active')
-               AS after_row
+               AS after_row,
+           '{' || concat_ws(',',
+               CASE WHEN s.union_id IS NOT NULL THEN '"union_id":{"before":null,"after":' || to_json(s.union_id) || '}' END,
+               CASE WHEN s.open_user_id IS NOT NULL THEN '"open_user_id":{"before":null,"after":' || to_json(s.open_user_id) || '}' END,
+               CASE WHEN s.name IS NOT NULL THEN '"name":{"before":null,"after":' || to_json(s.name) || '}' END,
+               CASE WHEN s.alias IS NOT NULL THEN '"alias":{"before":null,"after":' || to_json(s.alias) || '}' END,
+               CASE WHEN s.position IS NOT NULL THEN '"position":{"before":null,"after":' || to_json(s.position) || '}' END,
+               CASE WHEN s.mobile IS NOT NULL THEN '"mobile":{"before":null,"after":' || to_json(s.mobile) || '}' END,
+               CASE WHEN s.email IS NOT NULL THEN '"email":{"before":null,"after":' || to_json(s.email) || '}' END,
+               CASE WHEN s.biz_mail IS NOT NULL THEN '"biz_mail":{"before":null,"after":' || to_json(s.biz_mail) || '}' END,
+               CASE WHEN s.telephone IS NOT NULL THEN '"telephone":{"before":null,"after":' || to_json(s.telephone) || '}' END,
+               CASE WHEN s.gender IS NOT NULL THEN '"gender":{"before":null,"after":' || to_json(s.gender) || '}' END,
+               CASE WHEN s.avatar IS NOT NULL THEN '"avatar":{"before":null,"after":' || to_json(s.avatar) || '}' END,
+               CASE WHEN s.job_number IS NOT NULL THEN '"job_number":{"before":null,"after":' || to_json(s.job_number) || '}' END,
+               CASE WHEN s.work_place IS NOT NULL THEN '"work_place":{"before":null,"after":' || to_json(s.work_place) || '}' END,
+               CASE WHEN s.hired_date IS NOT NULL THEN '"hired_date":{"before":null,"after":' || to_json(s.hired_date) || '}' END,
+               CASE WHEN s.direct_leaders IS NOT NULL THEN '"direct_leaders":{"before":null,"after":' || to_json(s.direct_leaders) || '}' END,
+               CASE WHEN s.platform_status IS NOT NULL THEN '"platform_status":{"before":null,"after":' || to_json(s.platform_status) || '}' END,
+               CASE WHEN s.extattr IS NOT NULL THEN '"extattr":{"before":null,"after":' || s.extattr || '}' END,
+               CASE WHEN s.main_dept_id IS NOT NULL THEN '"main_dept_id":{"before":null,"after":' || to_json(s.main_dept_id) || '}' END,
+               CASE WHEN s.departments_known AND r.ids IS NOT NULL
+                    THEN '"departments":{"before":null,"after":' || to_json(r.ids) || '}' END
+           ) || '}' AS created
     FROM fs_members s
     LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
     LEFT JOIN (
@@ -280,16 +306,17 @@ WHERE m.id = d.member AND d.op <> 'create';
 
 -- name: fs_replace_member_departments
 -- $1 corps row id
--- Only members created now or whose membership rows differ; the rest are not touched.
+-- Only members created now or whose membership rows differ; the rest are not touched. A member created in this
+-- transaction has no rows to delete (nothing else can have written any yet): only the others are looked up.
 WITH target AS (
-    SELECT m.id AS member, m.user_id
+    SELECT m.id AS member, m.user_id, d.op
     FROM fs_member_diff d
     JOIN fs_members s ON s.user_id = d.user_id
     JOIN members m ON m.corp = $1 AND m.user_id = d.user_id
     WHERE s.departments_known AND (d.op = 'create' OR 'departments' = ANY(d.fields))
 ), gone AS (
     DELETE FROM member_departments md USING target t
-    WHERE md.member = t.member
+    WHERE md.member = t.member AND t.op <> 'create'
       AND NOT EXISTS (SELECT 1 FROM fs_member_departments r WHERE r.user_id = t.user_id AND r.dept_id = md.dept_id)
 )
 INSERT INTO member_departments (corp, member, dept_id, is_leader, "order")

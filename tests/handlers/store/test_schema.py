@@ -103,3 +103,26 @@ async def test_the_inbox_time_index_is_a_brin_summary(pool: asyncpg.Pool) -> Non
         "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'inbox_dead'::regclass"
     )
     assert predicate == "(status = 'dead'::text)"
+
+
+MEMBER_ROWS = ("member_departments", "tag_members", "role_members", "admins", "signatures")
+
+
+async def test_a_member_row_checks_one_foreign_key_and_goes_with_its_corp(pool: asyncpg.Pool) -> None:
+    keys = await pool.fetch(
+        "SELECT conrelid::regclass::text AS tbl, array_agg(confrelid::regclass::text) AS refs FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid::regclass::text = ANY($1::text[]) GROUP BY 1",
+        list(MEMBER_ROWS),
+    )
+    assert {k["tbl"]: k["refs"] for k in keys} == {table: ["members"] for table in MEMBER_ROWS}
+    corp = await pool.fetchval(
+        "INSERT INTO corps (name, platform, type, corp_id) VALUES ('HQ', 'wecom', 'corps.QywxType', 'ww1') RETURNING id"
+    )
+    member = await pool.fetchval("INSERT INTO members (corp, user_id) VALUES ($1, 'u1') RETURNING id", corp)
+    await pool.execute("INSERT INTO member_departments (corp, member, dept_id) VALUES ($1, $2, '1')", corp, member)
+    await pool.execute("INSERT INTO tag_members (corp, tag_id, member) VALUES ($1, 't1', $2)", corp, member)
+    await pool.execute("INSERT INTO role_members (corp, role_id, member) VALUES ($1, 'r1', $2)", corp, member)
+    await pool.execute("INSERT INTO admins (corp, member, level, source) VALUES ($1, $2, 1, 'platform')", corp, member)
+    await pool.execute("DELETE FROM corps WHERE id = $1", corp)
+    for table in MEMBER_ROWS:
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0  # noqa: S608 - fixed names

@@ -450,6 +450,61 @@ async def test_staging_tables_are_made_once_per_connection_and_empty_after_each_
         await one.close()
 
 
+async def test_a_created_members_changes_hold_every_value_it_has_and_nothing_else(pool: asyncpg.Pool) -> None:
+    odd = 'Zoë "Q" \\ 张三\n\t'
+    rich = member(
+        "u1", "3", "2", name=odd, mobile="138", gender=2, hired_date=1_700_000_000_000, direct_leaders=("u2", "u9"),
+        extattr={"爱好": 'x"y', "a": "1"}, platform_status=1, open_user_id="wo1", position="",
+    )  # fmt: skip
+    bare = Member("u3", name=None, departments=None)  # no value at all: no changes
+    nowhere = member("u4", direct_leaders=())  # in no department: no departments field
+    depts = (Department("1", None, "HQ"), Department("2", "1", "R&D"), Department("3", "1", "QA"))
+    assert (await sync(pool, Snapshot("1", depts, (rich, bare, nowhere), api_calls=1))).status is RunStatus.SUCCEEDED
+    rows = await pool.fetch("SELECT entity_id, changes FROM change_log WHERE entity = 'member' AND op = 'create'")
+    changes = {r["entity_id"]: r["changes"] for r in rows}
+    created = {
+        "name": odd, "mobile": "138", "gender": 2, "hired_date": 1_700_000_000_000, "direct_leaders": ["u2", "u9"],
+        "extattr": {"爱好": 'x"y', "a": "1"}, "platform_status": 1, "open_user_id": "wo1", "position": "",
+        "main_dept_id": "3", "departments": ["2", "3"],
+    }  # fmt: skip
+    assert changes["u1"] == {k: {"before": None, "after": v} for k, v in created.items()}
+    assert changes["u3"] is None
+    assert changes["u4"] == {
+        "name": {"before": None, "after": "name-u4"},
+        "direct_leaders": {"before": None, "after": []},
+    }
+    # the same as the feed's own function makes of the stored row
+    same = await pool.fetchval(
+        "SELECT c.changes = feed_changes(NULL, to_jsonb(m) || jsonb_build_object('departments', "
+        "(SELECT array_agg(dept_id ORDER BY dept_id) FROM member_departments WHERE member = m.id)), "
+        "ARRAY(SELECT jsonb_object_keys(c.changes))) FROM change_log c JOIN members m ON m.user_id = c.entity_id "
+        "WHERE c.entity_id = 'u1' AND c.op = 'create'"
+    )
+    assert same is True
+
+
+async def test_a_first_sync_skips_what_an_empty_corp_cannot_need(db_url: str) -> None:
+    # Nothing stored: no rename to find, no member to update, nothing the snapshot could lack. The second sync
+    # (one member gone, one changed) runs them all.
+    one = await db.create_pool(db_url, min_size=1, max_size=1)
+    sent: list[str] = []
+    names = {sql: name for name, sql in queries().items()}
+    skipped = {"fs_rename_members", "fs_update_members", "fs_removal_plan"}
+    try:
+        async with one.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(names.get(record.query, "")))
+        assert (await sync(one, org(5))).status is RunStatus.SUCCEEDED
+        assert "fs_diff_members" in sent
+        assert skipped.isdisjoint(sent)
+        sent.clear()
+        people = [replace(m, mobile="139") if m.user_id == "u1" else m for m in org(5).members if m.user_id != "u4"]
+        result = await sync(one, replace(org(5), members=tuple(people)))
+        assert skipped <= set(sent)
+        assert (result.counts["members"]["updated"], result.counts["members"]["offlined"]) == (1, 1)
+    finally:
+        await one.close()
+
+
 async def test_failure_text_never_shows_secrets_from_urls(pool: asyncpg.Pool) -> None:
     leak = RuntimeError("GET https://x/cgi-bin/gettoken?corpid=ww1&corpsecret=TOPSECRET failed")
     result = await sync(pool, leak)
