@@ -18,6 +18,7 @@ import asyncio
 import cProfile
 import sys
 import time
+import timeit
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ import asyncpg
 
 from bench._load import CORP, CORP_ID, plaintext
 from bench.ingest import SEED_DEPARTMENTS, proc_cpu, scratch_database
-from handlers.events import Services
+from handlers.events import Services, wecom
+from handlers.events.parse import parse_xml
 from handlers.store.inbox import InboxRecord, ensure_streams, inbox_values_of, insert_inbox_rows
 from handlers.store.pool import create_pool, migrate
 from handlers.store.queries import queries
@@ -50,6 +52,15 @@ async def fill(pool: asyncpg.Pool, corp: int, first: int, count: int) -> None:
         await ensure_streams(conn, [CORP])
         for start in range(0, count, 256):
             await insert_inbox_rows(conn, inbox_values_of(records[start : start + 256]))
+
+
+def parse_cost(repeat: int = 5, number: int = 2000) -> tuple[float, float]:
+    """Best-of-``repeat`` microseconds of ``parse_xml`` and of ``wecom.member_write`` on one of the events."""
+    message = plaintext(7, "create_user")
+    fields = parse_xml(message)
+    parse = min(timeit.repeat(lambda: parse_xml(message), number=number, repeat=repeat)) / number
+    write = min(timeit.repeat(lambda: wecom.member_write("create_user", fields, {}), number=number, repeat=repeat))
+    return parse * 1e6, write / number * 1e6
 
 
 def backend_cpu(pids: list[int]) -> float:
@@ -136,6 +147,8 @@ async def bench(args: argparse.Namespace) -> int:
     for k, r in enumerate(rounds, start=1):
         print(f"  round {k}: serve {r['serve_us']:6.1f} us, postgres {r['postgres_us']:6.1f} us, {r['rate']:6.0f}/s")
     print(f"best round: serve {best['serve_us']:.1f} us/event, postgres {best['postgres_us']:.1f} us/event")
+    parse, write = parse_cost()
+    print(f"of serve's: parse_xml {parse:.1f} us, wecom.member_write {write:.1f} us (best of 5 x 2,000 on one event)")
     print(f"statements per 100 events: {sum(counts.values()) / applied * 100:.1f} (each with its round trips' "
           "time per event, all rounds)")  # fmt: skip
     for name, n in counts.most_common():
