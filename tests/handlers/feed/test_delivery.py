@@ -197,22 +197,6 @@ def test_retries_back_off_on_the_schedule_with_jitter() -> None:
     assert retry_delay(2, settings, lambda low, high: high) == pytest.approx(360)
 
 
-async def test_a_subscriber_added_later_starts_from_the_changes_since(
-    pool: asyncpg.Pool, aiohttp_server: ServerFactory
-) -> None:
-    corp = await corp_row(pool)
-    async with delivering(pool, []):
-        await add_members(pool, corp, 3)
-        await until_async(lambda: pool.fetchval("SELECT change_id FROM feed_fanout"), int((await change_ids(pool))[-1]))
-    hook = Hook(new_secret())
-    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
-    async with delivering(pool, [sub]):
-        await add_members(pool, corp, 2, "later")
-        await until(lambda: len(hook.delivered()) == 2)
-        await asyncio.sleep(0.3)
-    assert hook.delivered() == (await change_ids(pool))[3:]
-
-
 async def test_wakes_soon_after_a_round_share_the_next_one(pool: asyncpg.Pool) -> None:
     rounds: list[float] = []
 
@@ -239,3 +223,19 @@ async def test_wakes_soon_after_a_round_share_the_next_one(pool: asyncpg.Pool) -
     assert len(rounds) >= 3  # the first, and rounds while the wakes go on (poll_interval is 30 s)
     assert min(gaps) >= 0.25  # not one per wake (25 ms); 0.3 s apart, less the first round's connect
     assert rounds[-1] >= last_wake - 0.01  # the last wake got its round, within min_round_interval
+
+
+async def test_a_subscriber_added_later_starts_from_the_changes_since(
+    pool: asyncpg.Pool, aiohttp_server: ServerFactory
+) -> None:
+    corp = await corp_row(pool)
+    async with delivering(pool, []):
+        await add_members(pool, corp, 3)
+        await until_async(lambda: pool.fetchval("SELECT change_id FROM feed_fanout"), int((await change_ids(pool))[-1]))
+    hook = Hook(new_secret())
+    sub = subscriber(await serve(aiohttp_server, hook), hook.secret)
+    async with delivering(pool, [sub]):
+        await add_members(pool, corp, 2, "later")
+        await until(lambda: len(hook.delivered()) == 2)
+        await asyncio.sleep(0.3)
+    assert hook.delivered() == (await change_ids(pool))[3:]

@@ -8,17 +8,21 @@ import asyncpg
 from handlers.store.housekeeping import Maintained, maintain_tables
 
 
+async def _change_log_of_8000(conn: asyncpg.Connection) -> None:
+    corp = await conn.fetchval(
+        "INSERT INTO corps (name, platform, type, corp_id) VALUES ('HQ', 'wecom', 'corps.QywxInnerType', 'ww')"
+        " RETURNING id"
+    )
+    await conn.execute(
+        "INSERT INTO change_log (corp, entity, entity_id, op, source)"
+        " SELECT $1, 'member', 'u' || n, 'create', 'event' FROM generate_series(1, 8000) n",
+        corp,
+    )
+
+
 async def test_a_change_log_of_dead_rows_is_vacuumed(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        corp = await conn.fetchval(
-            "INSERT INTO corps (name, platform, type, corp_id) VALUES ('HQ', 'wecom', 'corps.QywxInnerType', 'ww')"
-            " RETURNING id"
-        )
-        await conn.execute(
-            "INSERT INTO change_log (corp, entity, entity_id, op, source)"
-            " SELECT $1, 'member', 'u' || n, 'create', 'event' FROM generate_series(1, 8000) n",
-            corp,
-        )
+        await _change_log_of_8000(conn)
         await conn.execute("SELECT pg_stat_force_next_flush()")  # the inserts counted before ANALYZE resets them
         await conn.execute("ANALYZE change_log")
         await conn.execute("DELETE FROM change_log WHERE id % 8 <> 0")
@@ -33,15 +37,7 @@ async def test_a_change_log_of_dead_rows_is_vacuumed(pool: asyncpg.Pool) -> None
 
 async def test_a_table_both_dead_and_grown_is_vacuumed_and_analyzed(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        corp = await conn.fetchval(
-            "INSERT INTO corps (name, platform, type, corp_id) VALUES ('HQ', 'wecom', 'corps.QywxInnerType', 'ww')"
-            " RETURNING id"
-        )
-        await conn.execute(
-            "INSERT INTO change_log (corp, entity, entity_id, op, source)"
-            " SELECT $1, 'member', 'u' || n, 'create', 'event' FROM generate_series(1, 8000) n",
-            corp,
-        )
+        await _change_log_of_8000(conn)
         await conn.execute("DELETE FROM change_log WHERE id % 8 <> 0")
         await conn.execute("SELECT pg_stat_force_next_flush()")
     async with pool.acquire() as conn:
