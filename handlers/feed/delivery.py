@@ -53,6 +53,7 @@ class FeedSettings:
     batch: int = 100  # events read at a time from a stream
     fanout_batch: int = 5000  # changes the fan-out queues per transaction
     poll_interval: float = 1.0  # seconds between rounds when nothing wakes the loop
+    min_round_interval: float = 0.25  # wakes sooner after a round's start share the next round
     prune_every: float = 300.0  # seconds between retention passes
     prune_batch: int = 10_000  # delivered rows one statement of a retention pass deletes; a pass takes every one due
 
@@ -127,6 +128,7 @@ class Delivery:
         self.running = True
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 try:
                     await self._open()
                     await self.round()
@@ -137,6 +139,12 @@ class Delivery:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(self._wake, stop), self.settings.poll_interval)
+                # Every commit that logs changes wakes the loop (NOTIFY): under load the worker commits a batch every
+                # few milliseconds, and a round is a transaction of its own. Wakes this soon share the next round.
+                rest = self.settings.min_round_interval - (time.monotonic() - started)
+                if rest > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), rest)
         finally:
             self._stopping = True
             await self._stop_streams(graceful=True)

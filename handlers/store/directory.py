@@ -271,10 +271,7 @@ class Directory:
             if change is not None:
                 self.changes.append(change)
             results.append((change, tuple(row["unknown_departments"])))
-        created = [c.entity_id for c, _ in results if c is not None and c.op == "create"]
-        if created:
-            await users.register(self.conn, self.corp, created)
-        return results
+        return results  # a new member was linked to its person by the same statement
 
     async def offline_member(self, user_id: str, reason: str) -> bool:
         member_id = await self.conn.fetchval(q("dir_offline_member"), self.corp, user_id, reason, *self._source)

@@ -102,7 +102,7 @@ class Duties:
             async with self.pool.acquire() as conn:
                 async for done in housekeeping.maintain_tables(conn):
                     log.debug("table maintained", extra={"action": "worker_housekeeping", "table": done.table,
-                                                          "vacuum": done.vacuum})  # fmt: skip
+                                                          "vacuum": done.vacuum, "analyze": done.analyze})  # fmt: skip
         except DB_ERRORS as exc:
             log.warning("housekeeping failed", extra={"action": "housekeeping_failed", "error": describe_error(exc)})
 

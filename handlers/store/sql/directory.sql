@@ -238,7 +238,8 @@ SELECT id, op, fields, unknown_departments FROM final;
 -- memberships are kept), $23 the inbox id its change is logged with; $24..$27 the memberships, aligned: the
 -- member's position in $2 (from 1), dept id, is_leader, order; $28 change-log source, $29 sync run id.
 -- dir_upsert_member for several members with distinct user ids, in one statement: one row per member, in
--- their order, with the same id / op / fields / unknown_departments, and the change-log rows in their order.
+-- their order, with the same id / op / fields / unknown_departments, and the change-log rows in their order; a
+-- new member is inserted linked to its person (handlers.store.users.register's work, done in the same write).
 -- A member inserted by someone else since this statement's snapshot comes back with id NULL (nothing of it
 -- was written): the caller rolls back and writes the members one by one. Members are found by key (LATERAL
 -- ... OFFSET 0, `= ANY (ARRAY(...))`), so that the planner does not join the input with a scan of the whole
@@ -314,14 +315,27 @@ WITH input AS (
            CASE WHEN i.reactivate = 'join' OR (i.reactivate = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
                 THEN 'active' ELSE m.status END)
     RETURNING i.ord, m.*
+), new_members AS (
+    SELECT i.*, c.platform,
+           member_identity(c.platform, c.type, c.auth_name, c.corp_id, i.user_id, i.union_id, i.open_user_id)
+               AS identity
+    FROM input i CROSS JOIN corps c
+    WHERE c.id = $1 AND NOT EXISTS (SELECT 1 FROM old o WHERE o.ord = i.ord)
+), people AS (
+    -- A new member is written once, linked to its person in the local user pool, who is made unless they exist
+    -- (as fs_insert_members does; an existing person comes back through a no-op update of their row).
+    INSERT INTO local_users (platform, identity)
+    SELECT DISTINCT platform, identity FROM new_members
+    ON CONFLICT (platform, identity) DO UPDATE SET identity = EXCLUDED.identity
+    RETURNING id, identity
 ), inserted AS (
     INSERT INTO members (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email, biz_mail,
                          telephone, gender, avatar, job_number, work_place, hired_date, direct_leaders,
-                         platform_status, extattr, main_dept_id)
+                         platform_status, extattr, main_dept_id, local_user)
     SELECT $1, i.user_id, i.union_id, i.open_user_id, i.name, i.alias, i.position, i.mobile, i.email, i.biz_mail,
            i.telephone, i.gender, i.avatar, i.job_number, i.work_place, i.hired_date, i.direct_leaders,
-           i.platform_status, i.extattr, i.main_dept_id
-    FROM input i WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.ord = i.ord)
+           i.platform_status, i.extattr, i.main_dept_id, p.id
+    FROM new_members i JOIN people p ON p.identity = i.identity
     ORDER BY i.ord
     ON CONFLICT (corp, user_id) DO NOTHING
     RETURNING *

@@ -185,6 +185,14 @@ def test_fields_reach_nested_items() -> None:
     assert items[0].child("Web") is None
 
 
+def test_a_repeated_tag_reads_as_its_first_element() -> None:
+    fields = parse_xml(b"<xml><Name>first</Name><Id>1</Id><Name>second</Name><Name>third</Name></xml>")
+    assert fields.get("Name") == "first"
+    child = fields.child("Name")
+    assert child is not None and child is fields.children[0]
+    assert [c.text for c in fields.children] == ["first", "1", "second", "third"]
+
+
 def test_fields_of_missing_container_are_empty() -> None:
     fields = parse_xml(CREATE_USER)
     assert fields.child("BatchJob") is None

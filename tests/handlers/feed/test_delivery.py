@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -195,6 +196,34 @@ def test_retries_back_off_on_the_schedule_with_jitter() -> None:
     assert [retry_delay(n, settings, lambda low, high: 1.0) for n in (1, 2, 3, 9)] == [5, 300, 1800, 1800]
     assert retry_delay(2, settings, lambda low, high: low) == pytest.approx(240)
     assert retry_delay(2, settings, lambda low, high: high) == pytest.approx(360)
+
+
+async def test_wakes_soon_after_a_round_share_the_next_one(pool: asyncpg.Pool) -> None:
+    rounds: list[float] = []
+
+    class Counting(Delivery):
+        async def round(self) -> None:
+            rounds.append(asyncio.get_running_loop().time())
+            await super().round()
+
+    settings = dataclasses.replace(FAST, poll_interval=30.0, min_round_interval=0.3)
+    async with aiohttp.ClientSession() as session:
+        delivery = Counting(pool, {}, session, settings)
+        stop = asyncio.Event()
+        task = asyncio.create_task(delivery.run(stop))
+        try:
+            for _ in range(40):  # a commit every 25 ms for a second: the worker's batches under load
+                delivery.wake()
+                await asyncio.sleep(0.025)
+            last_wake = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await task
+    gaps = [b - a for a, b in itertools.pairwise(rounds)]
+    assert len(rounds) >= 3  # the first, and rounds while the wakes go on (poll_interval is 30 s)
+    assert min(gaps) >= 0.25  # not one per wake (25 ms); 0.3 s apart, less the first round's connect
+    assert rounds[-1] >= last_wake - 0.01  # the last wake got its round, within min_round_interval
 
 
 async def test_a_subscriber_added_later_starts_from_the_changes_since(

@@ -127,6 +127,33 @@ async def test_upsert_members_checked_writes_what_upsert_member_checked_writes_o
                     )
 
 
+async def test_upsert_members_checked_links_each_new_member_to_its_person_in_one_write(pool: asyncpg.Pool) -> None:
+    """New members are inserted linked to their person (made unless they exist): no second write of the row."""
+    corp = await corp_row(pool)
+    corp_id = await pool.fetchval("SELECT corp_id FROM corps WHERE id = $1", corp)
+    known = await pool.fetchval(
+        "INSERT INTO local_users (platform, identity) VALUES ('wecom', $1) RETURNING id", f"userId:{corp_id}:u1"
+    )
+    writes = [MemberWrite(Member(u, name=u), Reactivate.JOIN) for u in ("u1", "u2")]
+    async with pool.acquire() as conn, conn.transaction():
+        results = await Directory(conn, corp, Source("event")).upsert_members_checked(writes)
+        written = await conn.fetchrow(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'members'"
+        )
+    assert [change.op for change, _ in results if change is not None] == ["create", "create"]
+    assert (written["n_tup_ins"], written["n_tup_upd"]) == (2, 0)
+    linked = await pool.fetch(
+        "SELECT m.user_id, m.local_user, u.identity FROM members m JOIN local_users u ON u.id = m.local_user"
+        " WHERE m.corp = $1 ORDER BY m.user_id",
+        corp,
+    )
+    assert [(r["user_id"], r["identity"]) for r in linked] == [
+        ("u1", f"userId:{corp_id}:u1"),
+        ("u2", f"userId:{corp_id}:u2"),
+    ]
+    assert linked[0]["local_user"] == known
+
+
 async def test_upsert_members_checked_raises_when_another_transaction_inserted_a_member(
     pool: asyncpg.Pool,
 ) -> None:
