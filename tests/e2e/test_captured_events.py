@@ -19,7 +19,8 @@ Sidecar keys (all optional but ``expect``):
                 ``dept_ids``; ``same_id_as``: same members.id as that given member), absent_*, tag_members,
                 tag_departments, role_members, admins, corps, absent_corps, tenants, credentials,
                 sync_requested (reason or null), changes ([entity, id, op] of source 'event', in order)
-Whatever the sidecar says, every changed field of every change event must carry its before and after values.
+Whatever the sidecar says, every changed field of every change event must carry its before and after values, and
+they must differ.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from receiver.settings import Settings
 from receiver.testing import Simulator, run_simulator
 from tests.support.captured import CASES, Case
 from tests.support.eventkit import member
-from tests.support.feed import fields_without_values
+from tests.support.feed import unchanged_fields
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ async def _check(pool: asyncpg.Pool, case: Case, sim: Simulator) -> None:
             assert got[key] == value, key
     for key, value in expect.get("credentials", {}).items():
         assert await pool.fetchval("SELECT value FROM credentials WHERE key = $1", key) == value
-    assert await fields_without_values(pool) == []  # every changed field of every event says before and after
+    assert await unchanged_fields(pool) == []  # every changed field of every event says a different before and after
 
 
 async def _check_directory(pool: asyncpg.Pool, case: Case, corp: int, expect: dict[str, Any]) -> None:

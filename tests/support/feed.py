@@ -133,12 +133,13 @@ async def all_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return found
 
 
-async def fields_without_values(pool: asyncpg.Pool) -> list[str]:
-    """``"<type> <objectId> <field>"`` for each changed field of an event whose before and after are both null. A
-    field is listed as changed only when its value changed, so null on both sides means the writer did not say."""
+async def unchanged_fields(pool: asyncpg.Pool) -> list[str]:
+    """``"<type> <objectId> <field>"`` for each changed field of an event whose before equals its after. A field is
+    listed as changed only when its value changed, so equal values (null on both sides: the writer did not say)
+    are a bug."""
     return [
         f"{e['type']} {e['objectId']} {name}"
         for e in await all_events(pool)
         for name, value in e["changes"].items()
-        if value["before"] is None and value["after"] is None
+        if value["before"] == value["after"]
     ]

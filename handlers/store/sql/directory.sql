@@ -101,10 +101,14 @@ SELECT old_user_id FROM adopted;
 -- $25 change-log source, $26 inbox id, $27 sync run id.
 -- One statement: the member, its memberships, its change-log row when something changed, and which of
 -- its departments are not known locally. Returns op NULL when nothing changed.
+-- The memberships are logged as three fields, each only when it changed: 'departments' (the dept ids),
+-- 'leader_dept_ids' (those it leads), 'dept_orders' ({dept id: order} where the order is known); a created member
+-- lists the first two when not empty. The memberships after are the ones given, each with the flag and order given
+-- or, where NULL, kept (none is logged when $22 is NULL).
 WITH old AS (
     SELECT * FROM members WHERE corp = $1 AND user_id = $2
-), old_depts AS (
-    SELECT array_agg(md.dept_id ORDER BY md.dept_id) AS ids FROM member_departments md JOIN old ON md.member = old.id
+), old_md AS (
+    SELECT md.dept_id, md.is_leader, md."order" FROM member_departments md JOIN old ON md.member = old.id
 ), up AS (
     INSERT INTO members AS m (corp, user_id, union_id, open_user_id, name, alias, position, mobile, email,
                               biz_mail, telephone, gender, avatar, job_number, work_place, hired_date,
@@ -177,9 +181,26 @@ WITH old AS (
     WHERE (md.is_leader, md."order") IS DISTINCT FROM
           (coalesce(EXCLUDED.is_leader, md.is_leader), coalesce(EXCLUDED."order", md."order"))
     RETURNING 1
+), new_md AS (
+    SELECT w.dept_id, coalesce(w.is_leader, o.is_leader) AS is_leader, coalesce(w."order", o."order") AS "order"
+    FROM want w LEFT JOIN old_md o ON o.dept_id = w.dept_id
+), md AS (
+    SELECT coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE NOT after), '{}') AS ids_before,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE NOT after AND is_leader), '{}') AS leads_before,
+           coalesce(jsonb_object_agg(dept_id, "order") FILTER (WHERE NOT after AND "order" IS NOT NULL), '{}')
+               AS orders_before,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE after), '{}') AS ids_after,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE after AND is_leader), '{}') AS leads_after,
+           coalesce(jsonb_object_agg(dept_id, "order") FILTER (WHERE after AND "order" IS NOT NULL), '{}')
+               AS orders_after
+    FROM (SELECT false AS after, * FROM old_md UNION ALL SELECT true, * FROM new_md) x
 ), result AS (
     SELECT m.id,
-           (SELECT count(*) FROM del) + (SELECT count(*) FROM ins) > 0 AS departments_changed,
+           CASE WHEN $22::text[] IS NULL THEN '{}'::text[] ELSE array_remove(ARRAY[
+               CASE WHEN d.ids_before IS DISTINCT FROM d.ids_after THEN 'departments' END,
+               CASE WHEN d.leads_before IS DISTINCT FROM d.leads_after THEN 'leader_dept_ids' END,
+               CASE WHEN o.id IS NOT NULL AND d.orders_before IS DISTINCT FROM d.orders_after THEN 'dept_orders' END
+           ], NULL) END AS membership_fields,
            ARRAY(SELECT w.dept_id FROM want w
                  WHERE w.dept_id NOT IN ('', '0')
                    AND NOT EXISTS (SELECT 1 FROM departments d WHERE d.corp = $1 AND d.dept_id = w.dept_id)
@@ -207,15 +228,16 @@ WITH old AS (
                CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
                CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
            ], NULL) END AS fields,
-           coalesce(to_jsonb(o), '{}') || jsonb_build_object('departments', (SELECT ids FROM old_depts)) AS before,
-           coalesce(to_jsonb(u), '{}')
-               || jsonb_build_object('departments', ARRAY(SELECT w.dept_id FROM want w ORDER BY w.dept_id)) AS after
-    FROM m LEFT JOIN old o ON true LEFT JOIN up u ON true
+           coalesce(to_jsonb(o), '{}') || CASE WHEN o.id IS NULL THEN '{}' ELSE jsonb_build_object(
+               'departments', d.ids_before, 'leader_dept_ids', d.leads_before, 'dept_orders', d.orders_before) END
+               AS before,
+           coalesce(to_jsonb(u), '{}') || jsonb_build_object(
+               'departments', d.ids_after, 'leader_dept_ids', d.leads_after, 'dept_orders', d.orders_after) AS after
+    FROM m CROSS JOIN md d LEFT JOIN old o ON true LEFT JOIN up u ON true
 ), final AS (
-    SELECT r.id, r.unknown_departments, r.before, r.after,
-           r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
+    SELECT r.id, r.unknown_departments, r.before, r.after, r.fields || r.membership_fields AS fields,
            CASE WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
-                WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
+                WHEN cardinality(r.fields) > 0 OR cardinality(r.membership_fields) > 0 THEN 'update' END AS op
     FROM result r
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)
@@ -243,7 +265,8 @@ SELECT id, op, fields, unknown_departments FROM final;
 -- A member inserted by someone else since this statement's snapshot comes back with id NULL (nothing of it
 -- was written): the caller rolls back and writes the members one by one. Members are found by key (LATERAL
 -- ... OFFSET 0, `= ANY (ARRAY(...))`), so that the planner does not join the input with a scan of the whole
--- corp; memberships to keep are a hashed NOT IN; unknown departments and changed memberships are found once.
+-- corp; memberships to keep are a hashed NOT IN; unknown departments are found once. The memberships are logged
+-- as in dir_upsert_member.
 WITH input AS (
     SELECT i.*, CASE WHEN i.leaders_json IS NOT NULL
                      THEN ARRAY(SELECT jsonb_array_elements_text(i.leaders_json::jsonb)) END AS direct_leaders,
@@ -258,10 +281,8 @@ WITH input AS (
 ), old AS (
     SELECT i.ord, m.* FROM input i
     CROSS JOIN LATERAL (SELECT * FROM members m WHERE m.corp = $1 AND m.user_id = i.user_id OFFSET 0) m
-), old_depts AS (
-    SELECT o.ord, array_agg(md.dept_id ORDER BY md.dept_id) AS ids
-    FROM old o JOIN member_departments md ON md.member = o.id
-    GROUP BY o.ord
+), old_md AS (
+    SELECT o.ord, md.dept_id, md.is_leader, md."order" FROM old o JOIN member_departments md ON md.member = o.id
 ), updated AS (
     UPDATE members AS m
     SET union_id = coalesce(i.union_id, m.union_id),
@@ -362,8 +383,21 @@ WITH input AS (
     WHERE (md.is_leader, md."order") IS DISTINCT FROM
           (coalesce(EXCLUDED.is_leader, md.is_leader), coalesce(EXCLUDED."order", md."order"))
     RETURNING md.member
-), moved AS (
-    SELECT DISTINCT member FROM (SELECT member FROM del UNION ALL SELECT member FROM ins) x
+), new_md AS (
+    SELECT w.ord, w.dept_id, coalesce(w.is_leader, o.is_leader) AS is_leader, coalesce(w."order", o."order") AS "order"
+    FROM want w LEFT JOIN old_md o ON o.ord = w.ord AND o.dept_id = w.dept_id
+), md AS (
+    SELECT x.ord,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE NOT after), '{}') AS ids_before,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE NOT after AND is_leader), '{}') AS leads_before,
+           coalesce(jsonb_object_agg(dept_id, "order") FILTER (WHERE NOT after AND "order" IS NOT NULL), '{}')
+               AS orders_before,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE after), '{}') AS ids_after,
+           coalesce(array_agg(dept_id ORDER BY dept_id) FILTER (WHERE after AND is_leader), '{}') AS leads_after,
+           coalesce(jsonb_object_agg(dept_id, "order") FILTER (WHERE after AND "order" IS NOT NULL), '{}')
+               AS orders_after
+    FROM (SELECT false AS after, * FROM old_md UNION ALL SELECT true, * FROM new_md) x
+    GROUP BY x.ord
 ), unknown AS (
     SELECT w.ord, array_agg(w.dept_id ORDER BY w.dept_id) AS dept_ids FROM want w
     WHERE w.dept_id NOT IN ('', '0')
@@ -371,7 +405,11 @@ WITH input AS (
     GROUP BY w.ord
 ), result AS (
     SELECT ids.ord, ids.id, i.user_id, i.inbox_id,
-           mv.member IS NOT NULL AS departments_changed,
+           CASE WHEN NOT i.departments_known THEN '{}'::text[] ELSE array_remove(ARRAY[
+               CASE WHEN d.ids_before IS DISTINCT FROM d.ids_after THEN 'departments' END,
+               CASE WHEN d.leads_before IS DISTINCT FROM d.leads_after THEN 'leader_dept_ids' END,
+               CASE WHEN o.id IS NOT NULL AND d.orders_before IS DISTINCT FROM d.orders_after THEN 'dept_orders' END
+           ], NULL) END AS membership_fields,
            coalesce(un.dept_ids, '{}') AS unknown_departments,
            o.id IS NULL AS created,
            u.id IS NOT NULL AS rewritten,
@@ -397,17 +435,18 @@ WITH input AS (
                CASE WHEN o.main_dept_id IS DISTINCT FROM u.main_dept_id THEN 'main_dept_id' END,
                CASE WHEN o.id IS NOT NULL AND o.status IS DISTINCT FROM u.status THEN 'status' END
            ], NULL) END AS fields,
-           (coalesce(to_jsonb(o), '{}') - 'ord') || jsonb_build_object('departments', od.ids) AS before,
-           (coalesce(to_jsonb(u), '{}') - 'ord') || jsonb_build_object('departments', ARRAY(
-               SELECT w.dept_id FROM want w WHERE w.ord = ids.ord ORDER BY w.dept_id)) AS after
+           (coalesce(to_jsonb(o), '{}') - 'ord') || CASE WHEN o.id IS NULL THEN '{}' ELSE jsonb_build_object(
+               'departments', d.ids_before, 'leader_dept_ids', d.leads_before, 'dept_orders', d.orders_before) END
+               AS before,
+           (coalesce(to_jsonb(u), '{}') - 'ord') || jsonb_build_object(
+               'departments', d.ids_after, 'leader_dept_ids', d.leads_after, 'dept_orders', d.orders_after) AS after
     FROM ids JOIN input i ON i.ord = ids.ord LEFT JOIN old o ON o.ord = ids.ord LEFT JOIN up u ON u.ord = ids.ord
-         LEFT JOIN moved mv ON mv.member = ids.id LEFT JOIN unknown un ON un.ord = ids.ord
-         LEFT JOIN old_depts od ON od.ord = ids.ord
+         LEFT JOIN md d ON d.ord = ids.ord LEFT JOIN unknown un ON un.ord = ids.ord
 ), final AS (
     SELECT r.ord, r.id, r.user_id, r.inbox_id, r.rewritten, r.unknown_departments, r.before, r.after,
-           r.fields || CASE WHEN r.departments_changed THEN ARRAY['departments'] ELSE '{}'::text[] END AS fields,
+           r.fields || r.membership_fields AS fields,
            CASE WHEN r.id IS NULL THEN NULL WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
-                WHEN cardinality(r.fields) > 0 OR r.departments_changed THEN 'update' END AS op
+                WHEN cardinality(r.fields) > 0 OR cardinality(r.membership_fields) > 0 THEN 'update' END AS op
     FROM result r
 ), logged AS (
     INSERT INTO change_log (corp, entity, entity_id, op, fields, source, inbox_id, sync_run_id, changes)

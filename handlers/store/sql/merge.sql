@@ -189,11 +189,12 @@ SELECT count(*) FROM renamed;
 -- name: fs_diff_members
 -- $1 corps row id
 -- One row per staged member that needs a write: create, reactivate (offline for a platform reason), or
--- update (changed columns; 'departments' when the membership rows differ). Operator-offlined members are
--- updated but stay offline.
+-- update (changed columns; the memberships as three fields, each only when it changed: 'departments' the dept
+-- ids, 'leader_dept_ids' those it leads, 'dept_orders' {dept id: order} where the order is known).
+-- Operator-offlined members are updated but stay offline.
 -- A created member's changes are what feed_changes makes of its fields (every column it has a value for, before
--- null), written as JSON text and parsed once: building them as jsonb was most of a first sync's diff
--- (bench/README.md, tenants). extattr is staged as JSON text already.
+-- null; its departments and those it leads when not empty), written as JSON text and parsed once: building them
+-- as jsonb was most of a first sync's diff (bench/README.md, tenants). extattr is staged as JSON text already.
 INSERT INTO fs_member_diff (user_id, member, op, fields, changes)
 SELECT user_id, member, op, fields,
        CASE WHEN op = 'create' THEN nullif(created, '{}')::jsonb
@@ -222,11 +223,17 @@ FROM (
                CASE WHEN m.platform_status IS DISTINCT FROM s.platform_status THEN 'platform_status' END,
                CASE WHEN m.extattr IS DISTINCT FROM s.extattr::jsonb THEN 'extattr' END,
                CASE WHEN m.main_dept_id IS DISTINCT FROM s.main_dept_id THEN 'main_dept_id' END,
-               CASE WHEN s.departments_known AND l.deps IS DISTINCT FROM r.deps THEN 'departments' END,
+               CASE WHEN s.departments_known AND l.ids IS DISTINCT FROM r.ids THEN 'departments' END,
+               CASE WHEN s.departments_known AND l.leads IS DISTINCT FROM r.leads THEN 'leader_dept_ids' END,
+               CASE WHEN s.departments_known AND l.orders IS DISTINCT FROM r.orders THEN 'dept_orders' END,
                CASE WHEN m.status = 'offline' AND m.offline_reason IS DISTINCT FROM 'operator' THEN 'status' END
            ], NULL) AS fields,
-           to_jsonb(m) || jsonb_build_object('departments', l.ids) AS before_row,
-           to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', r.ids, 'status', 'active')
+           to_jsonb(m) || jsonb_build_object('departments', coalesce(l.ids, '{}'),
+                                             'leader_dept_ids', coalesce(l.leads, '{}'),
+                                             'dept_orders', coalesce(l.orders, '{}')) AS before_row,
+           to_jsonb(s) || jsonb_build_object('extattr', s.extattr::jsonb, 'departments', coalesce(r.ids, '{}'),
+                                             'leader_dept_ids', coalesce(r.leads, '{}'),
+                                             'dept_orders', coalesce(r.orders, '{}'), 'status', 'active')
                AS after_row,
            '{' || concat_ws(',',
                CASE WHEN s.union_id IS NOT NULL THEN '"union_id":{"before":null,"after":' || to_json(s.union_id) || '}' END,
@@ -248,18 +255,22 @@ FROM (
                CASE WHEN s.extattr IS NOT NULL THEN '"extattr":{"before":null,"after":' || s.extattr || '}' END,
                CASE WHEN s.main_dept_id IS NOT NULL THEN '"main_dept_id":{"before":null,"after":' || to_json(s.main_dept_id) || '}' END,
                CASE WHEN s.departments_known AND r.ids IS NOT NULL
-                    THEN '"departments":{"before":null,"after":' || to_json(r.ids) || '}' END
+                    THEN '"departments":{"before":null,"after":' || to_json(r.ids) || '}' END,
+               CASE WHEN s.departments_known AND r.leads IS NOT NULL
+                    THEN '"leader_dept_ids":{"before":null,"after":' || to_json(r.leads) || '}' END
            ) || '}' AS created
     FROM fs_members s
     LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
     LEFT JOIN (
-        SELECT member, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps,
-               array_agg(dept_id ORDER BY dept_id) AS ids
+        SELECT member, array_agg(dept_id ORDER BY dept_id) AS ids,
+               array_agg(dept_id ORDER BY dept_id) FILTER (WHERE is_leader) AS leads,
+               jsonb_object_agg(dept_id, "order") FILTER (WHERE "order" IS NOT NULL) AS orders
         FROM member_departments WHERE corp = $1 GROUP BY member
     ) l ON l.member = m.id
     LEFT JOIN (
-        SELECT user_id, jsonb_agg(jsonb_build_array(dept_id, is_leader, "order") ORDER BY dept_id) AS deps,
-               array_agg(dept_id ORDER BY dept_id) AS ids
+        SELECT user_id, array_agg(dept_id ORDER BY dept_id) AS ids,
+               array_agg(dept_id ORDER BY dept_id) FILTER (WHERE is_leader) AS leads,
+               jsonb_object_agg(dept_id, "order") FILTER (WHERE "order" IS NOT NULL) AS orders
         FROM fs_member_departments GROUP BY user_id
     ) r ON r.user_id = s.user_id
 ) x
@@ -306,14 +317,16 @@ WHERE m.id = d.member AND d.op <> 'create';
 
 -- name: fs_replace_member_departments
 -- $1 corps row id
--- Only members created now or whose membership rows differ; the rest are not touched. A member created in this
--- transaction has no rows to delete (nothing else can have written any yet): only the others are looked up.
+-- Only members created now or whose memberships changed (any of the three fields); the rest are not touched. A
+-- member created in this transaction has no rows to delete (nothing else can have written any yet): only the
+-- others are looked up.
 WITH target AS (
     SELECT m.id AS member, m.user_id, d.op
     FROM fs_member_diff d
     JOIN fs_members s ON s.user_id = d.user_id
     JOIN members m ON m.corp = $1 AND m.user_id = d.user_id
-    WHERE s.departments_known AND (d.op = 'create' OR 'departments' = ANY(d.fields))
+    WHERE s.departments_known
+      AND (d.op = 'create' OR d.fields && ARRAY['departments', 'leader_dept_ids', 'dept_orders'])
 ), gone AS (
     DELETE FROM member_departments md USING target t
     WHERE md.member = t.member AND t.op <> 'create'

@@ -17,7 +17,7 @@ from handlers.model import Admin, Department, Member, Membership, Role, Snapshot
 from handlers.store.corps import ensure_corp
 from handlers.store.directory import Directory, Source
 from handlers.sync.fullsync import run_full_sync
-from tests.support.feed import all_events, corp_row, fields_without_values
+from tests.support.feed import all_events, corp_row, unchanged_fields
 
 DEPTS = (Department("1", "0", "Root"), Department("2", "1", "Two"), Department("3", "1", "Three"))
 
@@ -54,7 +54,7 @@ async def test_a_full_sync_gives_every_changed_field_its_values(pool: asyncpg.Po
     third = Snapshot("1", DEPTS[:2], (member("u1", "2", mobile="139"), member("u2", "2"), member("u3", "2")))
     for snapshot in (first, second, third):
         await run_full_sync(pool, row, corp, GivenSnapshot(snapshot), trigger="test", allow_deletes=True)
-    assert await fields_without_values(pool) == []
+    assert await unchanged_fields(pool) == []
     found = await all_events(pool)
     assert [e["changes"] for e in found if e["type"] == "tag.updated" and e["objectId"] == "t1"][-3:] == [
         {"name": {"before": "Tag", "after": "Tags"}},
@@ -94,7 +94,7 @@ async def test_incremental_writes_give_every_changed_field_its_values(pool: asyn
         await directory.upsert_member(Member("u4", "Four", union_id="x"))
         await directory.offline_member("u4", "platform")
         await directory.upsert_member(Member("u5", "Five", union_id="x"))  # u4 back under a new userid
-    assert await fields_without_values(pool) == []
+    assert await unchanged_fields(pool) == []
     found = await all_events(pool)
     events = [e for e in found if e["objectId"] == "t1" and e["type"] == "tag.updated"]
     assert [e["changes"] for e in events] == [
@@ -130,7 +130,7 @@ async def test_the_operator_s_writes_give_every_changed_field_its_values(pool: a
             await writes.set_local_admins(conn, corp, [])
             await writes.save_signature(conn, corp, "u1", "https://example.com/a.png")
             await writes.save_signature(conn, corp, "u1", "https://example.com/b.png")
-    assert await fields_without_values(pool) == []
+    assert await unchanged_fields(pool) == []
     found = [e for e in await all_events(pool) if e["source"] == "operator"]
     active = change(found, "member.offlined", "u1")
     assert active["status"] == {"before": "active", "after": "offline"}

@@ -139,7 +139,7 @@ async def test_moves_renames_and_removals_are_applied_and_logged(pool: asyncpg.P
     assert (u9["status"], u9["offline_reason"]) == ("offline", "platform")
     assert u9["offline_at"] is not None
     fields = await pool.fetchval("SELECT fields FROM change_log WHERE entity = 'member' AND op = 'update'")
-    assert set(fields) == {"main_dept_id", "departments"}
+    assert set(fields) == {"main_dept_id", "departments", "dept_orders"}  # orders {"3": 0} became {"4": 0}
     assert await pool.fetchval("SELECT fields FROM change_log WHERE entity = 'department' AND op = 'update'") == [
         "name"
     ]
