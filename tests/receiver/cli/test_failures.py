@@ -190,6 +190,7 @@ def _postgres_of(data_dir: Path) -> int | None:
     return int(pid_file.read_text().split()[0])
 
 
+@pytest.mark.timeout(240)  # its own waits: 90 s for the embedded server, 60 s for the call, 60 s to stop
 def test_sigterm_to_sync_stops_the_embedded_postgres_it_started(tmp_path: Path) -> None:
     with socket.socket() as silent:  # a platform API that accepts and never answers: the sync waits on it
         silent.bind(("127.0.0.1", 0))
@@ -210,10 +211,12 @@ def test_sigterm_to_sync_stops_the_embedded_postgres_it_started(tmp_path: Path) 
             conn, _ = silent.accept()  # the sync is under way: it called the platform
             postgres = _postgres_of(data_dir)
             assert postgres is not None
-            proc.send_signal(signal.SIGTERM)
-            status = proc.wait(timeout=60)
-            conn.close()
-    assert status == 143
+            try:
+                proc.send_signal(signal.SIGTERM)
+                _, stderr = proc.communicate(timeout=60)  # read while waiting: a full pipe would block the child
+            finally:
+                conn.close()
+    assert proc.returncode == 143, stderr[-2000:]
     assert _postgres_of(data_dir) is None
     assert not _alive(postgres)
 
