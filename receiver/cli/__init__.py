@@ -119,12 +119,17 @@ def _parser() -> argparse.ArgumentParser:
 PASSTHROUGH = {"simulate"}  # commands whose own parser reads the rest of the line
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived: unwinds the command like Ctrl-C, so what it started (the embedded PostgreSQL) is stopped."""
+_terminated = False  # SIGTERM arrived (the KeyboardInterrupt that unwinds the command is its)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+    """SIGTERM unwinds the command as Ctrl-C does, so what it started (the embedded PostgreSQL) is stopped: inside
+    ``asyncio.run`` the runner's SIGINT handling cancels the main task and lets its cleanup finish before the
+    KeyboardInterrupt, rather than an exception raised at whatever point the loop was at; outside a loop the
+    KeyboardInterrupt comes at once."""
+    global _terminated
+    _terminated = True
+    signal.raise_signal(signal.SIGINT)
 
 
 def _fail(message: str, status: int) -> int:
@@ -161,8 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _fail("output closed before it was all written (broken pipe)", 141)
     except KeyboardInterrupt:
-        return 130
-    except Terminated:
-        return 143
+        return 143 if _terminated else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
