@@ -191,7 +191,9 @@ def _postgres_of(data_dir: Path) -> int | None:
 
 
 @pytest.mark.timeout(240)  # its own waits: 90 s for the embedded server, 60 s for the call, 60 s to stop
-def test_sigterm_to_sync_stops_the_embedded_postgres_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
+def test_sigterm_to_sync_stops_the_embedded_postgres_it_started(tmp_path: Path, signum: int, expected: int) -> None:
+    """SIGTERM (exit 143) and Ctrl-C (130) in the middle of a sync both stop the embedded PostgreSQL it started."""
     with socket.socket() as silent:  # a platform API that accepts and never answers: the sync waits on it
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -212,11 +214,11 @@ def test_sigterm_to_sync_stops_the_embedded_postgres_it_started(tmp_path: Path) 
             postgres = _postgres_of(data_dir)
             assert postgres is not None
             try:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signum)
                 _, stderr = proc.communicate(timeout=60)  # read while waiting: a full pipe would block the child
             finally:
                 conn.close()
-    assert proc.returncode == 143, stderr[-2000:]
+    assert proc.returncode == expected, stderr[-2000:]
     assert _postgres_of(data_dir) is None
     assert not _alive(postgres)
 
