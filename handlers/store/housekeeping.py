@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from handlers.store.locks import holds_session_state
 from handlers.store.queries import q
 
 
@@ -38,6 +39,7 @@ async def maintain_tables(conn: asyncpg.Connection) -> AsyncIterator[Maintained]
         table = '"' + row["relname"] + '"'  # a name from the query's fixed list
         vacuum, analyze = bool(row["vacuum"]), bool(row["analyze"])
         statement = _statement(table, vacuum, analyze)
+        holds_session_state(conn)
         await conn.execute(q("housekeeping_lock_timeout"))
         try:
             await conn.execute(statement)

@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from handlers.errors import MalformedMessage
-from handlers.store.locks import INBOX_INSERT_LOCK
+from handlers.store.locks import INBOX_INSERT_LOCK, holds_session_state
 from handlers.store.pool import Db, Row
 from handlers.store.queries import q
 from handlers.store.rows import from_columns
@@ -201,6 +201,8 @@ async def mark_failed(
 
 async def commit_asynchronously(conn: asyncpg.Connection, on: bool) -> None:
     """For the session: commits return before their WAL is on disk (True), or as configured again (False)."""
+    if on:
+        holds_session_state(conn)
     await conn.execute(q("worker_async_commit") if on else q("worker_reset_commit"))
 
 

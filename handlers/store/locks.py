@@ -25,8 +25,32 @@ FEED_STREAM_LOCK = 0x66647374  # "fdst", per (subscriber, corp) hashed, session:
 PURGE_LOCK = 0x70757267  # "purg", session: one process purges old rows at a time (handlers.worker.purge)
 
 
+# Server process ids of connections that took session state: a session advisory lock or a session setting.
+_session_state: set[int] = set()
+
+# The named statements that leave state in the session. Each runs only through a function that calls
+# holds_session_state first (tests/handlers/store/test_pool.py finds every such statement in the SQL files).
+SESSION_STATEMENTS = frozenset({"try_lock_name", "try_lock_row", "worker_async_commit", "housekeeping_lock_timeout"})
+
+
+def holds_session_state(conn: asyncpg.Connection) -> None:
+    """Note that ``conn`` is about to take session state (a session lock or setting): back in the pool, its session
+    is reset (handlers.store.pool)."""
+    _session_state.add(conn.get_server_pid())
+
+
+def took_session_state(conn: asyncpg.Connection) -> bool:
+    """Whether ``conn`` took session state since this was last asked (its reset must then undo it)."""
+    pid = conn.get_server_pid()
+    if pid not in _session_state:
+        return False
+    _session_state.discard(pid)
+    return True
+
+
 async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
     """Own the inbox stream on this connection; False when another connection owns it."""
+    holds_session_state(conn)
     locked: bool = await conn.fetchval(q("try_lock_name"), STREAM_LOCK, stream)
     return locked
 
@@ -38,6 +62,7 @@ async def unlock_stream(conn: asyncpg.Connection, stream: str) -> None:
 async def try_lock_failed_list(conn: asyncpg.Connection, corp_name: str) -> bool:
     """Own the drain of the corp's DingTalk failed-events list (each fetch deletes the batch before it); False
     when another connection owns it."""
+    holds_session_state(conn)
     locked: bool = await conn.fetchval(q("try_lock_name"), FAILED_LIST_LOCK, corp_name)
     return locked
 
@@ -48,6 +73,7 @@ async def unlock_failed_list(conn: asyncpg.Connection, corp_name: str) -> None:
 
 async def try_lock_full_sync(conn: asyncpg.Connection, corp_row: int) -> bool:
     """Own the corp's full sync on this connection; False when a run holds it anywhere."""
+    holds_session_state(conn)
     locked: bool = await conn.fetchval(q("try_lock_row"), FULL_SYNC_LOCK, corp_row)
     return locked
 
@@ -78,6 +104,7 @@ def _stream_name(subscriber: str, corp_row: int) -> str:
 
 async def try_lock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> bool:
     """Own the delivery of one (subscriber, corp) stream on this connection; False when another connection has it."""
+    holds_session_state(conn)
     locked: bool = await conn.fetchval(q("try_lock_name"), FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))
     return locked
 
@@ -88,6 +115,7 @@ async def unlock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row
 
 async def try_lock_purge(conn: asyncpg.Connection) -> bool:
     """Own the retention purge on this connection; False when another process is purging."""
+    holds_session_state(conn)
     locked: bool = await conn.fetchval(q("try_lock_name"), PURGE_LOCK, "purge")
     return locked
 

@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from handlers.errors import StoreUnavailable
-from handlers.store.locks import MIGRATE_LOCK
+from handlers.store.locks import MIGRATE_LOCK, holds_session_state, took_session_state
 from handlers.store.queries import migrations
 
 log = logging.getLogger("corpsync.db")
@@ -64,6 +64,14 @@ SERVER_SETTINGS = {"jit": "off"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server and log in (asyncpg's default is a minute)
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Before a connection goes back to the pool, once asyncpg has rolled back a transaction left open: asyncpg's
+    full reset (unlock all, close all, unlisten, reset all) for a connection that took session state, nothing
+    for the others. The full reset on every release was a round trip per pooled statement."""
+    if took_session_state(conn):
+        await conn.execute(conn.get_reset_query())
+
+
 def redacted(url: str) -> str:
     """``url`` without its password, to name a database in a message or a log."""
     parts = urlsplit(url)
@@ -103,7 +111,9 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, **kwar
     kwargs["server_settings"] = {**SERVER_SETTINGS, **kwargs.get("server_settings", {})}
     kwargs.setdefault("timeout", CONNECT_TIMEOUT)
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset, **kwargs
+        )
     except _CONNECT_ERRORS as exc:
         raise StoreUnavailable(f"database {redacted(url)}: {_reason(exc)}") from exc
     if pool is None:  # asyncpg types the result as Optional
@@ -129,6 +139,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     once: the second waits for MIGRATE_LOCK, then finds nothing to do.
     """
     applied: list[int] = []
+    holds_session_state(conn)
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
     try:
         await conn.execute(_MIGRATIONS_TABLE)
