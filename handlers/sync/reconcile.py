@@ -105,6 +105,7 @@ async def apply_snapshot(
     await _labels(conn, corp_row, run_id, snapshot, counts)
     await users.register(conn, corp_row)
     await merge.set_root(conn, corp_row, snapshot.root_dept_id)
+    await merge.unstage(conn)
     return Merged(counts, held)
 
 

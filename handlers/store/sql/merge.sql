@@ -8,43 +8,58 @@ UPDATE corps SET root_dept_id = $2, updated_at = now()
 WHERE id = $1 AND root_dept_id IS DISTINCT FROM $2;
 
 -- name: fs_create_staging
--- Once per connection: the tables stay, emptied at every commit. Creating and dropping them in every run
--- wrote and unlinked their files (heap, indexes, TOAST) and catalog rows every time.
+-- Once per connection: the tables stay, and each run empties them before it commits (fs_clear_staging). Creating
+-- and dropping them in every run wrote and unlinked their files (heap, indexes, TOAST) and catalog rows every
+-- time; so did ON COMMIT DELETE ROWS, which truncates every such table at the commit of any transaction that
+-- touched a temporary table.
 CREATE TEMP TABLE IF NOT EXISTS fs_departments (
     dept_id text PRIMARY KEY, parent_id text, name text, name_en text, "order" bigint, leaders text[]
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_members (
     user_id text PRIMARY KEY, union_id text, open_user_id text, name text, alias text, position text,
     mobile text, email text, biz_mail text, telephone text, gender smallint, avatar text, job_number text,
     work_place text, hired_date bigint, direct_leaders text[], platform_status smallint, extattr text,
     main_dept_id text, departments_known boolean NOT NULL
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_member_departments (
     user_id text, dept_id text, is_leader boolean, "order" bigint, PRIMARY KEY (user_id, dept_id)
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_member_diff (
     user_id text PRIMARY KEY, member bigint, op text, fields text[], changes jsonb
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_tags (
     tag_id text PRIMARY KEY, name text, members_known boolean NOT NULL, departments_known boolean NOT NULL
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_tag_members (
     tag_id text, user_id text, PRIMARY KEY (tag_id, user_id)
-) ON COMMIT DELETE ROWS;
+);
 CREATE TEMP TABLE IF NOT EXISTS fs_tag_departments (
     tag_id text, dept_id text, PRIMARY KEY (tag_id, dept_id)
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS fs_roles (role_id text PRIMARY KEY, name text, group_name text) ON COMMIT DELETE ROWS;
+);
+CREATE TEMP TABLE IF NOT EXISTS fs_roles (role_id text PRIMARY KEY, name text, group_name text);
 CREATE TEMP TABLE IF NOT EXISTS fs_role_members (
     role_id text, user_id text, PRIMARY KEY (role_id, user_id)
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS fs_admins (user_id text PRIMARY KEY, level smallint) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS fs_failed (dept_id text PRIMARY KEY) ON COMMIT DELETE ROWS;
+);
+CREATE TEMP TABLE IF NOT EXISTS fs_admins (user_id text PRIMARY KEY, level smallint);
+CREATE TEMP TABLE IF NOT EXISTS fs_failed (dept_id text PRIMARY KEY);
 
 -- name: fs_analyze_staging
 -- Row counts, and the statistics of the columns the merge joins on: the staging tables are new to the planner at
 -- every run. Statistics of every column were most of this statement's cost, and no plan reads them.
 ANALYZE fs_departments (dept_id, parent_id), fs_members (user_id), fs_member_departments (user_id, dept_id);
+
+-- name: fs_clear_staging
+-- The run's last statement before its commit: the staging tables empty again. Their dead rows are space the next
+-- runs on this connection reuse; handlers.store.merge truncates the tables instead every so many runs.
+WITH d1 AS (DELETE FROM fs_departments), d2 AS (DELETE FROM fs_members), d3 AS (DELETE FROM fs_member_departments),
+d4 AS (DELETE FROM fs_member_diff), d5 AS (DELETE FROM fs_tags), d6 AS (DELETE FROM fs_tag_members),
+d7 AS (DELETE FROM fs_tag_departments), d8 AS (DELETE FROM fs_roles), d9 AS (DELETE FROM fs_role_members),
+d10 AS (DELETE FROM fs_admins), d11 AS (DELETE FROM fs_failed)
+SELECT 1;
+
+-- name: fs_truncate_staging
+TRUNCATE fs_departments, fs_members, fs_member_departments, fs_member_diff, fs_tags, fs_tag_members,
+         fs_tag_departments, fs_roles, fs_role_members, fs_admins, fs_failed;
 
 -- name: fs_local_size
 -- $1 corps row id
