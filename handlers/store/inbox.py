@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from handlers.errors import MalformedMessage
-from handlers.store.locks import INBOX_INSERT_LOCK, holds_session_state
+from handlers.store.locks import INBOX_INSERT_LOCK, STREAM_LOCK, holds_session_state
 from handlers.store.pool import Db, Row
 from handlers.store.queries import q
 from handlers.store.rows import from_columns
@@ -199,11 +199,13 @@ async def mark_failed(
     return None if marked is None else str(marked["status"])
 
 
-async def commit_asynchronously(conn: asyncpg.Connection, on: bool) -> None:
-    """For the session: commits return before their WAL is on disk (True), or as configured again (False)."""
-    if on:
-        holds_session_state(conn)
-    await conn.execute(q("worker_async_commit") if on else q("worker_reset_commit"))
+async def own_stream(conn: asyncpg.Connection, stream: str, asynchronous: bool) -> bool:
+    """Own the inbox stream on this pooled connection, its commits asynchronous when ``asynchronous``, in one round
+    trip; False when another connection owns the stream. Both hold until the connection goes back to the pool, whose
+    reset gives them up: release it as soon as the drain ends."""
+    holds_session_state(conn)
+    owned: bool = await conn.fetchval(q("worker_own_stream"), STREAM_LOCK, stream, asynchronous)
+    return owned
 
 
 async def commit_synchronously(conn: asyncpg.Connection) -> None:

@@ -30,7 +30,7 @@ _session_state: set[int] = set()
 
 # The named statements that leave state in the session. Each runs only through a function that calls
 # holds_session_state first (tests/handlers/store/test_pool.py finds every such statement in the SQL files).
-SESSION_STATEMENTS = frozenset({"try_lock_name", "try_lock_row", "worker_async_commit", "housekeeping_lock_timeout"})
+SESSION_STATEMENTS = frozenset({"try_lock_name", "try_lock_row", "worker_own_stream", "housekeeping_lock_timeout"})
 
 
 def holds_session_state(conn: asyncpg.Connection) -> None:
@@ -46,17 +46,6 @@ def took_session_state(conn: asyncpg.Connection) -> bool:
         return False
     _session_state.discard(pid)
     return True
-
-
-async def try_lock_stream(conn: asyncpg.Connection, stream: str) -> bool:
-    """Own the inbox stream on this connection; False when another connection owns it."""
-    holds_session_state(conn)
-    locked: bool = await conn.fetchval(q("try_lock_name"), STREAM_LOCK, stream)
-    return locked
-
-
-async def unlock_stream(conn: asyncpg.Connection, stream: str) -> None:
-    await conn.fetchval(q("unlock_name"), STREAM_LOCK, stream)
 
 
 async def try_lock_failed_list(conn: asyncpg.Connection, corp_name: str) -> bool:

@@ -15,7 +15,7 @@ import asyncpg
 
 from handlers.errors import MalformedMessage
 from handlers.events import Services, Shared
-from handlers.store import inbox, locks
+from handlers.store import inbox
 from handlers.store.inbox import InboxRow
 from handlers.sync import drift
 from handlers.worker.apply import SUITE_ROUTE, apply_row, corp_of, describe_error, prefetch
@@ -83,28 +83,21 @@ class StreamApplier:
         or None when another connection owns the stream."""
         settled = 0
         shared = Shared()
-        async with self.pool.acquire() as conn:
-            if not await locks.try_lock_stream(conn, stream):
+        async with self.pool.acquire() as conn:  # released as soon as the drain ends: the pool's reset frees the stream
+            if not await inbox.own_stream(conn, stream, self.settings.async_commit):
                 return None
-            try:
-                if self.settings.async_commit:
-                    await inbox.commit_asynchronously(conn, True)
-                after = 0  # rows up to here were settled by this drain
-                while settled < self.settings.turn and not self.stopping():
-                    records = await inbox.pending_rows(conn, stream, self.settings.batch_size, after)
-                    due = list(itertools.takewhile(lambda r: r.due, records))
-                    if not due:
-                        break
-                    await self._prefetch(conn, due, shared)
-                    applied, blocked = await self._apply_rows(conn, due, shared)
-                    settled += applied
-                    if blocked or len(due) < len(records):
-                        break
-                    after = due[-1].id
-            finally:
-                await locks.unlock_stream(conn, stream)
-                if self.settings.async_commit:
-                    await inbox.commit_asynchronously(conn, False)
+            after = 0  # rows up to here were settled by this drain
+            while settled < self.settings.turn and not self.stopping():
+                records = await inbox.pending_rows(conn, stream, self.settings.batch_size, after)
+                due = list(itertools.takewhile(lambda r: r.due, records))
+                if not due:
+                    break
+                await self._prefetch(conn, due, shared)
+                applied, blocked = await self._apply_rows(conn, due, shared)
+                settled += applied
+                if blocked or len(due) < len(records):
+                    break
+                after = due[-1].id
         return settled
 
     async def _prefetch(self, conn: asyncpg.Connection, rows: list[InboxRow], shared: Shared) -> None:

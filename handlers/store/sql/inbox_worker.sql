@@ -76,12 +76,12 @@ RETURNING i.id, extract(epoch FROM i.applied_at - i.received_at)::float8 AS wait
 -- name: inbox_pending_count
 SELECT count(*) FROM inbox WHERE status = 'pending';
 
--- name: worker_async_commit
--- For the session: a commit returns before its WAL reaches the disk (a lost commit leaves the row pending).
-SET synchronous_commit TO off;
-
--- name: worker_reset_commit
-RESET synchronous_commit;
+-- name: worker_own_stream
+-- $1 the lock key STREAM_LOCK, $2 stream, $3 whether commits return before their WAL reaches the disk (a lost commit
+-- leaves its rows pending). True when this session now owns the stream. The lock and the setting are the session's
+-- until the pool resets the connection, as it goes back to the pool after the drain.
+SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS owned,
+       CASE WHEN $3::boolean THEN set_config('synchronous_commit', 'off', false) END AS synchronous_commit;
 
 -- name: worker_sync_commit_local
 -- For the rest of the transaction: its commit waits for the WAL on disk.
