@@ -64,7 +64,8 @@ MemberState = tuple[str, str | None]  # (status, offline_reason) of a member her
 
 
 class MemberRaced(Exception):
-    """A member ``upsert_members_checked`` was to insert was inserted by another transaction meanwhile."""
+    """A member ``upsert_members_checked`` was to insert was inserted by another transaction meanwhile (or, for
+    ``upsert_member_checked``, twice in a row)."""
 
 
 # dir_upsert_members' per-member columns $2..$16, in order (the rest need converting first).
@@ -183,8 +184,25 @@ class Directory:
         first (``adopt_union``), so the person keeps its localId."""
         if member.union_id is not None:
             await self.adopt_union(member.user_id, member.union_id)
+        row = await self._upsert_member(member, reactivate)
+        if row["id"] is None:  # inserted by someone else meanwhile, nothing written: now the statement sees it
+            row = await self._upsert_member(member, reactivate)
+            if row["id"] is None:
+                raise MemberRaced(member.user_id)
+        unknown = tuple(row["unknown_departments"])
+        if row["op"] is None:
+            return None, unknown
+        change = Change("member", member.user_id, row["op"], tuple(row["fields"]))  # logged by the same statement
+        self.changes.append(change)
+        if change.op == "create":  # a new member has its person in the local user pool from the start
+            await users.register(self.conn, self.corp, [member.user_id])
+        return change, unknown
+
+    async def _upsert_member(self, member: Member, reactivate: Reactivate) -> asyncpg.Record:
+        """One ``dir_upsert_member``: its row (id NULL when a member inserted by someone else since the statement's
+        snapshot kept it from writing anything)."""
         by_dept = {m.dept_id: m for m in member.departments} if member.departments is not None else None
-        row = await self.conn.fetchrow(
+        row: asyncpg.Record = await self.conn.fetchrow(
             q("dir_upsert_member"),
             self.corp,
             member.user_id,
@@ -214,14 +232,7 @@ class Directory:
             self.source.inbox_id,
             self.source.sync_run_id,
         )
-        unknown = tuple(row["unknown_departments"])
-        if row["op"] is None:
-            return None, unknown
-        change = Change("member", member.user_id, row["op"], tuple(row["fields"]))  # logged by the same statement
-        self.changes.append(change)
-        if change.op == "create":  # a new member has its person in the local user pool from the start
-            await users.register(self.conn, self.corp, [member.user_id])
-        return change, unknown
+        return row
 
     async def adopt_union(self, user_id: str, union_id: str) -> str | None:
         """Rename the one stored member with ``union_id`` to ``user_id`` when ``user_id`` is not stored yet; the old

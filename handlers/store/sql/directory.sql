@@ -101,6 +101,9 @@ SELECT old_user_id FROM adopted;
 -- $25 change-log source, $26 inbox id, $27 sync run id.
 -- One statement: the member, its memberships, its change-log row when something changed, and which of
 -- its departments are not known locally. Returns op NULL when nothing changed.
+-- A member inserted by someone else since this statement's snapshot (a full sync that committed while this
+-- statement waited for its insert) is not in old: the statement then writes nothing and returns id NULL, and the
+-- caller runs it again (its next snapshot has the member, and so its values before).
 -- The memberships are logged as three fields, each only when it changed: 'departments' (the dept ids),
 -- 'leader_dept_ids' (those it leads), 'dept_orders' ({dept id: order} where the order is known); a created member
 -- lists the first two when not empty. The memberships after are the ones given, each with the flag and order given
@@ -140,7 +143,8 @@ WITH old AS (
         offline_at = CASE WHEN $21::text = 'join' OR ($21::text = 'confirmed' AND m.offline_reason IS DISTINCT FROM 'operator')
                           THEN NULL ELSE m.offline_at END,
         updated_at = now()
-    WHERE (m.union_id, m.open_user_id, m.name, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone,
+    WHERE EXISTS (SELECT 1 FROM old)
+      AND (m.union_id, m.open_user_id, m.name, m.alias, m.position, m.mobile, m.email, m.biz_mail, m.telephone,
            m.gender, m.avatar, m.job_number, m.work_place, m.hired_date, m.direct_leaders, m.platform_status,
            m.extattr, m.main_dept_id, m.status) IS DISTINCT FROM
           (coalesce(EXCLUDED.union_id, m.union_id),
@@ -176,6 +180,7 @@ WITH old AS (
 ), ins AS (
     INSERT INTO member_departments AS md (corp, member, dept_id, is_leader, "order")
     SELECT $1, m.id, w.dept_id, w.is_leader, w."order" FROM want w CROSS JOIN m
+    WHERE m.id IS NOT NULL
     ON CONFLICT (member, dept_id) DO UPDATE
     SET is_leader = coalesce(EXCLUDED.is_leader, md.is_leader), "order" = coalesce(EXCLUDED."order", md."order")
     WHERE (md.is_leader, md."order") IS DISTINCT FROM
@@ -236,7 +241,7 @@ WITH old AS (
     FROM m CROSS JOIN md d LEFT JOIN old o ON true LEFT JOIN up u ON true
 ), final AS (
     SELECT r.id, r.unknown_departments, r.before, r.after, r.fields || r.membership_fields AS fields,
-           CASE WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
+           CASE WHEN r.id IS NULL THEN NULL WHEN r.created THEN 'create' WHEN r.reactivated THEN 'reactivate'
                 WHEN cardinality(r.fields) > 0 OR cardinality(r.membership_fields) > 0 THEN 'update' END AS op
     FROM result r
 ), logged AS (

@@ -196,3 +196,56 @@ async def test_department_writes_and_offlines_log_their_change_with_their_source
         ("member", "u1", "offline", ["status", "offline_reason", "offline_at"], "event", 42),
     ]
     assert [c.op for c in directory.changes] == ["create", "create", "update", "offline"]
+
+
+async def _upsert_racing_an_insert(pool: asyncpg.Pool, corp: int, theirs: Member, ours: Member) -> Change | None:
+    """Ours upserts a member another transaction inserted and commits after ours began its statement (a first full
+    sync committing while an event of the member is applied): ours waits for theirs to settle the insert."""
+    async with pool.acquire() as their_conn, pool.acquire() as our_conn:
+        async with their_conn.transaction():
+            await Directory(their_conn, corp, Source("full_sync")).upsert_member(theirs, reactivate=Reactivate.JOIN)
+            our_tx = our_conn.transaction()
+            await our_tx.start()
+            write = asyncio.create_task(Directory(our_conn, corp, Source("event", inbox_id=7)).upsert_member(ours))
+            await asyncio.sleep(0.2)  # ours now waits for theirs to settle the insert
+            assert not write.done()
+        try:
+            change = await write
+        except BaseException:
+            await our_tx.rollback()
+            raise
+        await our_tx.commit()
+    return change
+
+
+async def test_upsert_member_inserted_meanwhile_with_the_same_values_writes_nothing(pool: asyncpg.Pool) -> None:
+    """The member another transaction inserted meanwhile is not in the statement's snapshot and the upsert's
+    update finds nothing to change: no row with a NULL member for its memberships (NotNullViolationError)."""
+    corp = await corp_row(pool)
+    same = Member("u1", "One", (Membership("2"),), alias="a0")
+    change = await _upsert_racing_an_insert(pool, corp, same, same)
+    assert change is None
+    assert await pool.fetchval("SELECT array_agg(dept_id) FROM member_departments") == ["2"]
+    assert [tuple(r) for r in await pool.fetch("SELECT op, source FROM change_log ORDER BY id")] == [
+        ("create", "full_sync")
+    ]
+
+
+async def test_upsert_member_inserted_meanwhile_logs_an_update_from_the_stored_values(pool: asyncpg.Pool) -> None:
+    """The update of a member another transaction inserted meanwhile is logged against the values it had (as an
+    update, not a second create) and its memberships are replaced."""
+    corp = await corp_row(pool)
+    theirs = Member("u1", "One", (Membership("2"),), alias="a0")
+    ours = Member("u1", "One", (Membership("3"),), alias="a1")
+    change = await _upsert_racing_an_insert(pool, corp, theirs, ours)
+    assert change == Change("member", "u1", "update", ("alias", "departments"))
+    assert await pool.fetchval("SELECT array_agg(dept_id) FROM member_departments") == ["3"]
+    logged = await pool.fetch("SELECT op, source, inbox_id, changes FROM change_log ORDER BY id")
+    assert [(r["op"], r["source"], r["inbox_id"]) for r in logged] == [
+        ("create", "full_sync", None),
+        ("update", "event", 7),
+    ]
+    assert logged[1]["changes"] == {
+        "alias": {"before": "a0", "after": "a1"},
+        "departments": {"before": ["2"], "after": ["3"]},
+    }
