@@ -212,6 +212,8 @@ SELECT count(*) FROM renamed;
 -- A created member's changes are what feed_changes makes of its fields (every column it has a value for, before
 -- null; its departments and those it leads when not empty), written as JSON text and parsed once: building them
 -- as jsonb was most of a first sync's diff (bench/README.md, tenants). extattr is staged as JSON text already.
+-- A stored member's memberships are read by its key: aggregated for the whole corp and joined, a planner without
+-- statistics of a young member_departments aggregated them again for every member.
 INSERT INTO fs_member_diff (user_id, member, op, fields, changes)
 SELECT user_id, member, op, fields,
        CASE WHEN op = 'create' THEN nullif(created, '{}')::jsonb
@@ -278,12 +280,12 @@ FROM (
            ) || '}' AS created
     FROM fs_members s
     LEFT JOIN members m ON m.corp = $1 AND m.user_id = s.user_id
-    LEFT JOIN (
-        SELECT member, array_agg(dept_id ORDER BY dept_id) AS ids,
+    LEFT JOIN LATERAL (
+        SELECT array_agg(dept_id ORDER BY dept_id) AS ids,
                array_agg(dept_id ORDER BY dept_id) FILTER (WHERE is_leader) AS leads,
                jsonb_object_agg(dept_id, "order") FILTER (WHERE "order" IS NOT NULL) AS orders
-        FROM member_departments WHERE corp = $1 GROUP BY member
-    ) l ON l.member = m.id
+        FROM member_departments md WHERE md.member = m.id
+    ) l ON true
     LEFT JOIN (
         SELECT user_id, array_agg(dept_id ORDER BY dept_id) AS ids,
                array_agg(dept_id ORDER BY dept_id) FILTER (WHERE is_leader) AS leads,
