@@ -81,7 +81,7 @@ def _random_write(rng: random.Random, user_id: str, inbox_id: int) -> MemberWrit
 async def _directory_state(conn: asyncpg.Connection, corp: int) -> list[tuple[object, ...]]:
     members = [tuple(r) for r in await conn.fetch(_STATES.format(_MEMBER_COLUMNS), corp)]
     log = await conn.fetch(
-        "SELECT entity_id, op, fields, source, inbox_id FROM change_log WHERE corp = $1 ORDER BY id", corp
+        "SELECT entity_id, op, fields, source, inbox_id, changes FROM change_log WHERE corp = $1 ORDER BY id", corp
     )
     return members + [tuple(r) for r in log]
 
