@@ -5,10 +5,11 @@
 Fills a scratch database's inbox (beside CORPSYNC_DATABASE_URL, default the local 127.0.0.1:5432) with N of
 bench/_load.py's distinct create_user callbacks for one corp whose departments exist, as the intake stores them,
 then applies them with ``Worker.run_until_idle`` in this process (the worker of ``corpsync serve``, without its
-periodic duties) and reports this process's CPU and the CPU of the PostgreSQL backends it used, per event, and
-the statements it sent. K rounds after one more to warm up, each on fresh rows (the directory grows by N members
-a round); the best round is the one a busy machine disturbed least. CPU time, not wall time: it survives a
-machine shared with other work better, though a busy machine still adds some (caches, frequency).
+periodic duties, on serve's event loop and with serve's garbage collector settings) and reports this process's CPU
+and the CPU of the PostgreSQL backends it used, per event, and the statements it sent. K rounds after one more to
+warm up, each on fresh rows (the directory grows by N members a round); the best round is the one a busy machine
+disturbed least. CPU time, not wall time: it survives a machine shared with other work better, though a busy
+machine still adds some (caches, frequency).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from handlers.store.pool import create_pool, migrate
 from handlers.store.queries import queries
 from handlers.worker.loop import Worker
 from handlers.worker.settle import WorkerSettings
+from receiver.cli.serve import new_event_loop, tune_gc
 
 CORP_ROW = (
     "INSERT INTO corps (name, platform, type, corp_id) VALUES ($1, 'wecom', 'corps.QywxInnerType', $2) RETURNING id"
@@ -129,6 +131,7 @@ async def bench(args: argparse.Namespace) -> int:
             seconds: Counter[str] = Counter()
             count_statements(pool, counts, seconds)
             profiler = cProfile.Profile(time.process_time) if args.profile else None
+            tune_gc()  # as serve does once it has started
             await one_round(pool, corp, 0, args, None, counts, seconds)  # warm-up: statistics, plans, caches
             counts.clear()
             seconds.clear()
@@ -143,7 +146,8 @@ async def bench(args: argparse.Namespace) -> int:
     best = min(rounds, key=lambda r: r["serve_us"] + r["postgres_us"])
     applied = args.events * args.rounds
     print(f"apply CPU per event: {args.rounds} rounds of {args.events} distinct create_user events, batch size "
-          f"{args.batch_size}, worker in this process (no HTTP, no periodic duties)")  # fmt: skip
+          f"{args.batch_size}, worker in this process (no HTTP, no periodic duties; {args.loop}, serve's gc "
+          "settings)")  # fmt: skip
     for k, r in enumerate(rounds, start=1):
         print(f"  round {k}: serve {r['serve_us']:6.1f} us, postgres {r['postgres_us']:6.1f} us, {r['rate']:6.0f}/s")
     print(f"best round: serve {best['serve_us']:.1f} us/event, postgres {best['postgres_us']:.1f} us/event")
@@ -167,4 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(bench(parse_args())))
+    options = parse_args()
+    loop, options.loop = new_event_loop("auto")  # serve's choice: uvloop where it is installed
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        sys.exit(runner.run(bench(options)))

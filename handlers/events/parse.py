@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from handlers.errors import MalformedMessage
-from handlers.events.xmlsafe import check_depth, parse_untrusted
+from handlers.events.xmlsafe import MAX_DEPTH, check_depth, parse_untrusted
 
 _CHANGE_CONTACT = "change_contact"
 
@@ -53,16 +53,29 @@ _new_fields = tuple.__new__
 
 
 def _freeze(element: ET.Element, depth: int = 0) -> XmlFields:
+    """``element`` and its children as XmlFields. A leaf child (most of a message) is built here rather than by a
+    call of its own, and each child is put in ``first`` as it is made: half the work per element."""
     check_depth(depth)
     text = element.text
-    text = (text.strip() or None) if text else None
-    if not len(element):
-        return _new_fields(XmlFields, (element.tag, text, (), _NO_CHILDREN))
-    children = tuple([_freeze(c, depth + 1) for c in element])
+    if text:
+        text = text.strip() or None
+    children: list[XmlFields] = []
     first: dict[str, XmlFields] = {}
-    for c in reversed(children):  # the first of a tag wins
-        first[c.tag] = c
-    return _new_fields(XmlFields, (element.tag, text, children, MappingProxyType(first)))
+    for child in element:
+        if len(child):
+            made = _freeze(child, depth + 1)
+        else:
+            if depth >= MAX_DEPTH:
+                check_depth(depth + 1)
+            leaf = child.text
+            if leaf:
+                leaf = leaf.strip() or None
+            made = _new_fields(XmlFields, (child.tag, leaf, (), _NO_CHILDREN))
+        children.append(made)
+        first.setdefault(child.tag, made)  # the first of a tag wins
+    if not children:
+        return _new_fields(XmlFields, (element.tag, text, (), _NO_CHILDREN))
+    return _new_fields(XmlFields, (element.tag, text, tuple(children), MappingProxyType(first)))
 
 
 def parse_xml(plaintext: bytes | str) -> XmlFields:

@@ -78,6 +78,15 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def _column(values: list[Any]) -> list[Any] | None:
+    """One array parameter of dir_upsert_members; None (a NULL array, which unnest pads with NULLs) when no element
+    is known, so that a column no event carries is neither encoded nor parsed element by element."""
+    for value in values:
+        if value is not None:
+            return values
+    return None
+
+
 def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
@@ -251,7 +260,7 @@ class Directory:
         Raises ``MemberRaced`` when someone else inserted one of the members meanwhile; nothing is written then
         if the caller rolls back (a savepoint or its transaction) and writes them one by one."""
         members = [w.member for w in writes]
-        column = [[getattr(m, name) for m in members] for name in _BULK_MEMBER_FIELDS]
+        column = [_column([getattr(m, name) for m in members]) for name in _BULK_MEMBER_FIELDS]
         memberships = [
             (k, dept) for k, m in enumerate(members, start=1) if m.departments is not None
             for dept in {d.dept_id: d for d in m.departments}.values()
@@ -260,17 +269,17 @@ class Directory:
             q("dir_upsert_members"),
             self.corp,
             *column,
-            [None if m.direct_leaders is None else _json(m.direct_leaders) for m in members],
-            [m.platform_status for m in members],
-            [None if m.extattr is None else _json(m.extattr) for m in members],
-            [m.main_dept_id for m in members],
+            _column([None if m.direct_leaders is None else _json(m.direct_leaders) for m in members]),
+            _column([m.platform_status for m in members]),
+            _column([None if m.extattr is None else _json(m.extattr) for m in members]),
+            _column([m.main_dept_id for m in members]),
             [w.reactivate.value for w in writes],
             [m.departments is not None for m in members],
             [self.source.inbox_id if w.inbox_id is None else w.inbox_id for w in writes],
             [k for k, _ in memberships],
             [d.dept_id for _, d in memberships],
-            [d.is_leader for _, d in memberships],
-            [d.order for _, d in memberships],
+            _column([d.is_leader for _, d in memberships]),
+            _column([d.order for _, d in memberships]),
             self.source.kind,
             self.source.sync_run_id,
         )

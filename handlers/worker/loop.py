@@ -172,7 +172,7 @@ class Worker:
 
     async def _drain(self, stream: str) -> None:
         try:
-            if await self.applier.drain(stream) is None:  # another process has it
+            if await self.applier.drain(stream, linger=self.settings.linger) is None:  # another process has it
                 self._elsewhere[stream] = time.monotonic() + self.settings.poll_interval
         except Exception as exc:  # the loop must survive a broken connection or database
             log.warning(

@@ -29,6 +29,7 @@ class WorkerSettings:
     concurrency: int = 8  # streams this process applies at once
     batch_size: int = 100  # pending rows read per query
     turn: int = 1000  # rows one drain applies before it lets other streams have the connection
+    linger: float = 0.02  # seconds a drain that has caught up with its stream waits before it reads the next batch
     poll_interval: float = 1.0  # seconds between looks at the inbox when nobody calls wake()
     max_attempts: int = 8
     backoff_base: float = 2.0  # seconds before the 2nd try; doubles each time
@@ -78,9 +79,13 @@ class StreamApplier:
         self.stopping = stopping
         self.on_instruction = on_instruction  # told the type of each suite instruction applied, once committed
 
-    async def drain(self, stream: str) -> int | None:
+    async def drain(self, stream: str, *, linger: float = 0.0) -> int | None:
         """Own the stream, apply its due rows in id order; return how many were settled (done/ignored/dead),
-        or None when another connection owns the stream."""
+        or None when another connection owns the stream.
+
+        ``linger``: after a batch shorter than ``batch_size`` (the drain has caught up with the intake) wait this
+        long before reading the next one, so that it gathers several intake commits' rows instead of one's: a
+        batch's statements cost about the same for 5 rows as for 100."""
         settled = 0
         shared = Shared()
         async with self.pool.acquire() as conn:  # released as soon as the drain ends: the pool's reset frees the stream
@@ -98,6 +103,8 @@ class StreamApplier:
                 if blocked or len(due) < len(records):
                     break
                 after = due[-1].id
+                if linger and len(records) < self.settings.batch_size:
+                    await asyncio.sleep(linger)
         return settled
 
     async def _prefetch(self, conn: asyncpg.Connection, rows: list[InboxRow], shared: Shared) -> None:

@@ -263,7 +263,8 @@ SELECT id, op, fields, unknown_departments FROM final;
 -- dir_upsert_member's order ($17 direct leaders and $19 extattr as JSON text: an array / an object, or NULL);
 -- $21 each member's reactivate (as in dir_upsert_member), $22 whether its departments are known (false: its
 -- memberships are kept), $23 the inbox id its change is logged with; $24..$27 the memberships, aligned: the
--- member's position in $2 (from 1), dept id, is_leader, order; $28 change-log source, $29 sync run id.
+-- member's position in $2 (from 1), dept id, is_leader, order; $28 change-log source, $29 sync run id. An array
+-- other than $2, $24 and $25 may be NULL when none of its elements is known: unnest pads it with NULLs.
 -- dir_upsert_member for several members with distinct user ids, in one statement: one row per member, in
 -- their order, with the same id / op / fields / unknown_departments, and the change-log rows in their order; a
 -- new member is inserted linked to its person (handlers.store.users.register's work, done in the same write).

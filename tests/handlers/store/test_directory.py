@@ -10,6 +10,7 @@ import pytest
 
 from handlers.model import Department, Member, Membership
 from handlers.store.directory import Change, Directory, MemberRaced, MemberWrite, Reactivate, Source
+from handlers.store.queries import q
 
 
 async def corp_row(pool: asyncpg.Pool) -> int:
@@ -80,7 +81,7 @@ def _random_write(rng: random.Random, user_id: str, inbox_id: int) -> MemberWrit
 async def _directory_state(conn: asyncpg.Connection, corp: int) -> list[tuple[object, ...]]:
     members = [tuple(r) for r in await conn.fetch(_STATES.format(_MEMBER_COLUMNS), corp)]
     log = await conn.fetch(
-        "SELECT entity_id, op, fields, source, inbox_id FROM change_log WHERE corp = $1 ORDER BY id", corp
+        "SELECT entity_id, op, fields, source, inbox_id, changes FROM change_log WHERE corp = $1 ORDER BY id", corp
     )
     return members + [tuple(r) for r in log]
 
@@ -125,6 +126,38 @@ async def test_upsert_members_checked_writes_what_upsert_member_checked_writes_o
                         user_id,
                         reason,
                     )
+
+
+async def test_upsert_members_checked_sends_a_column_no_member_knows_as_null(pool: asyncpg.Pool) -> None:
+    """A column (or membership field) none of the members carries goes as one NULL, not an array of NULLs; the
+    members and change log are those the writes make one by one."""
+    one = await corp_row(pool)
+    bulk = await pool.fetchval(
+        "INSERT INTO corps (name, platform, type, corp_id) VALUES ('B', 'wecom', 'corps.QywxInnerType', 'ww2')"
+        " RETURNING id"
+    )
+    writes = [
+        MemberWrite(Member(u, name=u, departments=(Membership("1"), Membership("2"))), Reactivate.JOIN, k)
+        for k, u in enumerate(("u1", "u2", "u3"), start=1)
+    ]
+    sent: list[tuple[object, ...]] = []
+    async with pool.acquire() as conn:
+        for w in writes:
+            await Directory(conn, one, Source("event", inbox_id=w.inbox_id)).upsert_member(
+                w.member, reactivate=w.reactivate
+            )
+
+        def log(record: asyncpg.connection.LoggedQuery) -> None:
+            if record.query == q("dir_upsert_members"):
+                sent.append(record.args)
+
+        conn.add_query_logger(log)
+        await Directory(conn, bulk, Source("event")).upsert_members_checked(writes)
+        conn.remove_query_logger(log)
+        assert await _directory_state(conn, bulk) == await _directory_state(conn, one)
+    [args] = sent
+    assert args[1] == ["u1", "u2", "u3"] and args[2] is None and args[4] == args[1]  # user ids, no union id, names
+    assert args[25] is None and args[26] is None  # memberships: neither leader flags nor orders known
 
 
 async def test_upsert_members_checked_links_each_new_member_to_its_person_in_one_write(pool: asyncpg.Pool) -> None:

@@ -61,6 +61,16 @@ async def test_every_named_query_prepares(pool: asyncpg.Pool) -> None:
             await tx.rollback()
 
 
+ASYNCPG_CACHEABLE = 15 * 1024  # asyncpg's max_cacheable_statement_size, which create_pool leaves as it is
+
+
+def test_every_named_query_fits_the_statement_cache() -> None:
+    """asyncpg prepares a longer statement (its comments count) unnamed, every time: PostgreSQL parses and plans it
+    at each call and never settles on a generic plan (bench/README.md, "Applying events")."""
+    sizes = {name: len(sql) for name, sql in queries().items()}
+    assert {name: size for name, size in sizes.items() if size > ASYNCPG_CACHEABLE} == {}
+
+
 def test_every_named_query_with_parameters_names_them_first() -> None:
     """The comment line right under ``-- name:`` says what $1, $2, ... are."""
     unnamed = []

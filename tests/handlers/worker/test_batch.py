@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,7 @@ import asyncpg
 import pytest
 
 from handlers.model import Member
+from handlers.store import inbox
 from handlers.store.directory import Directory, MemberRaced
 from tests.support.eventkit import FAST, StubPlatform, make_corp, push, wecom_xml, worker
 
@@ -98,6 +100,33 @@ async def test_a_run_of_member_events_is_one_read_and_one_write(
     assert await worker(pool).run_until_idle() == 5
     assert calls == ["member_states", "upsert_members_checked"]
     assert await pool.fetchval("SELECT count(*) FROM change_log WHERE op = 'create'") == 5
+
+
+async def test_a_drain_that_caught_up_lingers_so_that_its_next_batch_gathers_more_rows(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short batch means the intake is ahead by only a commit or two: the next read waits ``linger`` instead of
+    taking each commit's few rows as they come."""
+    corp = await make_corp(pool)
+    for n in range(2):
+        await push(pool, wecom_xml("create_user", UserID=f"u{n}", Name="U", Department=[1]), corp=corp)
+    read: list[int] = []
+    first = asyncio.Event()
+    pending_rows = inbox.pending_rows
+
+    async def spy(*args: Any, **kwargs: Any) -> list[inbox.InboxRow]:
+        rows = await pending_rows(*args, **kwargs)
+        read.append(len(rows))
+        first.set()
+        return rows
+
+    monkeypatch.setattr(inbox, "pending_rows", spy)
+    drain = asyncio.create_task(worker(pool).applier.drain("HQ", linger=0.5))
+    await first.wait()
+    for n in range(2, 5):  # committed while the drain applies the first two, or waits
+        await push(pool, wecom_xml("create_user", UserID=f"u{n}", Name="U", Department=[1]), corp=corp)
+    assert await drain == 5
+    assert read == [2, 3, 0]
 
 
 async def test_a_member_inserted_meanwhile_sends_the_batch_one_by_one(
