@@ -19,21 +19,12 @@ class Maintained:
     analyze: bool = True  # ANALYZEd (with the VACUUM, or alone)
 
 
-# The columns whose statistics a plan can use, where a table also has payload columns no statement filters or joins
-# on: statistics of change_log's JSON changes were most of the cost of analyzing it as a fresh database grows.
-ANALYZED_COLUMNS = {
-    "change_log": ("id", "corp", "at", "entity", "entity_id", "op", "source", "inbox_id", "sync_run_id"),
-}
-
-
 def _statement(table: str, vacuum: bool, analyze: bool) -> str:
     """An inbox VACUUMed for its dead rows needs no new statistics each time: ANALYZE reads a 30,000-row sample
     of ~1 kB rows, most of the cost of ``VACUUM (ANALYZE)`` there (bench/README.md, "Applying events")."""
-    columns = ANALYZED_COLUMNS.get(table)
-    target = f'"{table}"' + (f" ({', '.join(columns)})" if columns else "")
     if vacuum:
-        return f"VACUUM (ANALYZE) {target}" if analyze else f'VACUUM "{table}"'
-    return f"ANALYZE {target}"
+        return f"VACUUM (ANALYZE) {table}" if analyze else f"VACUUM {table}"
+    return f"ANALYZE {table}"
 
 
 async def maintain_tables(conn: asyncpg.Connection) -> AsyncIterator[Maintained]:
@@ -45,8 +36,9 @@ async def maintain_tables(conn: asyncpg.Connection) -> AsyncIterator[Maintained]
     VACUUM makes reusable. Yields each table once it is maintained.
     """
     for row in await conn.fetch(q("housekeeping_tables")):
+        table = '"' + row["relname"] + '"'  # a name from the query's fixed list
         vacuum, analyze = bool(row["vacuum"]), bool(row["analyze"])
-        statement = _statement(row["relname"], vacuum, analyze)  # a name from the query's fixed list
+        statement = _statement(table, vacuum, analyze)
         holds_session_state(conn)
         await conn.execute(q("housekeeping_lock_timeout"))
         try:
