@@ -7,6 +7,7 @@ otherwise the embedded one under a shared temporary directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
@@ -91,10 +92,23 @@ def empty_db_url(pg_server_url: str) -> Iterator[str]:
     asyncio.run(_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await db.create_pool(db_url, min_size=1, max_size=10)
+@contextlib.asynccontextmanager
+async def _pool_on(db_url: str, max_size: int) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(db_url, min_size=1, max_size=max_size)
     try:
         yield p
     finally:
         await p.close()
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with _pool_on(db_url, 10) as p:
+        yield p
+
+
+@pytest.fixture
+async def one_connection(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of one connection: every acquire gets the same session."""
+    async with _pool_on(db_url, 1) as p:
+        yield p

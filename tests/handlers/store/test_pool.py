@@ -7,7 +7,6 @@ import re
 import asyncpg
 
 from handlers.store import inbox
-from handlers.store import pool as db
 from handlers.store.locks import SESSION_STATEMENTS
 from handlers.store.queries import q, queries
 
@@ -48,31 +47,25 @@ async def _last_statement(db_url: str, pid: int) -> str:
         await other.close()
 
 
-async def test_a_connection_that_took_no_session_state_goes_back_without_a_reset(db_url: str) -> None:
-    pool = await db.create_pool(db_url, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            pid = conn.get_server_pid()
-            assert await conn.fetchval("SELECT 41 + 1") == 42
-        assert await _last_statement(db_url, pid) == "SELECT 41 + 1"  # no round trip after it
-    finally:
-        await pool.close()
+async def test_a_connection_that_took_no_session_state_goes_back_without_a_reset(
+    one_connection: asyncpg.Pool, db_url: str
+) -> None:
+    async with one_connection.acquire() as conn:
+        pid = conn.get_server_pid()
+        assert await conn.fetchval("SELECT 41 + 1") == 42
+    assert await _last_statement(db_url, pid) == "SELECT 41 + 1"  # no round trip after it
 
 
-async def test_session_locks_and_settings_left_behind_are_reset_on_release(db_url: str) -> None:
-    pool = await db.create_pool(db_url, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            pid = conn.get_server_pid()
-            assert await inbox.own_stream(conn, "HQ", True)  # a lock and a setting, left for the reset to undo
-        async with pool.acquire() as conn:
-            assert conn.get_server_pid() == pid  # the same session, reset
-            assert (
-                await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", pid) == 0
-            )
-            assert await conn.fetchval("SHOW synchronous_commit") == "on"
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT 1") == 1
-        assert await _last_statement(db_url, pid) == "SELECT 1"  # reset once, not at every release since
-    finally:
-        await pool.close()
+async def test_session_locks_and_settings_left_behind_are_reset_on_release(
+    one_connection: asyncpg.Pool, db_url: str
+) -> None:
+    async with one_connection.acquire() as conn:
+        pid = conn.get_server_pid()
+        assert await inbox.own_stream(conn, "HQ", True)  # a lock and a setting, left for the reset to undo
+    async with one_connection.acquire() as conn:
+        assert conn.get_server_pid() == pid  # the same session, reset
+        assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", pid) == 0
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    async with one_connection.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+    assert await _last_statement(db_url, pid) == "SELECT 1"  # reset once, not at every release since
