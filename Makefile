@@ -31,6 +31,7 @@ bench:
 	$(PY) bench/stream.py
 	$(PY) bench/apply.py
 	$(PY) bench/fullsync.py
+	$(PY) bench/tenants.py
 	$(PY) bench/hostile.py
 	$(PY) bench/jitai.py
 	$(PY) bench/feed.py
