@@ -48,12 +48,18 @@ def took_session_state(conn: asyncpg.Connection) -> bool:
     return True
 
 
+async def _try_session_lock(conn: asyncpg.Connection, statement: str, key: int, thing: str | int) -> bool:
+    """Take a session lock (``try_lock_name`` or ``try_lock_row``) without waiting; False when another session holds
+    it. Noted as session state first, so the pool's reset gives it up if nothing else does."""
+    holds_session_state(conn)
+    locked: bool = await conn.fetchval(q(statement), key, thing)
+    return locked
+
+
 async def try_lock_failed_list(conn: asyncpg.Connection, corp_name: str) -> bool:
     """Own the drain of the corp's DingTalk failed-events list (each fetch deletes the batch before it); False
     when another connection owns it."""
-    holds_session_state(conn)
-    locked: bool = await conn.fetchval(q("try_lock_name"), FAILED_LIST_LOCK, corp_name)
-    return locked
+    return await _try_session_lock(conn, "try_lock_name", FAILED_LIST_LOCK, corp_name)
 
 
 async def unlock_failed_list(conn: asyncpg.Connection, corp_name: str) -> None:
@@ -62,9 +68,7 @@ async def unlock_failed_list(conn: asyncpg.Connection, corp_name: str) -> None:
 
 async def try_lock_full_sync(conn: asyncpg.Connection, corp_row: int) -> bool:
     """Own the corp's full sync on this connection; False when a run holds it anywhere."""
-    holds_session_state(conn)
-    locked: bool = await conn.fetchval(q("try_lock_row"), FULL_SYNC_LOCK, corp_row)
-    return locked
+    return await _try_session_lock(conn, "try_lock_row", FULL_SYNC_LOCK, corp_row)
 
 
 async def unlock_full_sync(conn: asyncpg.Connection, corp_row: int) -> None:
@@ -93,9 +97,7 @@ def _stream_name(subscriber: str, corp_row: int) -> str:
 
 async def try_lock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> bool:
     """Own the delivery of one (subscriber, corp) stream on this connection; False when another connection has it."""
-    holds_session_state(conn)
-    locked: bool = await conn.fetchval(q("try_lock_name"), FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))
-    return locked
+    return await _try_session_lock(conn, "try_lock_name", FEED_STREAM_LOCK, _stream_name(subscriber, corp_row))
 
 
 async def unlock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row: int) -> None:
@@ -104,9 +106,7 @@ async def unlock_feed_stream(conn: asyncpg.Connection, subscriber: str, corp_row
 
 async def try_lock_purge(conn: asyncpg.Connection) -> bool:
     """Own the retention purge on this connection; False when another process is purging."""
-    holds_session_state(conn)
-    locked: bool = await conn.fetchval(q("try_lock_name"), PURGE_LOCK, "purge")
-    return locked
+    return await _try_session_lock(conn, "try_lock_name", PURGE_LOCK, "purge")
 
 
 async def unlock_purge(conn: asyncpg.Connection) -> None:
